@@ -1,0 +1,294 @@
+//! The coordinator's runtime, its listener, and starting a worker:
+//!
+//! 1. **spawn**: pick a worker id and a one-time secret, register them as pending, start the
+//!    child from the coordinator's thread with both in its environment;
+//! 2. **connect**: the child dials the listener; the accept loop runs the handshake (bounded by
+//!    [`HANDSHAKE_TIMEOUT`]) against the pending entry, checking the peer pid where the OS
+//!    reports it;
+//! 3. **ready**: the authenticated connection is handed to the waiting spawn, which builds the
+//!    worker's actor ([`crate::worker`]). A child that exits or does not connect within the
+//!    deadline makes the spawn fail instead: never a hang.
+//!
+//! Strangers (no secret, garbage, silence) are dropped after at most [`HANDSHAKE_TIMEOUT`]
+//! each, in tasks of their own, so they never delay a real worker.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use offspring_transport::{
+    Authed, BuildIdentity, Expected, HandshakeError, Listener, Secret, SpawnSpec, WorkerEnv,
+    accept_handshake, spawn_worker,
+};
+use offspring_wire::WorkerConfig;
+use tokio::sync::oneshot;
+
+use crate::{SpawnError, WorkerHandle, worker};
+
+/// How long an accepted connection may take to complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a started child may take to connect, unless configured otherwise. Generous: a
+/// process start under Wine or on a loaded machine takes a while.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the coordinator needs to know once, at start.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// This build's identity, compared with every worker's.
+    pub identity: BuildIdentity,
+    /// The log filter handed to workers.
+    pub log_filter: String,
+}
+
+/// Per-spawn options.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    /// Run this program instead of the running executable (for tests).
+    pub program: Option<PathBuf>,
+    /// Deadline for the child to connect; [`DEFAULT_CONNECT_TIMEOUT`] when `None`.
+    pub connect_timeout: Option<Duration>,
+    /// Arguments for the worker process (see `offspring_transport::SpawnSpec::args`).
+    pub args: Vec<std::ffi::OsString>,
+}
+
+type Ready = oneshot::Sender<Result<Authed, HandshakeError>>;
+
+struct Pending {
+    secret: Secret,
+    pid: Option<u32>,
+    ready: Option<Ready>,
+}
+
+struct Shared {
+    config: CoordinatorConfig,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_worker: AtomicU64,
+    next_task: AtomicU64,
+}
+
+/// The parent's coordinator. One per process, started on first use and never stopped: its
+/// thread and runtime end with the process.
+pub struct Coordinator {
+    runtime: tokio::runtime::Runtime,
+    shared: Arc<Shared>,
+    endpoint: offspring_transport::Endpoint,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: OnceLock<Result<Coordinator, SpawnError>> = OnceLock::new();
+
+impl Coordinator {
+    /// The process's coordinator, started with `config()` on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Coordinator`] when the runtime or listener could not be created; the
+    /// error is remembered and returned to every later caller.
+    pub fn global(config: impl FnOnce() -> CoordinatorConfig) -> Result<&'static Self, SpawnError> {
+        GLOBAL
+            .get_or_init(|| Self::start(config()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn start(config: CoordinatorConfig) -> Result<Self, SpawnError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("offspring-coordinator")
+            .enable_all()
+            .build()
+            .map_err(|e| SpawnError::Coordinator(e.to_string()))?;
+        let listener = {
+            let _entered = runtime.enter();
+            Listener::bind().map_err(|e| SpawnError::Coordinator(e.to_string()))?
+        };
+        let endpoint = listener.endpoint().clone();
+        let shared = Arc::new(Shared {
+            config,
+            pending: Mutex::new(HashMap::new()),
+            next_worker: AtomicU64::new(1),
+            next_task: AtomicU64::new(1),
+        });
+        runtime.spawn(accept_loop(listener, Arc::clone(&shared)));
+        tracing::debug!(target: "offspring", endpoint = ?endpoint, "coordinator started");
+        Ok(Self {
+            runtime,
+            shared,
+            endpoint,
+        })
+    }
+
+    /// A fresh task id, unique in this parent.
+    pub fn next_task_id(&self) -> u64 {
+        self.shared.next_task.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Starts one worker and waits until it has authenticated, or failed to. Blocks the
+    /// calling thread (never a runtime's: the wait is a plain channel).
+    ///
+    /// # Errors
+    ///
+    /// A [`SpawnError`] saying why no worker could be had.
+    pub fn spawn_worker(&self, options: SpawnOptions) -> Result<WorkerHandle, SpawnError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let shared = Arc::clone(&self.shared);
+        let endpoint = self.endpoint.clone();
+        let handle = self.runtime.handle().clone();
+        self.runtime.spawn(async move {
+            let result = spawn_async(shared, endpoint, options, handle).await;
+            // The caller may have gone (it cannot, it blocks below); ignore a closed channel.
+            let _ = tx.send(result);
+        });
+        rx.recv().unwrap_or_else(|_| {
+            Err(SpawnError::Coordinator(
+                "the coordinator stopped while starting a worker".into(),
+            ))
+        })
+    }
+}
+
+async fn spawn_async(
+    shared: Arc<Shared>,
+    endpoint: offspring_transport::Endpoint,
+    options: SpawnOptions,
+    handle: tokio::runtime::Handle,
+) -> Result<WorkerHandle, SpawnError> {
+    let worker_id = shared.next_worker.fetch_add(1, Ordering::Relaxed);
+    let secret = Secret::generate().map_err(|e| SpawnError::Io(e.to_string()))?;
+    let (ready_tx, ready_rx) = oneshot::channel();
+    lock(&shared.pending).insert(
+        worker_id,
+        Pending {
+            secret: secret.clone(),
+            pid: None,
+            ready: Some(ready_tx),
+        },
+    );
+    let spec = SpawnSpec {
+        env: WorkerEnv {
+            endpoint,
+            worker_id,
+            secret,
+            parent_pid: std::process::id(),
+        },
+        program: options.program,
+        args: options.args,
+    };
+    let forget = |shared: &Shared| lock(&shared.pending).remove(&worker_id);
+    let mut child = match spawn_worker(&spec) {
+        Ok(child) => child,
+        Err(e) => {
+            forget(&shared);
+            return Err(SpawnError::Io(e.to_string()));
+        }
+    };
+    let pid = child.id().unwrap_or_default();
+    if let Some(entry) = lock(&shared.pending).get_mut(&worker_id) {
+        entry.pid = Some(pid);
+    }
+    let deadline = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let outcome = tokio::select! {
+        ready = ready_rx => match ready {
+            Ok(Ok(authed)) => Ok(authed),
+            Ok(Err(e)) => Err(SpawnError::Refused { pid, reason: e.to_string() }),
+            Err(_) => Err(SpawnError::Coordinator("the accept loop stopped".into())),
+        },
+        status = child.wait() => match status {
+            Ok(status) => Err(SpawnError::ExitedEarly { pid, status }),
+            Err(e) => Err(SpawnError::Io(e.to_string())),
+        },
+        () = tokio::time::sleep(deadline) => Err(SpawnError::ConnectTimedOut { pid, after: deadline }),
+    };
+    forget(&shared);
+    match outcome {
+        Ok(authed) => {
+            tracing::debug!(target: "offspring", worker_pid = pid, worker_id = worker_id, "worker connected");
+            Ok(worker::start(pid, child, authed.conn, &handle))
+        }
+        Err(e) => {
+            // A child that is refused or late must not linger: kill and reap it here.
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            Err(e)
+        }
+    }
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => {
+                tokio::spawn(authenticate(conn, Arc::clone(&shared)));
+            }
+            Err(e) => {
+                // Accept errors are transient (for example out of descriptors); back off
+                // briefly so a persistent one does not spin the coordinator's thread.
+                tracing::warn!(target: "offspring", error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn authenticate(conn: offspring_transport::Conn, shared: Arc<Shared>) {
+    let peer = conn.peer_pid;
+    let lookup_shared = Arc::clone(&shared);
+    let mut claimed = None;
+    let lookup = |id: u64| {
+        claimed = Some(id);
+        lock(&lookup_shared.pending).get(&id).map(|p| Expected {
+            secret: p.secret.clone(),
+            pid: p.pid,
+        })
+    };
+    let config = WorkerConfig {
+        log_filter: shared.config.log_filter.clone(),
+    };
+    let result = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        accept_handshake(conn, lookup, &shared.config.identity, config),
+    )
+    .await
+    .unwrap_or(Err(HandshakeError::TimedOut));
+    match result {
+        Ok(authed) => {
+            let ready = lock(&shared.pending)
+                .get_mut(&authed.hello.worker_id)
+                .and_then(|p| p.ready.take());
+            if let Some(ready) = ready {
+                let _ = ready.send(Ok(authed));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(target: "offspring", peer_pid = ?peer, error = %e, "rejected a connection");
+            // Only a peer that proved the secret may fail its spawn with the reason; anyone
+            // else could otherwise cancel a real worker's start by naming its id.
+            if let (HandshakeError::Mismatch(_), Some(id)) = (&e, claimed) {
+                let ready = lock(&shared.pending)
+                    .get_mut(&id)
+                    .and_then(|p| p.ready.take());
+                if let Some(ready) = ready {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
+/// section here leaves the maps consistent between statements.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,66 @@
+//! What can go wrong when starting a worker or running a task on one.
+
+use std::process::ExitStatus;
+use std::time::Duration;
+
+/// Why a worker could not be started.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The coordinator itself could not start (runtime or listener).
+    #[error("the coordinator could not start: {0}")]
+    Coordinator(String),
+    /// The OS could not start the process.
+    #[error("could not start a worker process: {0}")]
+    Io(String),
+    /// The child exited before it connected and authenticated.
+    #[error(
+        "worker {pid} exited before connecting ({status}); does main call offspring::init() first?"
+    )]
+    ExitedEarly {
+        /// The child's pid.
+        pid: u32,
+        /// How it exited.
+        status: ExitStatus,
+    },
+    /// The child did not connect within the deadline; it was killed.
+    #[error("worker {pid} did not connect within {after:?} and was killed")]
+    ConnectTimedOut {
+        /// The child's pid.
+        pid: u32,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The child proved the secret but was refused (another build or task table).
+    #[error("worker {pid} was refused: {reason}")]
+    Refused {
+        /// The child's pid.
+        pid: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a task produced no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The task panicked; the worker caught it and lives on.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// Where, if known.
+        location: Option<String>,
+    },
+    /// The worker exited or was killed while the task was assigned to it.
+    Died {
+        /// Its exit status, if it could be collected in time.
+        status: Option<ExitStatus>,
+    },
+    /// The worker has no task by that name.
+    UnknownTask,
+    /// The worker could not decode the arguments.
+    BadArgs(String),
+    /// The worker could not encode the value.
+    BadResult(String),
+}

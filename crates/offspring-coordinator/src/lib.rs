@@ -1,0 +1,23 @@
+//! The parent's brain: it listens for workers, starts and authenticates them, dispatches tasks
+//! to them, watches them die, and turns their forwarded logs into the parent's own events.
+//!
+//! It runs on its own tokio runtime (one long-lived thread named `offspring-coordinator`),
+//! started the first time the process needs a worker. The blocking API the facade exposes
+//! talks to it through channels and never blocks inside a runtime, so it works from plain
+//! threads and from inside a user's own tokio runtime alike. Workers are started from the
+//! coordinator's thread on purpose: Linux's parent-death signal fires when the *thread* that
+//! started a child exits, and this thread lives as long as the process.
+//!
+//! The coordinator never depends on the worker runtime (`offspring-worker`): it sees tasks only
+//! as names and bytes. It does not know the user's types; the facade decodes results.
+
+mod coordinator;
+mod error;
+mod logs;
+mod worker;
+
+pub use coordinator::{
+    Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, SpawnOptions,
+};
+pub use error::{Failure, SpawnError};
+pub use worker::{Sink, TaskReport, WorkerHandle};

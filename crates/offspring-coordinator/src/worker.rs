@@ -1,0 +1,369 @@
+//! One worker as the parent sees it: an actor task that owns the child process and its
+//! connection, sends it tasks, routes its replies and logs, and notices its death.
+//!
+//! The actor has three parts on the coordinator's runtime: a reader task (frames in), a writer
+//! task (frames out), and the actor loop, which owns the child and the tasks in flight. When
+//! the connection ends or the child exits, the actor collects the exit status (waiting a
+//! bounded time, then killing), fails every task still assigned to the worker with
+//! [`Failure::Died`], and answers later submissions the same way. It keeps running while the
+//! child lives, even with no handle left (a detached child is still reaped).
+
+use std::collections::HashMap;
+use std::process::ExitStatus;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use offspring_transport::{Conn, FrameReader};
+use offspring_wire::{FromWorker, Outcome, RunTask, ToWorker, WireError, decode, encode};
+use tokio::sync::mpsc;
+
+use crate::Failure;
+use crate::coordinator::lock;
+
+/// How long the actor waits for a child's exit status after its connection ended, before it
+/// kills the child.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// The end of one task on a worker.
+#[derive(Debug)]
+pub struct TaskReport {
+    /// The encoded value, or why there is none.
+    pub outcome: Result<Vec<u8>, Failure>,
+    /// The worker's pid.
+    pub pid: u32,
+}
+
+/// Receives a task's report, on the coordinator's thread: keep it short.
+pub type Sink = Box<dyn FnOnce(TaskReport) + Send>;
+
+enum Command {
+    Run { run: RunTask, sink: Sink },
+    Shutdown,
+    Kill,
+    Terminate,
+}
+
+struct ExitState {
+    status: Option<ExitStatus>,
+    exited: bool,
+}
+
+struct Shared {
+    pid: u32,
+    exit: Mutex<ExitState>,
+    exited: Condvar,
+}
+
+/// A handle to one worker. Clones refer to the same worker; dropping the last one detaches
+/// (the worker keeps running and is still reaped).
+#[derive(Clone)]
+pub struct WorkerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("pid", &self.shared.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerHandle {
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.shared.pid
+    }
+
+    /// Sends a task. `sink` runs exactly once, on the coordinator's thread, with the report.
+    pub fn submit(&self, task_id: u64, name: &str, args: Vec<u8>, sink: Sink) {
+        let run = RunTask {
+            task_id,
+            name: name.to_owned(),
+            args,
+        };
+        if let Err(mpsc::error::SendError(Command::Run { sink, .. })) =
+            self.commands.send(Command::Run { run, sink })
+        {
+            sink(TaskReport {
+                outcome: Err(Failure::Died {
+                    status: self.exit_status(),
+                }),
+                pid: self.shared.pid,
+            });
+        }
+    }
+
+    /// Asks the worker to finish its running task, if any, and exit.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+
+    /// Kills the worker (SIGKILL, or `TerminateProcess` on Windows). A worker that already
+    /// exited is left alone.
+    pub fn kill(&self) {
+        let _ = self.commands.send(Command::Kill);
+    }
+
+    /// Asks the OS to stop the worker politely (SIGTERM; `TerminateProcess` on Windows).
+    pub fn terminate(&self) {
+        let _ = self.commands.send(Command::Terminate);
+    }
+
+    /// Whether the worker process has not exited yet (as far as the parent has seen).
+    pub fn is_alive(&self) -> bool {
+        !lock(&self.shared.exit).exited
+    }
+
+    /// The worker's exit status, once it has exited and been reaped.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        lock(&self.shared.exit).status
+    }
+
+    /// Waits up to `timeout` for the worker to exit; its status if it did.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.shared.exit);
+        while !state.exited {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            state = self
+                .shared
+                .exited
+                .wait_timeout(state, left)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        state.status
+    }
+}
+
+enum Event {
+    Frame(FromWorker),
+    Closed(Option<WireError>),
+}
+
+pub(crate) fn start(
+    pid: u32,
+    child: tokio::process::Child,
+    conn: Conn,
+    runtime: &tokio::runtime::Handle,
+) -> WorkerHandle {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        pid,
+        exit: Mutex::new(ExitState {
+            status: None,
+            exited: false,
+        }),
+        exited: Condvar::new(),
+    });
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let (frame_tx, mut frame_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let Conn {
+        reader, mut writer, ..
+    } = conn;
+    runtime.spawn(read_loop(reader, event_tx));
+    runtime.spawn(async move {
+        while let Some(frame) = frame_rx.recv().await {
+            if writer.write_frame(&frame).await.is_err() {
+                // The reader sees the end of the connection too and reports it.
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let actor = Actor {
+        shared: Arc::clone(&shared),
+        child,
+        frames: frame_tx,
+        in_flight: HashMap::new(),
+        dead: false,
+    };
+    runtime.spawn(actor.run(command_rx, event_rx));
+    WorkerHandle { commands, shared }
+}
+
+async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<Event>) {
+    loop {
+        let event = match reader.read_frame().await {
+            Ok(Some(body)) => match decode::<FromWorker>(&body) {
+                Ok(msg) => Event::Frame(msg),
+                Err(e) => Event::Closed(Some(e)),
+            },
+            Ok(None) => Event::Closed(None),
+            Err(e) => Event::Closed(Some(e)),
+        };
+        let closed = matches!(event, Event::Closed(_));
+        if events.send(event).is_err() || closed {
+            return;
+        }
+    }
+}
+
+struct Actor {
+    shared: Arc<Shared>,
+    child: tokio::process::Child,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    in_flight: HashMap<u64, (String, Sink)>,
+    dead: bool,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) {
+        let mut commands_open = true;
+        let mut events_open = true;
+        loop {
+            if self.dead && !commands_open {
+                return;
+            }
+            tokio::select! {
+                command = commands.recv(), if commands_open => match command {
+                    Some(command) => self.command(command),
+                    None => commands_open = false,
+                },
+                event = events.recv(), if events_open => match event {
+                    Some(Event::Frame(msg)) => self.frame(msg),
+                    Some(Event::Closed(error)) => {
+                        events_open = false;
+                        if let Some(error) = error {
+                            tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %error, "worker connection failed; killing the worker");
+                            let _ = self.child.start_kill();
+                        }
+                        self.reap().await;
+                    }
+                    None => events_open = false,
+                },
+                status = self.child.wait(), if !self.dead => {
+                    self.died(status.ok());
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Run { run, sink } => {
+                if self.dead {
+                    sink(self.died_report());
+                    return;
+                }
+                let task_id = run.task_id;
+                let name = run.name.clone();
+                match encode(&ToWorker::Run(run)) {
+                    Ok(frame) => {
+                        self.in_flight.insert(task_id, (name, sink));
+                        let _ = self.frames.send(frame);
+                    }
+                    Err(e) => sink(TaskReport {
+                        outcome: Err(Failure::BadArgs(e.to_string())),
+                        pid: self.shared.pid,
+                    }),
+                }
+            }
+            Command::Shutdown => {
+                if let Ok(frame) = encode(&ToWorker::Shutdown) {
+                    let _ = self.frames.send(frame);
+                }
+            }
+            Command::Kill => {
+                if !self.dead {
+                    let _ = self.child.start_kill();
+                }
+            }
+            Command::Terminate => {
+                if !self.dead {
+                    // Windows has no polite signal: TerminateProcess is its `terminate`.
+                    if offspring_transport::sys::terminate(self.shared.pid).is_err() {
+                        let _ = self.child.start_kill();
+                    }
+                }
+            }
+        }
+    }
+
+    fn frame(&mut self, msg: FromWorker) {
+        match msg {
+            FromWorker::Started { task_id } => {
+                tracing::trace!(target: "offspring", worker_pid = self.shared.pid, task_id = task_id, "task started");
+            }
+            FromWorker::Finished { task_id, outcome } => {
+                let Some((_, sink)) = self.in_flight.remove(&task_id) else {
+                    tracing::warn!(target: "offspring", worker_pid = self.shared.pid, task_id = task_id, "worker finished a task it was not given");
+                    return;
+                };
+                let outcome = match outcome {
+                    Outcome::Value(bytes) => Ok(bytes),
+                    Outcome::Panicked { message, location } => {
+                        Err(Failure::Panicked { message, location })
+                    }
+                    Outcome::UnknownTask => Err(Failure::UnknownTask),
+                    Outcome::BadArgs(e) => Err(Failure::BadArgs(e)),
+                    Outcome::BadResult(e) => Err(Failure::BadResult(e)),
+                };
+                sink(TaskReport {
+                    outcome,
+                    pid: self.shared.pid,
+                });
+            }
+            FromWorker::Log(record) => {
+                let task = record
+                    .task_id
+                    .and_then(|id| self.in_flight.get(&id))
+                    .map(|(name, _)| name.as_str());
+                crate::logs::emit(self.shared.pid, task, &record);
+            }
+        }
+    }
+
+    /// The connection ended: collect the exit status, killing a child that lingers.
+    async fn reap(&mut self) {
+        if self.dead {
+            return;
+        }
+        let status = match tokio::time::timeout(EXIT_GRACE, self.child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => {
+                tracing::warn!(target: "offspring", worker_pid = self.shared.pid, "worker closed its connection but did not exit; killing it");
+                let _ = self.child.start_kill();
+                self.child.wait().await.ok()
+            }
+        };
+        self.died(status);
+    }
+
+    fn died(&mut self, status: Option<ExitStatus>) {
+        self.dead = true;
+        {
+            let mut state = lock(&self.shared.exit);
+            state.status = status;
+            state.exited = true;
+        }
+        self.shared.exited.notify_all();
+        if !self.in_flight.is_empty() {
+            tracing::debug!(target: "offspring", worker_pid = self.shared.pid, ?status, tasks = self.in_flight.len(), "worker died with tasks assigned");
+        }
+        for (_, (_, sink)) in self.in_flight.drain() {
+            sink(TaskReport {
+                outcome: Err(Failure::Died { status }),
+                pid: self.shared.pid,
+            });
+        }
+    }
+
+    fn died_report(&self) -> TaskReport {
+        TaskReport {
+            outcome: Err(Failure::Died {
+                status: lock(&self.shared.exit).status,
+            }),
+            pid: self.shared.pid,
+        }
+    }
+}

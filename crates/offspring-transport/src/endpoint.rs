@@ -1,0 +1,174 @@
+//! Where the parent listens and how a worker reaches it: fresh random local socket names.
+//!
+//! - Linux: a name in the abstract namespace (nothing on disk to clean up or race on).
+//! - macOS: a socket file inside a fresh private `0700` directory, with a path short enough
+//!   for `sun_path` (104 bytes); the directory is removed when the listener drops. Linux uses
+//!   the same path when `OFFSPRING_SOCKET_KIND=fs` is set, so the code is exercised here.
+//! - Windows: a named pipe.
+
+use std::path::PathBuf;
+
+use interprocess::local_socket::tokio::prelude::*;
+use interprocess::local_socket::{GenericFilePath, GenericNamespaced, ListenerOptions, Name};
+use offspring_wire::{MAX_FRAME, PRE_AUTH_MAX_FRAME};
+
+use crate::{FrameReader, FrameWriter, TransportError, sys};
+
+/// Selects the filesystem socket kind on Linux (it is the only kind on macOS).
+pub const ENV_SOCKET_KIND: &str = "OFFSPRING_SOCKET_KIND";
+
+/// The address of a parent's listener, as handed to its workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A name in the OS's socket namespace (Linux abstract namespace, Windows named pipe).
+    Namespaced(String),
+    /// A socket file.
+    Path(PathBuf),
+}
+
+impl Endpoint {
+    /// The form carried in the worker's environment.
+    pub fn to_env(&self) -> String {
+        match self {
+            Self::Namespaced(name) => format!("ns:{name}"),
+            Self::Path(path) => format!("fs:{}", path.display()),
+        }
+    }
+
+    /// Parses the form made by [`Endpoint::to_env`].
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::BadEnv`] for anything else.
+    pub fn from_env(text: &str) -> Result<Self, TransportError> {
+        if let Some(name) = text.strip_prefix("ns:") {
+            Ok(Self::Namespaced(name.to_owned()))
+        } else if let Some(path) = text.strip_prefix("fs:") {
+            Ok(Self::Path(PathBuf::from(path)))
+        } else {
+            Err(TransportError::BadEnv(format!("endpoint {text:?}")))
+        }
+    }
+
+    fn name(&self) -> std::io::Result<Name<'_>> {
+        match self {
+            Self::Namespaced(name) => name.as_str().to_ns_name::<GenericNamespaced>(),
+            Self::Path(path) => path.as_path().to_fs_name::<GenericFilePath>(),
+        }
+    }
+}
+
+/// An accepted or dialled connection, before or after the handshake.
+#[derive(Debug)]
+pub struct Conn {
+    /// Incoming frames.
+    pub reader: FrameReader,
+    /// Outgoing frames.
+    pub writer: FrameWriter,
+    /// The peer's pid as the OS reports it, where it does.
+    pub peer_pid: Option<u32>,
+}
+
+impl Conn {
+    fn from_stream(stream: LocalSocketStream, max: u32) -> Self {
+        let peer_pid = stream
+            .peer_creds()
+            .ok()
+            .and_then(|creds| creds.pid())
+            .and_then(|pid| u32::try_from(i64::from(pid)).ok());
+        let (read, write) = tokio::io::split(stream);
+        Self {
+            reader: FrameReader::new(Box::new(read), max),
+            writer: FrameWriter::new(Box::new(write)),
+            peer_pid,
+        }
+    }
+
+    /// Raises the frame cap after the peer has authenticated.
+    pub fn authenticated(&mut self) {
+        self.reader.set_max(MAX_FRAME);
+    }
+}
+
+/// The parent's listener on a fresh random endpoint.
+#[derive(Debug)]
+pub struct Listener {
+    inner: LocalSocketListener,
+    endpoint: Endpoint,
+    private_dir: Option<PathBuf>,
+}
+
+impl Listener {
+    /// Binds a fresh random endpoint. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Io`] when the OS refuses the socket or the private directory.
+    pub fn bind() -> Result<Self, TransportError> {
+        let token = crate::auth::random_hex(8).map_err(TransportError::io("read random bytes"))?;
+        let use_path = cfg!(target_vendor = "apple")
+            || std::env::var(ENV_SOCKET_KIND).is_ok_and(|kind| kind == "fs");
+        let (endpoint, private_dir) = if use_path {
+            let dir = sys::private_dir(&token).map_err(TransportError::io("create socket dir"))?;
+            (Endpoint::Path(dir.join("s")), Some(dir))
+        } else {
+            let name = format!("offspring-{}-{token}", std::process::id());
+            (Endpoint::Namespaced(name), None)
+        };
+        let name = endpoint
+            .name()
+            .map_err(TransportError::io("name the socket"))?;
+        let inner = ListenerOptions::new()
+            .name(name)
+            .create_tokio()
+            .map_err(TransportError::io("bind the socket"))?;
+        Ok(Self {
+            inner,
+            endpoint,
+            private_dir,
+        })
+    }
+
+    /// Where workers reach this listener.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Accepts the next connection, capped at the pre-authentication frame size.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Io`] when accepting fails.
+    pub async fn accept(&self) -> Result<Conn, TransportError> {
+        let stream = self
+            .inner
+            .accept()
+            .await
+            .map_err(TransportError::io("accept a connection"))?;
+        Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME))
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.private_dir {
+            // Best effort: a leftover empty 0700 directory in the temp dir is harmless.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Dials a parent's endpoint. Must be called inside a tokio runtime.
+///
+/// # Errors
+///
+/// [`TransportError::Io`] when the endpoint cannot be reached.
+pub async fn connect(endpoint: &Endpoint) -> Result<Conn, TransportError> {
+    let name = endpoint
+        .name()
+        .map_err(TransportError::io("name the socket"))?;
+    let stream = LocalSocketStream::connect(name)
+        .await
+        .map_err(TransportError::io("connect to the parent"))?;
+    Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME))
+}

@@ -1,0 +1,102 @@
+//! The environment a re-executed worker is started with, and taking it out of the environment.
+
+use crate::{Endpoint, Secret, TransportError};
+
+/// Set to `worker` in a process started as an offspring worker.
+pub const ENV_ROLE: &str = "OFFSPRING_ROLE";
+/// The parent's endpoint, as [`Endpoint::to_env`].
+pub const ENV_ENDPOINT: &str = "OFFSPRING_ENDPOINT";
+/// The worker id the parent gave this worker.
+pub const ENV_WORKER_ID: &str = "OFFSPRING_WORKER_ID";
+/// The one-time secret, hex.
+pub const ENV_SECRET: &str = "OFFSPRING_SECRET";
+/// The parent's pid, to check `getppid()` against after arming the parent-death signal.
+pub const ENV_PARENT_PID: &str = "OFFSPRING_PARENT_PID";
+/// Testing switch: when set (in the parent's environment, which workers inherit), workers do
+/// not arm the OS's parent-death help, so tests can prove the socket lifeline alone.
+pub const ENV_NO_PDEATHSIG: &str = "OFFSPRING_NO_PDEATHSIG";
+
+const SECRET_VARS: [&str; 5] = [
+    ENV_ROLE,
+    ENV_ENDPOINT,
+    ENV_WORKER_ID,
+    ENV_SECRET,
+    ENV_PARENT_PID,
+];
+
+/// Everything a worker needs to reach and prove itself to its parent.
+#[derive(Debug, Clone)]
+pub struct WorkerEnv {
+    /// Where the parent listens.
+    pub endpoint: Endpoint,
+    /// This worker's id.
+    pub worker_id: u64,
+    /// This worker's one-time secret.
+    pub secret: Secret,
+    /// The parent's pid.
+    pub parent_pid: u32,
+}
+
+impl WorkerEnv {
+    /// The variables to set on the child's command.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (ENV_ROLE, "worker".to_owned()),
+            (ENV_ENDPOINT, self.endpoint.to_env()),
+            (ENV_WORKER_ID, self.worker_id.to_string()),
+            (ENV_SECRET, self.secret.to_hex()),
+            (ENV_PARENT_PID, self.parent_pid.to_string()),
+        ]
+    }
+
+    /// Reads the worker environment and removes it, so that nothing the worker runs (its own
+    /// children included) inherits the secret, and a worker may start workers of its own.
+    /// `None` when this process was not started as a worker.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::BadEnv`] when the variables are present but malformed.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may read or write the environment while this runs: call it before the
+    /// process starts any thread (first thing in `main`, or from a constructor).
+    pub unsafe fn take() -> Option<Result<Self, TransportError>> {
+        std::env::var_os(ENV_ROLE)?;
+        let read = |key: &str| {
+            std::env::var(key).map_err(|_| TransportError::BadEnv(format!("{key} is missing")))
+        };
+        let parsed = (|| {
+            let role = read(ENV_ROLE)?;
+            if role != "worker" {
+                return Err(TransportError::BadEnv(format!("unknown role {role:?}")));
+            }
+            let endpoint = Endpoint::from_env(&read(ENV_ENDPOINT)?)?;
+            let worker_id = read(ENV_WORKER_ID)?
+                .parse()
+                .map_err(|_| TransportError::BadEnv(format!("{ENV_WORKER_ID} is not a number")))?;
+            let secret = Secret::from_hex(&read(ENV_SECRET)?)
+                .ok_or_else(|| TransportError::BadEnv(format!("{ENV_SECRET} is malformed")))?;
+            let parent_pid = read(ENV_PARENT_PID)?
+                .parse()
+                .map_err(|_| TransportError::BadEnv(format!("{ENV_PARENT_PID} is not a number")))?;
+            Ok(Self {
+                endpoint,
+                worker_id,
+                secret,
+                parent_pid,
+            })
+        })();
+        for key in SECRET_VARS {
+            // SAFETY: the caller guarantees that no other thread touches the environment now.
+            unsafe { std::env::remove_var(key) };
+        }
+        Some(parsed)
+    }
+}
+
+/// Whether this process was started as a worker and has not yet taken its environment, i.e.
+/// `offspring::init()` did not run first. Such a process must not start workers itself.
+pub fn worker_env_present() -> bool {
+    std::env::var_os(ENV_ROLE).is_some()
+}

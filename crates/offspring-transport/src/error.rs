@@ -1,0 +1,69 @@
+//! The transport's errors.
+
+use offspring_wire::WireError;
+
+/// Why a handshake did not produce a trusted connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The peer speaks another protocol version.
+    #[error("peer speaks protocol version {theirs}, this build speaks {ours}")]
+    Protocol {
+        /// Our version.
+        ours: u32,
+        /// The peer's version.
+        theirs: u32,
+    },
+    /// The peer named a worker id the parent is not waiting for.
+    #[error("no worker with id {0} is expected")]
+    UnknownWorker(u64),
+    /// The OS reports a different pid for the peer than the child the parent started.
+    #[error("peer pid {actual} is not the expected worker pid {expected}")]
+    PidMismatch {
+        /// The pid of the child the parent started.
+        expected: u32,
+        /// The pid the OS reports for the peer.
+        actual: u32,
+    },
+    /// The peer's MAC did not verify: it does not know the secret.
+    #[error("the peer failed to prove it knows the secret")]
+    BadProof,
+    /// The peer proved the secret but runs another build or task table.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The parent refused this worker; the reason comes from the parent.
+    #[error("the parent refused this worker: {0}")]
+    Refused(String),
+    /// The peer did not complete the handshake in time.
+    #[error("the peer did not complete the handshake in time")]
+    TimedOut,
+    /// A frame was too large, malformed, or the stream failed.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// Errors of the transport outside the handshake.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// An I/O error, with what was being done.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The worker environment variables are present but do not parse.
+    #[error("malformed offspring worker environment: {0}")]
+    BadEnv(String),
+    /// The handshake failed.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+}
+
+impl TransportError {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { what, source }
+    }
+}

@@ -1,0 +1,32 @@
+//! How offspring processes find and trust each other: local sockets, frames over async byte
+//! streams, the re-executed worker's environment, and the mutual handshake.
+//!
+//! This crate owns the seam between "a byte stream to a peer" and everything above it. Above
+//! it, a connection is a [`Conn`]: a boxed async reader and writer plus, where the OS tells, the
+//! peer's pid. Nothing above may assume the peer is a local child it started itself: workers
+//! on other machines (dialling back over TCP with the same frames and handshake) must fit the
+//! same seam. It knows nothing of pools, tasks or primitives; the coordinator and the worker
+//! depend on it.
+//!
+//! Platform-specific code (socket naming, peer credentials, parent-death signals) lives in
+//! [`sys`] and [`endpoint`], each `unsafe` block with its invariant.
+
+mod auth;
+mod endpoint;
+mod env;
+mod error;
+mod frame;
+mod identity;
+mod spawn;
+pub mod sys;
+
+pub use auth::{Authed, Expected, Secret, accept_handshake, connect_handshake};
+pub use endpoint::{Conn, ENV_SOCKET_KIND, Endpoint, Listener, connect};
+pub use env::{
+    ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_ROLE, ENV_SECRET, ENV_WORKER_ID, WorkerEnv,
+    worker_env_present,
+};
+pub use error::{HandshakeError, TransportError};
+pub use frame::{FrameReader, FrameWriter};
+pub use identity::{BuildIdentity, build_identity};
+pub use spawn::{SpawnSpec, spawn_worker};

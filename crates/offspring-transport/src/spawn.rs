@@ -1,0 +1,50 @@
+//! Starting a copy of the running executable as a worker.
+
+use std::process::Stdio;
+
+use crate::{TransportError, WorkerEnv, sys};
+
+/// How to start one worker.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    /// Where it must connect and how it proves itself.
+    pub env: WorkerEnv,
+    /// Run this program instead of the running executable (tests use it to start a
+    /// genuinely different binary with a real secret).
+    pub program: Option<std::path::PathBuf>,
+    /// Arguments for the worker. Empty for a normal program (its `main` calls
+    /// `offspring::init()` first); a test binary gets the arguments that make its harness run
+    /// only the worker entry test.
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// Starts the worker process: the running executable (see [`sys::self_exe`]) with the
+/// given arguments, the worker variables in its environment, a null stdin, and the parent's stdout
+/// and stderr (as in Python). The child is not killed when the returned handle drops: the
+/// caller owns its lifetime.
+///
+/// # Errors
+///
+/// [`TransportError::Io`] when the OS cannot start it.
+pub fn spawn_worker(spec: &SpawnSpec) -> Result<tokio::process::Child, TransportError> {
+    let program = match &spec.program {
+        Some(path) => path.clone(),
+        None => sys::self_exe().map_err(TransportError::io("find the running executable"))?,
+    };
+    let mut command = tokio::process::Command::new(&program);
+    command
+        .args(&spec.args)
+        .envs(spec.env.vars())
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(false);
+    #[cfg(unix)]
+    if let Some(arg0) = std::env::args_os().next() {
+        // Show the program's own name in `ps` rather than /proc/self/exe.
+        command.arg0(arg0);
+    }
+    command
+        .spawn()
+        .map_err(TransportError::io("start a worker process"))
+}

@@ -1,0 +1,140 @@
+//! Platform specifics: which executable to re-run, its fingerprint, private directories,
+//! signals, and the OS's help for killing workers whose parent died.
+
+use std::io;
+use std::path::PathBuf;
+
+/// The executable a worker is started from. On Linux `/proc/self/exe`, so that a binary
+/// rebuilt or deleted on disk since the parent started cannot be run by mistake.
+pub fn self_exe() -> io::Result<PathBuf> {
+    if cfg!(target_os = "linux") {
+        Ok(PathBuf::from("/proc/self/exe"))
+    } else {
+        std::env::current_exe()
+    }
+}
+
+/// A string identifying the running executable's file (see `build_identity`).
+pub fn executable_fingerprint() -> String {
+    let Ok(path) = self_exe() else {
+        return String::from("unknown executable");
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) => fingerprint_of(&path, &meta),
+        Err(_) => format!("unreadable {}", path.display()),
+    }
+}
+
+#[cfg(unix)]
+fn fingerprint_of(_path: &std::path::Path, meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "dev={} ino={} size={} mtime={}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    )
+}
+
+#[cfg(not(unix))]
+fn fingerprint_of(path: &std::path::Path, meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "path={} size={} mtime={modified}",
+        path.display(),
+        meta.len()
+    )
+}
+
+/// Creates a fresh directory only this user can enter, for a socket file, keeping the socket
+/// path well under `sun_path`'s 104 bytes (macOS' limit).
+pub fn private_dir(token: &str) -> io::Result<PathBuf> {
+    let mut base = std::env::temp_dir();
+    // macOS' per-user temp dir is long; fall back to /tmp when the path would not fit.
+    if base.as_os_str().len() > 70 {
+        base = PathBuf::from("/tmp");
+    }
+    let dir = base.join(format!("ofs-{token}"));
+    create_private(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(unix)]
+fn create_private(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private(dir: &std::path::Path) -> io::Result<()> {
+    std::fs::create_dir(dir)
+}
+
+/// Asks the OS to kill this process when its parent dies, where the OS offers that (Linux
+/// `PR_SET_PDEATHSIG`), then checks the parent did not already die before it was armed.
+/// Returns `false` when the parent is already gone.
+///
+/// The signal fires when the *thread* that started this process exits, so the parent starts
+/// workers from a thread that lives as long as it does (the coordinator's).
+pub fn arm_parent_death(parent_pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+        let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        if rc != 0 {
+            return true;
+        }
+    }
+    #[cfg(unix)]
+    {
+        std::os::unix::process::parent_id() == parent_pid
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = parent_pid;
+        true
+    }
+}
+
+/// Makes Ctrl-C the parent's decision: a worker ignores SIGINT and leaves through the
+/// lifeline when the parent goes.
+pub fn ignore_interrupt() {
+    #[cfg(unix)]
+    // SAFETY: installing SIG_IGN runs no handler code in signal context; the call has no
+    // memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}
+
+/// Sends the polite stop signal (SIGTERM) to a child that has not been reaped yet.
+///
+/// # Errors
+///
+/// The OS error, or `Unsupported` where there is no such signal (Windows terminates instead).
+pub fn terminate(pid: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+        // SAFETY: kill takes plain integers. The caller holds the child unreaped, so the pid
+        // cannot have been reused by another process.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}

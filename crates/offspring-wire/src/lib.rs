@@ -1,0 +1,41 @@
+//! The offspring protocol: every message that crosses a process boundary, and its framing.
+//!
+//! This crate owns the bytes on the wire and nothing else. It knows nothing of tokio, sockets,
+//! processes or tracing subscribers, so it can be fuzzed and unit-tested on its own. The
+//! transport reads and writes frames with it; the coordinator (parent) and the worker (child)
+//! speak its messages.
+//!
+//! # Framing
+//!
+//! A frame is a `u32` little-endian length followed by that many bytes of a postcard body.
+//! The reader checks the length against a cap *before* it allocates anything: the cap is
+//! [`PRE_AUTH_MAX_FRAME`] until the peer has proved it knows the secret, and [`MAX_FRAME`]
+//! after. A body that does not decode is an error, never a panic.
+//!
+//! # Extension rule
+//!
+//! Both ends of a connection always run the same build (the handshake checks a build
+//! identity), so the rule is about keeping old captures and the fuzz corpus meaningful:
+//!
+//! 1. A new message is a new variant appended at the *end* of [`ToWorker`] or
+//!    [`FromWorker`] (postcard encodes the variant index, so appending keeps old indices).
+//! 2. A new field in an existing message, a reordered variant, or a changed meaning bumps
+//!    [`PROTOCOL_VERSION`].
+//! 3. Wire types stay non-recursive: postcard has no recursion limit, so a recursive type
+//!    would let a hostile frame exhaust the stack. Nested data (span stacks, fields) is a
+//!    flat `Vec` of records.
+
+mod frame;
+mod handshake;
+mod log;
+mod message;
+
+pub use frame::{
+    HEADER_LEN, MAX_FRAME, PRE_AUTH_MAX_FRAME, WireError, decode, encode, frame_len, read_frame,
+};
+pub use handshake::{ClientHello, ClientProof, NONCE_LEN, ServerChallenge, Verdict, WorkerConfig};
+pub use log::{Level, LogField, LogRecord, SpanRecord};
+pub use message::{FromWorker, Outcome, RunTask, ToWorker};
+
+/// The version of the protocol described by this crate. See the extension rule above.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,163 @@
+//! The tracing layer that turns a worker's events into [`LogRecord`]s for the parent.
+//!
+//! Forwarding never blocks a task: records go into the writer's queue, and once
+//! [`MAX_PENDING`] of them are waiting the layer drops new ones and counts them (the parent
+//! is told of the count when the worker exits). Records keep their order relative to the
+//! task's `Finished` message, so the last lines before a panic arrive before the panic does.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use offspring_wire::{FromWorker, Level, LogField, LogRecord, SpanRecord, encode};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::runtime::Outgoing;
+
+/// Records allowed to wait in the writer's queue before new ones are dropped.
+pub(crate) const MAX_PENDING: usize = 16 * 1024;
+
+thread_local! {
+    /// The task running on this thread, stamped on its records.
+    pub(crate) static CURRENT_TASK: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Counters shared between the layer and the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) pending: AtomicUsize,
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
+pub(crate) struct ForwardLayer {
+    out: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+    counters: Arc<Counters>,
+}
+
+impl ForwardLayer {
+    pub(crate) fn new(
+        out: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self { out, counters }
+    }
+}
+
+struct SpanFields(Vec<LogField>);
+
+#[derive(Default)]
+struct Collect {
+    message: String,
+    fields: Vec<LogField>,
+}
+
+impl Visit for Collect {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.fields.push(LogField {
+                name: field.name().to_owned(),
+                value: value.to_owned(),
+            });
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            self.fields.push(LogField {
+                name: field.name().to_owned(),
+                value: format!("{value:?}"),
+            });
+        }
+    }
+}
+
+fn level(level: &tracing::Level) -> Level {
+    match *level {
+        tracing::Level::TRACE => Level::Trace,
+        tracing::Level::DEBUG => Level::Debug,
+        tracing::Level::INFO => Level::Info,
+        tracing::Level::WARN => Level::Warn,
+        tracing::Level::ERROR => Level::Error,
+    }
+}
+
+impl<S> Layer<S> for ForwardLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut collect = Collect::default();
+        attrs.record(&mut collect);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(collect.fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let mut collect = Collect::default();
+        values.record(&mut collect);
+        if let Some(span) = ctx.span(id) {
+            if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+                fields.0.extend(collect.fields);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if self.counters.pending.load(Ordering::Relaxed) >= MAX_PENDING {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut collect = Collect::default();
+        event.record(&mut collect);
+        let spans = ctx
+            .event_scope(event)
+            .map(|scope| {
+                scope
+                    .from_root()
+                    .map(|span| SpanRecord {
+                        name: span.name().to_owned(),
+                        target: span.metadata().target().to_owned(),
+                        fields: span
+                            .extensions()
+                            .get::<SpanFields>()
+                            .map(|f| f.0.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let meta = event.metadata();
+        let record = LogRecord {
+            level: level(meta.level()),
+            target: meta.target().to_owned(),
+            message: collect.message,
+            fields: collect.fields,
+            spans,
+            task_id: CURRENT_TASK.with(Cell::get),
+            file: meta.file().map(str::to_owned),
+            line: meta.line(),
+            time_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or_default(),
+        };
+        if let Ok(frame) = encode(&FromWorker::Log(record)) {
+            self.counters.pending.fetch_add(1, Ordering::Relaxed);
+            if self.out.send(Outgoing::Log(frame)).is_err() {
+                self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

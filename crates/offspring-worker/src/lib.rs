@@ -1,0 +1,18 @@
+//! The child's runtime: a worker process connects back to its parent, proves itself, runs
+//! tasks by name one at a time, forwards its logs, and exits when the parent goes.
+//!
+//! This crate owns the task table (every `#[offspring::task]` registers a [`TaskEntry`] here
+//! through `inventory`, looked up by its stable name, never by a code address) and the worker's
+//! lifecycle, written down in [`runtime`]. It must not depend on the coordinator: the parent's
+//! side is reached only through the wire protocol. The facade calls [`run`] from
+//! `offspring::init()` when the process was started as a worker.
+
+mod forward;
+pub mod runtime;
+mod table;
+
+pub use runtime::{EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, run};
+pub use table::{RunError, TaskEntry, TaskTable, task_table};
+
+#[doc(hidden)]
+pub use inventory;

@@ -1,0 +1,292 @@
+//! A worker's lifecycle, step by step:
+//!
+//! 1. **spawn**: the parent re-executes its own binary with the worker variables set;
+//!    `offspring::init()`, first in `main`, takes them out of the environment and calls
+//!    [`run`], which never returns.
+//! 2. **arm**: ignore SIGINT (Ctrl-C is the parent's decision) and, where the OS offers it,
+//!    ask to be killed when the parent dies, then check the parent is still there.
+//! 3. **connect and handshake** on the `offspring-io` thread, which runs a small tokio
+//!    runtime and owns the socket; failures print one line on stderr and exit with a
+//!    distinct code ([`EXIT_HANDSHAKE`], ...).
+//! 4. **serve**: the thread that called `init()` (the main thread) runs tasks one at a time,
+//!    never inside an async runtime, so a task may block or start its own runtime. The
+//!    `offspring-io` thread keeps reading the socket all the while: that is the lifeline.
+//!    When the parent's end closes, the worker exits at once, even if a task is spinning.
+//! 5. **drain**: on `Shutdown` the running task finishes, its reply and pending log records
+//!    are flushed (bounded by [`FLUSH_TIMEOUT`]), and the process exits with status 0.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use offspring_transport::{
+    BuildIdentity, ENV_NO_PDEATHSIG, FrameReader, WorkerEnv, build_identity, connect,
+    connect_handshake, sys,
+};
+use offspring_wire::{FromWorker, Outcome, RunTask, ToWorker, WorkerConfig, decode, encode};
+use tokio::sync::mpsc;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::forward::{CURRENT_TASK, Counters, ForwardLayer};
+use crate::{RunError, TaskTable, task_table};
+
+/// Exit status when the worker variables are malformed.
+pub const EXIT_BAD_ENV: i32 = 70;
+/// Exit status when the task table has a duplicate name.
+pub const EXIT_BAD_TABLE: i32 = 71;
+/// Exit status when the connection or handshake with the parent failed.
+pub const EXIT_HANDSHAKE: i32 = 72;
+/// Exit status when the parent was gone before the worker was armed, or went away.
+pub const EXIT_PARENT_GONE: i32 = 73;
+
+/// How long the drain step waits for the last frames to be written.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long connecting and the handshake may take in total.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the task thread and the log layer hand to the writer.
+pub(crate) enum Outgoing {
+    Frame(Vec<u8>),
+    Log(Vec<u8>),
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Runs this process as a worker for the parent described by `env`. Never returns.
+pub fn run(env: WorkerEnv) -> ! {
+    sys::ignore_interrupt();
+    if std::env::var_os(ENV_NO_PDEATHSIG).is_none() && !sys::arm_parent_death(env.parent_pid) {
+        std::process::exit(EXIT_PARENT_GONE);
+    }
+    let table = match task_table() {
+        Ok(table) => table,
+        Err(e) => fail(EXIT_BAD_TABLE, &e),
+    };
+    let identity = build_identity(table.descriptions());
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (task_tx, task_rx) = std::sync::mpsc::channel::<RunTask>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    let counters = Arc::new(Counters::default());
+    let io_counters = Arc::clone(&counters);
+    let io = std::thread::Builder::new()
+        .name("offspring-io".into())
+        .spawn(move || io_thread(env, identity, out_rx, task_tx, ready_tx, io_counters));
+    if let Err(e) = io {
+        fail(EXIT_HANDSHAKE, &format!("cannot start the i/o thread: {e}"));
+    }
+    let config = match ready_rx.recv() {
+        Ok(Ok(config)) => config,
+        Ok(Err(message)) => fail(EXIT_HANDSHAKE, &message),
+        Err(_) => fail(
+            EXIT_HANDSHAKE,
+            "the i/o thread stopped during the handshake",
+        ),
+    };
+    install_logging(&config, out_tx.clone(), counters);
+    install_panic_hook();
+    serve(table, &task_rx, &out_tx);
+    let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
+    if out_tx.send(Outgoing::Flush(ack_tx)).is_ok() {
+        let _ = ack_rx.recv_timeout(FLUSH_TIMEOUT);
+    }
+    std::process::exit(0);
+}
+
+fn fail(code: i32, message: &str) -> ! {
+    eprintln!("offspring worker {}: {message}", std::process::id());
+    std::process::exit(code);
+}
+
+fn install_logging(
+    config: &WorkerConfig,
+    out: mpsc::UnboundedSender<Outgoing>,
+    counters: Arc<Counters>,
+) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(ForwardLayer::new(out, counters));
+    // A worker runs no user code before this point, so no subscriber can be set yet; if one
+    // somehow is, keep it rather than fail the worker.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+thread_local! {
+    static IN_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A panic on the task thread becomes the task's `Panicked` outcome, with its location; it is
+/// not printed (the parent gets it as an error value). Panics elsewhere keep the default
+/// report.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if IN_TASK.with(std::cell::Cell::get) {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+            PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+        } else {
+            previous(info);
+        }
+    }));
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("panic with a non-string payload")
+    }
+}
+
+fn send_frame(out: &mpsc::UnboundedSender<Outgoing>, msg: &FromWorker) {
+    match encode(msg) {
+        Ok(frame) => {
+            let _ = out.send(Outgoing::Frame(frame));
+        }
+        Err(e) => {
+            // Only a value can be too large or unencodable; report that as the task's outcome.
+            if let FromWorker::Finished { task_id, .. } = msg {
+                let fallback = FromWorker::Finished {
+                    task_id: *task_id,
+                    outcome: Outcome::BadResult(e.to_string()),
+                };
+                if let Ok(frame) = encode(&fallback) {
+                    let _ = out.send(Outgoing::Frame(frame));
+                }
+            }
+        }
+    }
+}
+
+fn serve(
+    table: &TaskTable,
+    tasks: &std::sync::mpsc::Receiver<RunTask>,
+    out: &mpsc::UnboundedSender<Outgoing>,
+) {
+    while let Ok(run) = tasks.recv() {
+        let task_id = run.task_id;
+        send_frame(out, &FromWorker::Started { task_id });
+        let outcome = match table.get(&run.name) {
+            None => Outcome::UnknownTask,
+            Some(entry) => {
+                CURRENT_TASK.with(|c| c.set(Some(task_id)));
+                IN_TASK.with(|c| c.set(true));
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| entry.run(&run.args)));
+                IN_TASK.with(|c| c.set(false));
+                CURRENT_TASK.with(|c| c.set(None));
+                match result {
+                    Ok(Ok(bytes)) => Outcome::Value(bytes),
+                    Ok(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
+                    Ok(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
+                    Err(payload) => Outcome::Panicked {
+                        message: panic_message(payload.as_ref()),
+                        location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
+                    },
+                }
+            }
+        };
+        send_frame(out, &FromWorker::Finished { task_id, outcome });
+    }
+}
+
+fn io_thread(
+    env: WorkerEnv,
+    identity: BuildIdentity,
+    out: mpsc::UnboundedReceiver<Outgoing>,
+    tasks: std::sync::mpsc::Sender<RunTask>,
+    ready: std::sync::mpsc::SyncSender<Result<WorkerConfig, String>>,
+    counters: Arc<Counters>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start the i/o runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let handshake = async {
+            let mut conn = connect(&env.endpoint).await.map_err(|e| e.to_string())?;
+            let config = connect_handshake(&mut conn, env.worker_id, &env.secret, &identity)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((conn, config))
+        };
+        let (conn, config) = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(message)) => {
+                let _ = ready.send(Err(message));
+                return;
+            }
+            Err(_) => {
+                let _ = ready.send(Err(
+                    "the parent did not complete the handshake in time".into()
+                ));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(config));
+        let offspring_transport::Conn {
+            reader, mut writer, ..
+        } = conn;
+        tokio::spawn(async move {
+            let mut out = out;
+            while let Some(item) = out.recv().await {
+                let frame = match item {
+                    Outgoing::Frame(frame) => frame,
+                    Outgoing::Log(frame) => {
+                        counters.pending.fetch_sub(1, Ordering::Relaxed);
+                        counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                        frame
+                    }
+                    Outgoing::Flush(ack) => {
+                        let _ = ack.send(());
+                        continue;
+                    }
+                };
+                if writer.write_frame(&frame).await.is_err() {
+                    // The parent is gone; the reader's lifeline ends the process.
+                    return;
+                }
+            }
+        });
+        lifeline(reader, tasks).await;
+    });
+}
+
+/// Reads the parent's messages for as long as the connection lives. The end of the stream,
+/// or a frame that does not decode, means the parent is gone (or broken): exit now.
+async fn lifeline(mut reader: FrameReader, tasks: std::sync::mpsc::Sender<RunTask>) {
+    let mut tasks = Some(tasks);
+    loop {
+        match reader.read_frame().await {
+            Ok(Some(body)) => match decode::<ToWorker>(&body) {
+                Ok(ToWorker::Run(run)) => {
+                    if let Some(tasks) = &tasks {
+                        let _ = tasks.send(run);
+                    }
+                }
+                // Closing the task channel lets the task thread finish, flush and exit.
+                Ok(ToWorker::Shutdown) => tasks = None,
+                Err(e) => {
+                    eprintln!(
+                        "offspring worker {}: malformed message from the parent: {e}",
+                        std::process::id()
+                    );
+                    std::process::exit(EXIT_PARENT_GONE);
+                }
+            },
+            Ok(None) | Err(_) => std::process::exit(EXIT_PARENT_GONE),
+        }
+    }
+}

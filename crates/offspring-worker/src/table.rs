@@ -1,0 +1,113 @@
+//! The task table: every registered task, by its stable name.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Why a task's bytes could not be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// The arguments did not decode as the task's argument type.
+    BadArgs(String),
+    /// The value could not be encoded.
+    BadResult(String),
+}
+
+/// One registered task. Built in a `const` context by the `#[task]` attribute's expansion.
+#[derive(Debug)]
+pub struct TaskEntry {
+    name: &'static str,
+    signature: fn() -> String,
+    run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+}
+
+impl TaskEntry {
+    /// An entry: the stable name, a function describing the signature (for the table's
+    /// identity), and the type-erased runner (decode arguments, call, encode the value).
+    pub const fn new(
+        name: &'static str,
+        signature: fn() -> String,
+        run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+    ) -> Self {
+        Self {
+            name,
+            signature,
+            run,
+        }
+    }
+
+    /// The task's stable name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Runs the task on encoded arguments. Panics in the task propagate: the caller catches.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError`] when the arguments or the value do not (de)serialize.
+    pub fn run(&self, args: &[u8]) -> Result<Vec<u8>, RunError> {
+        (self.run)(args)
+    }
+}
+
+inventory::collect!(TaskEntry);
+
+/// All tasks registered in this executable.
+#[derive(Debug)]
+pub struct TaskTable {
+    by_name: HashMap<&'static str, &'static TaskEntry>,
+    descriptions: Vec<String>,
+}
+
+impl TaskTable {
+    /// The task registered under `name`.
+    pub fn get(&self, name: &str) -> Option<&'static TaskEntry> {
+        self.by_name.get(name).copied()
+    }
+
+    /// One `name:signature` line per task, for the build identity.
+    pub fn descriptions(&self) -> impl Iterator<Item = &str> {
+        self.descriptions.iter().map(String::as_str)
+    }
+
+    /// How many tasks are registered.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether no task is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// The executable's task table, built once.
+///
+/// # Errors
+///
+/// A message naming the duplicate when two tasks are registered under one name (possible with
+/// `#[task(name = "...")]`): a worker could not know which one the parent meant.
+pub fn task_table() -> Result<&'static TaskTable, String> {
+    static TABLE: OnceLock<Result<TaskTable, String>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            let mut by_name = HashMap::new();
+            let mut descriptions = Vec::new();
+            for entry in inventory::iter::<TaskEntry> {
+                if by_name.insert(entry.name, entry).is_some() {
+                    return Err(format!(
+                        "two tasks are registered under the name `{}`; give one of them another \
+                         name with #[offspring::task(name = \"...\")]",
+                        entry.name
+                    ));
+                }
+                descriptions.push(format!("{}:{}", entry.name, (entry.signature)()));
+            }
+            Ok(TaskTable {
+                by_name,
+                descriptions,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}

@@ -1,0 +1,74 @@
+//! What the macros' expansions call. Not public API: names here may change at any time.
+
+use serde::Serialize;
+
+pub use ctor;
+pub use inventory;
+pub use offspring_worker::TaskEntry;
+
+use crate::Task;
+
+/// The table entry for task `T`, built in a `const` context by `#[offspring::task]`.
+pub const fn entry<T: Task>() -> TaskEntry {
+    TaskEntry::new(T::NAME, signature::<T>, run_erased::<T>)
+}
+
+fn signature<T: Task>() -> String {
+    format!(
+        "fn({}) -> {}",
+        std::any::type_name::<T::Args>(),
+        std::any::type_name::<T::Output>()
+    )
+}
+
+fn run_erased<T: Task>(args: &[u8]) -> Result<Vec<u8>, offspring_worker::RunError> {
+    let args: T::Args = postcard::from_bytes(args)
+        .map_err(|e| offspring_worker::RunError::BadArgs(e.to_string()))?;
+    let value = T::run(args);
+    encode(&value).map_err(offspring_worker::RunError::BadResult)
+}
+
+pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, String> {
+    postcard::to_allocvec(value).map_err(|e| e.to_string())
+}
+
+/// Called by `test_support!()` before `main`: remembers the worker entry test's path.
+pub fn register_test_harness(module_path: &str) {
+    crate::init::register_test_entry(module_path);
+}
+
+/// Starts `task` in a child running `program` instead of this executable. Tests use it to
+/// show that a different binary holding a real secret is refused.
+///
+/// # Errors
+///
+/// As [`Process::spawn`](crate::Process::spawn).
+pub fn spawn_with_program<T: Task>(
+    program: std::path::PathBuf,
+    task: T,
+    args: T::Args,
+) -> crate::Result<crate::ProcessHandle<T::Output>> {
+    crate::process::spawn_with(Some(program), task, args)
+}
+
+/// Makes `cargo test` and `cargo nextest run` work with workers: put it once in a test crate
+/// (at any module level). It adds an ignored test, `__offspring_worker_entry`, which a worker
+/// started from the test binary runs (and only it), becoming the worker; and it allows the
+/// tests themselves to start workers without calling [`init`](crate::init).
+#[macro_export]
+macro_rules! test_support {
+    () => {
+        $crate::__private::ctor::declarative::ctor! {
+            #[ctor(unsafe, anonymous)]
+            fn __offspring_register_test_harness() {
+                $crate::__private::register_test_harness(::core::module_path!());
+            }
+        }
+
+        #[test]
+        #[ignore = "offspring's worker entry: runs only inside worker processes"]
+        fn __offspring_worker_entry() {
+            $crate::init();
+        }
+    };
+}

@@ -1,0 +1,182 @@
+//! The facade's error type: what offspring saw go wrong, as data.
+
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use offspring_coordinator::{Failure, SpawnError};
+
+/// `Result<T, offspring::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which way a (de)serialization failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Direction {
+    /// Encoding the arguments in the parent.
+    EncodeArgs,
+    /// Decoding the arguments in the worker.
+    DecodeArgs,
+    /// Encoding the value in the worker.
+    EncodeResult,
+    /// Decoding the value in the parent.
+    DecodeResult,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::EncodeArgs => "encode the arguments in the parent",
+            Self::DecodeArgs => "decode the arguments in the worker",
+            Self::EncodeResult => "encode the result in the worker",
+            Self::DecodeResult => "decode the result in the parent",
+        })
+    }
+}
+
+/// What offspring saw go wrong. A task's own `Err` is not one of these: a task returning
+/// `Result<T, E>` has that `Result` as its value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task panicked in the worker; the worker survives.
+    #[error("task `{task}` panicked in worker {pid}: {message}{}", at(.location))]
+    TaskPanicked {
+        /// The task's name.
+        task: String,
+        /// The worker's pid.
+        pid: u32,
+        /// The panic message.
+        message: String,
+        /// `file:line:column` of the panic, where known.
+        location: Option<String>,
+    },
+    /// The worker running the task exited or was killed.
+    #[error("worker {pid} died while running task `{task}` ({})", describe_status(.status))]
+    WorkerDied {
+        /// The task's name.
+        task: String,
+        /// The worker's pid.
+        pid: u32,
+        /// Its exit status (code or signal), if it could be collected.
+        status: Option<ExitStatus>,
+    },
+    /// A `*_timeout` wait ran out of time; the work is still pending.
+    #[error("timed out waiting; the work is still pending")]
+    Timeout,
+    /// The task ran past the pool's `task_timeout`; its worker was killed and replaced.
+    #[error("task `{task}` ran longer than {limit:?}; worker {pid} was killed")]
+    TaskTimedOut {
+        /// The task's name.
+        task: String,
+        /// The worker's pid.
+        pid: u32,
+        /// The limit.
+        limit: Duration,
+    },
+    /// Submitting after `close()`/`terminate()`, or a result lost to `terminate()`.
+    #[error("the pool is closed")]
+    PoolClosed,
+    /// No worker could be started.
+    #[error("could not start a worker: {reason}")]
+    Spawn {
+        /// Why, in one sentence.
+        reason: String,
+    },
+    /// Workers cannot be started because `init()` did not run first in this process.
+    #[error("{0}")]
+    NotInitialized(&'static str),
+    /// The worker has no task by that name.
+    #[error("task `{task}` is not registered in worker {pid}")]
+    UnknownTask {
+        /// The task's name.
+        task: String,
+        /// The worker's pid.
+        pid: u32,
+    },
+    /// Arguments or a value did not (de)serialize.
+    #[error("could not {direction} of task `{task}`: {message}")]
+    Serialization {
+        /// The task's name.
+        task: String,
+        /// Which way.
+        direction: Direction,
+        /// The serializer's message.
+        message: String,
+    },
+    /// The value was already handed out by an earlier call.
+    #[error("the result of task `{task}` was already taken")]
+    AlreadyTaken {
+        /// The task's name.
+        task: String,
+    },
+}
+
+fn at(location: &Option<String>) -> String {
+    location
+        .as_ref()
+        .map(|l| format!(" (at {l})"))
+        .unwrap_or_default()
+}
+
+/// "exit status 3", "killed by signal 9 (SIGKILL)", or "exit status unknown".
+pub(crate) fn describe_status(status: &Option<ExitStatus>) -> String {
+    let Some(status) = status else {
+        return "exit status unknown".into();
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                6 => " (SIGABRT)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            return format!("killed by signal {signal}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exit status {code}"),
+        None => status.to_string(),
+    }
+}
+
+impl Error {
+    pub(crate) fn spawn(e: SpawnError) -> Self {
+        Self::Spawn {
+            reason: e.to_string(),
+        }
+    }
+
+    pub(crate) fn from_failure(task: &str, pid: u32, failure: Failure) -> Self {
+        let task = task.to_owned();
+        match failure {
+            Failure::Panicked { message, location } => Self::TaskPanicked {
+                task,
+                pid,
+                message,
+                location,
+            },
+            Failure::Died { status } => Self::WorkerDied { task, pid, status },
+            Failure::UnknownTask => Self::UnknownTask { task, pid },
+            Failure::BadArgs(message) => Self::Serialization {
+                task,
+                direction: Direction::DecodeArgs,
+                message,
+            },
+            Failure::BadResult(message) => Self::Serialization {
+                task,
+                direction: Direction::EncodeResult,
+                message,
+            },
+            // Failure is non-exhaustive; a new kind still reaches the user as a death.
+            _ => Self::WorkerDied {
+                task,
+                pid,
+                status: None,
+            },
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Process pools, processes and cross-process primitives for Rust: what Python's
+//! `multiprocessing` gives Python programs, on Linux, macOS and Windows.
+//!
+//! Your binary re-executes itself as worker processes. [`init`] must run first in `main`: in
+//! a worker it runs the worker and never returns; in the parent it returns at once. Workers
+//! connect back over an authenticated local socket and run tasks by their stable name: a
+//! function marked [`#[offspring::task]`](task) becomes a task *value* you hand to
+//! [`Process::spawn`].
+//!
+//! ```
+//! #[offspring::task]
+//! fn square(n: u64) -> u64 {
+//!     n * n
+//! }
+//!
+//! fn main() -> offspring::Result<()> {
+//!     offspring::init(); // first: in a worker this runs the worker and never returns
+//!     let child = offspring::Process::spawn(square, 7)?;
+//!     assert_eq!(child.join()?, 49);
+//!     assert_eq!(square::call(3), 9); // the body, run in this process
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Tasks
+//!
+//! `#[offspring::task] fn f(a: A, b: B) -> R` turns `f` into a unit struct implementing
+//! [`Task`] with `Args = (A, B)` (one parameter: `A` itself; none: `()`) and `Output = R`. Its
+//! body stays callable in-process as `f::call(a, b)`. Arguments and results are owned serde
+//! types, carried by postcard, which cannot carry some serde features: `#[serde(flatten)]`,
+//! untagged and internally tagged enums, `skip_serializing_if`, and types that need
+//! `deserialize_any` (such as `serde_json::Value`). `async fn` and generic functions are
+//! refused at compile time for now. A task's stable name is its module path and function name
+//! (`my_crate::jobs::f`), or the one given by `#[offspring::task(name = "...")]`; two tasks
+//! under one name are an error when the first worker starts.
+//!
+//! # Tests
+//!
+//! Put [`test_support!()`](test_support) once in a test crate: workers started from tests then
+//! run the worker instead of re-running the test suite, under `cargo test` and
+//! `cargo nextest run` alike.
+//!
+//! This crate is the only public API boundary of the project; the other `offspring-*` crates
+//! are its parts.
+
+mod error;
+mod init;
+mod process;
+mod slot;
+mod task_trait;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use error::{Direction, Error, Result};
+pub use init::init;
+pub use offspring_macros::{main, task};
+pub use process::{Process, ProcessHandle};
+pub use task_trait::Task;

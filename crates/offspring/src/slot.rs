@@ -1,0 +1,101 @@
+//! A one-shot result slot shared between the coordinator's thread (which fills it) and the
+//! user's threads (which wait on it), handing its value out once.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+enum State<T> {
+    Empty,
+    Ready(T),
+    Taken,
+}
+
+/// Why [`Slot::take`] gave nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// Not filled within the timeout; it may still be filled later.
+    Timeout,
+    /// The value was handed out before.
+    Taken,
+}
+
+pub(crate) struct Slot<T> {
+    state: Mutex<State<T>>,
+    filled: Condvar,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(State::Empty),
+            filled: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fills the slot; a second fill is ignored (the first report wins).
+    pub(crate) fn fill(&self, value: T) {
+        let mut state = self.lock();
+        if matches!(*state, State::Empty) {
+            *state = State::Ready(value);
+            drop(state);
+            self.filled.notify_all();
+        }
+    }
+
+    /// Whether a value is waiting to be taken.
+    #[allow(dead_code)]
+    pub(crate) fn is_ready(&self) -> bool {
+        matches!(*self.lock(), State::Ready(_))
+    }
+
+    /// Waits until the slot is filled (forever when `timeout` is `None`) and takes the value.
+    pub(crate) fn take(&self, timeout: Option<Duration>) -> Result<T, Missing> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.lock();
+        loop {
+            match std::mem::replace(&mut *state, State::Taken) {
+                State::Ready(value) => return Ok(value),
+                State::Taken => return Err(Missing::Taken),
+                State::Empty => *state = State::Empty,
+            }
+            state = match deadline {
+                None => self
+                    .filled
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Missing::Timeout);
+                    }
+                    self.filled
+                        .wait_timeout(state, left)
+                        .map(|(guard, _)| guard)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                }
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hands_out_once() {
+        let slot = Slot::new();
+        assert_eq!(slot.take(Some(Duration::ZERO)), Err(Missing::Timeout));
+        slot.fill(5);
+        slot.fill(6);
+        assert!(slot.is_ready());
+        assert_eq!(slot.take(None), Ok(5));
+        assert_eq!(slot.take(None), Err(Missing::Taken));
+    }
+}

@@ -1,0 +1,195 @@
+//! Project automation for offspring, run as `cargo xtask <command>`: `ci` runs every check CI runs, `bench` runs the benchmarks, `cross` is reserved for runs on other platforms.
+//!
+//! The crate is std-only on purpose: it must build quickly on a fresh machine before anything else does.
+
+mod bench;
+mod ci;
+mod util;
+
+use std::env;
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use bench::BenchOptions;
+use ci::CiOptions;
+use util::Workspace;
+
+const USAGE: &str = "\
+Usage: cargo xtask <command> [options]
+
+Commands:
+  ci [--skip <step>[,<step>...]]
+        Run every CI check in order, stopping at the first failure.
+        Steps: fmt, clippy, test, examples, doc, check-targets, bench.
+  bench [--quick] [--json]
+        Build and run offspring-bench; print its figures and ratios as
+        tables, or as one JSON object with --json. --quick takes fewer samples.
+  cross
+        Runs on other platforms (not yet implemented).
+
+Environment:
+  OFFSPRING_SKIP_EXAMPLES  comma-separated examples that `ci` builds but does not run
+  CARGO                    the cargo binary to use (default: cargo)
+  CARGO_TARGET_DIR         the target directory (default: target/ at the workspace root)
+";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq)]
+enum Task {
+    Ci(CiOptions),
+    Bench(BenchOptions),
+    Cross,
+    Help,
+}
+
+/// Why the command line could not be parsed; reported with the usage and exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = env::args_os().skip(1).collect();
+    let task = match parse_args(&args) {
+        Ok(task) => task,
+        Err(UsageError(message)) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}\n");
+            }
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<(), String> {
+    match task {
+        Task::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Task::Cross => {
+            println!(
+                "cross: not yet implemented (Windows under Wine and darwin checks beyond `cargo check`)"
+            );
+            Ok(())
+        }
+        Task::Ci(options) => ci::run(&Workspace::locate()?, &options),
+        Task::Bench(options) => bench::run(&Workspace::locate()?, options),
+    }
+}
+
+/// Parses the arguments after `cargo xtask`. An empty message in the error means "just show the usage".
+fn parse_args(args: &[OsString]) -> Result<Task, UsageError> {
+    let args: Vec<&str> = args
+        .iter()
+        .map(|arg| {
+            arg.to_str()
+                .ok_or_else(|| UsageError(format!("argument {arg:?} is not valid UTF-8")))
+        })
+        .collect::<Result<_, _>>()?;
+    let Some((&command, rest)) = args.split_first() else {
+        return Err(UsageError(String::new()));
+    };
+    match command {
+        "ci" => parse_ci(rest).map(Task::Ci),
+        "bench" => parse_bench(rest).map(Task::Bench),
+        "cross" => match rest.first() {
+            None => Ok(Task::Cross),
+            Some(arg) => Err(UsageError(format!("unexpected argument `{arg}` to cross"))),
+        },
+        "help" | "--help" | "-h" => Ok(Task::Help),
+        other => Err(UsageError(format!("unknown command `{other}`"))),
+    }
+}
+
+fn parse_ci(args: &[&str]) -> Result<CiOptions, UsageError> {
+    let mut options = CiOptions::default();
+    let mut args = args.iter();
+    while let Some(&arg) = args.next() {
+        let value = if arg == "--skip" {
+            *args
+                .next()
+                .ok_or_else(|| UsageError("--skip needs a step name".to_string()))?
+        } else if let Some(value) = arg.strip_prefix("--skip=") {
+            value
+        } else {
+            return Err(UsageError(format!("unexpected argument `{arg}` to ci")));
+        };
+        options
+            .skip
+            .extend(ci::parse_skip(value).map_err(UsageError)?);
+    }
+    Ok(options)
+}
+
+fn parse_bench(args: &[&str]) -> Result<BenchOptions, UsageError> {
+    let mut options = BenchOptions::default();
+    for &arg in args {
+        match arg {
+            "--quick" => options.quick = true,
+            "--json" => options.json = true,
+            other => {
+                return Err(UsageError(format!(
+                    "unexpected argument `{other}` to bench"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Task, UsageError> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse_args(&args)
+    }
+
+    #[test]
+    fn no_or_unknown_command_is_a_usage_error() {
+        assert_eq!(parse(&[]), Err(UsageError(String::new())));
+        assert!(parse(&["deploy"]).is_err());
+        assert!(parse(&["cross", "--now"]).is_err());
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse(&["cross"]), Ok(Task::Cross));
+        assert_eq!(parse(&["--help"]), Ok(Task::Help));
+        assert_eq!(parse(&["ci"]), Ok(Task::Ci(CiOptions { skip: Vec::new() })));
+    }
+
+    #[test]
+    fn ci_skip_accepts_both_spellings_and_accumulates() {
+        assert_eq!(
+            parse(&["ci", "--skip", "bench,examples", "--skip=doc"]),
+            Ok(Task::Ci(CiOptions {
+                skip: vec!["bench".into(), "examples".into(), "doc".into()]
+            }))
+        );
+        assert!(parse(&["ci", "--skip"]).is_err());
+        assert!(parse(&["ci", "--skip", "nope"]).is_err());
+        assert!(parse(&["ci", "--fast"]).is_err());
+    }
+
+    #[test]
+    fn bench_flags() {
+        assert_eq!(
+            parse(&["bench", "--json", "--quick"]),
+            Ok(Task::Bench(BenchOptions {
+                quick: true,
+                json: true
+            }))
+        );
+        assert_eq!(parse(&["bench"]), Ok(Task::Bench(BenchOptions::default())));
+        assert!(parse(&["bench", "--slow"]).is_err());
+    }
+}
