@@ -1,1 +1,47 @@
-//! Helpers shared by the integration tests and their helper programs.
+//! Helpers shared by the integration tests: process-table checks and hostile-client plumbing.
+//!
+//! The helper programs in `src/bin/` are started by the tests: each plays a role a test needs
+//! (a parent that is killed, a different build holding a real secret, a program that forgot
+//! `init()`).
+
+use std::time::{Duration, Instant};
+
+/// Whether `pid` names a process that exists and is not a zombie.
+pub fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Polls `check` every 10 ms until it holds or `timeout` passes; returns the time it took.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// The abstract-namespace socket names this process listens on whose name starts with
+/// `prefix`, read from `/proc/net/unix` as any local process could.
+pub fn abstract_sockets(prefix: &str) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let mut names: Vec<String> = table
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .filter_map(|path| path.strip_prefix('@'))
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}

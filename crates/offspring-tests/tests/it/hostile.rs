@@ -1,0 +1,134 @@
+//! Strangers on the parent's socket: dropped within a bounded time while real work goes on.
+
+use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::time::{Duration, Instant};
+
+use offspring::Process;
+use offspring_transport::{
+    BuildIdentity, Expected, HandshakeError, Listener, Secret, accept_handshake, connect,
+    connect_handshake,
+};
+use offspring_wire::{ClientHello, PROTOCOL_VERSION, WorkerConfig, encode};
+
+#[offspring::task]
+fn triple(n: u64) -> u64 {
+    n * 3
+}
+
+fn dial(name: &str) -> UnixStream {
+    let addr = SocketAddr::from_abstract_name(name).expect("abstract address");
+    let stream = UnixStream::connect_addr(&addr).expect("connect to the parent's socket");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("set a read timeout");
+    stream
+}
+
+/// Reads until the parent closes the connection; the time it took.
+fn closed_after(mut stream: UnixStream, opened: Instant) -> Duration {
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return opened.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
+#[test]
+fn strangers_are_dropped_while_a_real_task_completes() -> offspring::Result<()> {
+    // Make sure the coordinator listens, then find its socket as any local process could.
+    assert_eq!(Process::spawn(triple, 1)?.join()?, 3);
+    let names = offspring_tests::abstract_sockets(&format!("offspring-{}-", std::process::id()));
+    assert_eq!(names.len(), 1, "expected one listener, found {names:?}");
+    let name = &names[0];
+
+    let opened = Instant::now();
+    let silent = dial(name);
+    let mut garbage = dial(name);
+    garbage
+        .write_all(&[16, 0, 0, 0])
+        .and_then(|()| garbage.write_all(&[0xA5; 16]))
+        .expect("send garbage");
+    let mut huge = dial(name);
+    huge.write_all(&u32::MAX.to_le_bytes())
+        .expect("send a 4 GiB prefix");
+    let mut unknown = dial(name);
+    let hello = ClientHello {
+        protocol: PROTOCOL_VERSION,
+        worker_id: u64::MAX,
+        pid: std::process::id(),
+        nonce: [7; 32],
+        build_id: [0; 32],
+        table_id: [0; 32],
+    };
+    unknown
+        .write_all(&encode(&hello).expect("encode a hello"))
+        .expect("send a hello for a worker nobody expects");
+
+    // Real work goes on while the strangers are connected.
+    let started = Instant::now();
+    assert_eq!(Process::spawn(triple, 14)?.join()?, 42);
+    println!(
+        "real task with 4 strangers connected: {:?}",
+        started.elapsed()
+    );
+
+    for (what, stream) in [
+        ("silent", silent),
+        ("garbage", garbage),
+        ("4 GiB prefix", huge),
+        ("unknown worker", unknown),
+    ] {
+        let took = closed_after(stream, opened);
+        println!("{what}: dropped after {took:?}");
+        assert!(took < Duration::from_secs(20), "{what} kept for {took:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_wrong_secret_is_refused_by_both_sides() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let identity = BuildIdentity {
+            build_id: [1; 32],
+            table_id: [2; 32],
+        };
+        let listener = Listener::bind().expect("bind");
+        let endpoint = listener.endpoint().clone();
+        let right = Secret::generate().expect("secret");
+        let wrong = Secret::generate().expect("secret");
+        let server = tokio::spawn(async move {
+            let conn = listener.accept().await.expect("accept");
+            let lookup = |_| {
+                Some(Expected {
+                    secret: right,
+                    pid: None,
+                })
+            };
+            let config = WorkerConfig {
+                log_filter: "info".into(),
+            };
+            accept_handshake(conn, lookup, &identity, config)
+                .await
+                .err()
+        });
+        let mut conn = connect(&endpoint).await.expect("connect");
+        let client = connect_handshake(&mut conn, 1, &wrong, &identity).await;
+        // The parent proves itself first, so a worker with the wrong secret is the one
+        // that notices: the parent's proof does not verify under its secret.
+        assert!(
+            matches!(client, Err(HandshakeError::BadProof)),
+            "{client:?}"
+        );
+        drop(conn);
+        let server = server.await.expect("server task");
+        assert!(server.is_some(), "the parent accepted a wrong secret");
+    });
+}

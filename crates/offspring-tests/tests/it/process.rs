@@ -1,0 +1,158 @@
+//! `Process`: values, timeouts, kills, panics.
+
+use std::time::{Duration, Instant};
+
+use offspring::{Error, Process};
+
+#[offspring::task]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[offspring::task]
+fn sleep_then(ms: u64, value: String) -> String {
+    std::thread::sleep(Duration::from_millis(ms));
+    value
+}
+
+#[offspring::task]
+fn sleep_forever() {
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[offspring::task]
+fn boom(message: String) -> u32 {
+    panic!("{message}");
+}
+
+#[offspring::task]
+fn exit_with(code: i32) {
+    std::process::exit(code);
+}
+
+#[offspring::task]
+fn whoami() -> u32 {
+    std::process::id()
+}
+
+#[test]
+fn a_task_returns_its_value_from_a_child() -> offspring::Result<()> {
+    let started = Instant::now();
+    let child = Process::spawn(add, (2, 3))?;
+    assert_ne!(child.pid(), std::process::id());
+    assert_eq!(child.join()?, 5);
+    println!("spawn to value: {:?}", started.elapsed());
+    assert!(!child.is_alive(), "the child exits after its task");
+    assert!(child.exit_status().is_some_and(|s| s.success()));
+    assert!(matches!(child.join(), Err(Error::AlreadyTaken { .. })));
+    Ok(())
+}
+
+#[test]
+fn the_task_runs_in_the_child_process() -> offspring::Result<()> {
+    let child = Process::spawn(whoami, ())?;
+    assert_eq!(child.join()?, child.pid());
+    Ok(())
+}
+
+#[test]
+fn join_timeout_times_out_and_the_value_stays_retrievable() -> offspring::Result<()> {
+    let child = Process::spawn(sleep_then, (1500, "late".to_owned()))?;
+    assert!(matches!(
+        child.join_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    assert!(child.is_alive());
+    assert_eq!(child.join_timeout(Duration::from_secs(30))?, "late");
+    Ok(())
+}
+
+#[test]
+fn kill_then_join_reports_worker_died_with_the_signal() -> offspring::Result<()> {
+    let child = Process::spawn(sleep_forever, ())?;
+    let pid = child.pid();
+    child.kill()?;
+    match child.join() {
+        Err(Error::WorkerDied {
+            pid: died,
+            status,
+            task,
+        }) => {
+            assert_eq!(died, pid);
+            assert!(task.ends_with("sleep_forever"), "{task}");
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(status.and_then(|s| s.signal()), Some(9));
+            }
+            #[cfg(not(unix))]
+            assert!(status.is_some());
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert!(!child.is_alive());
+    Ok(())
+}
+
+#[test]
+fn terminate_stops_a_running_task() -> offspring::Result<()> {
+    let child = Process::spawn(sleep_forever, ())?;
+    child.terminate()?;
+    let err = child.join().expect_err("a terminated task has no value");
+    assert!(matches!(err, Error::WorkerDied { .. }), "{err}");
+    println!("{err}");
+    Ok(())
+}
+
+#[test]
+fn a_panicking_task_gives_task_panicked_with_its_message() -> offspring::Result<()> {
+    let child = Process::spawn(boom, "the answer is not 42".to_owned())?;
+    match child.join() {
+        Err(Error::TaskPanicked {
+            message,
+            location,
+            pid,
+            ..
+        }) => {
+            assert_eq!(message, "the answer is not 42");
+            assert_eq!(pid, child.pid());
+            assert!(location.is_some_and(|l| l.contains("process.rs")));
+        }
+        other => panic!("expected TaskPanicked, got {other:?}"),
+    }
+    // The panic was caught: the worker shut down normally afterwards.
+    assert!(child.exit_status().is_some_and(|s| s.success()));
+    Ok(())
+}
+
+#[test]
+fn a_task_that_exits_its_process_gives_worker_died_with_the_code() -> offspring::Result<()> {
+    let child = Process::spawn(exit_with, 7)?;
+    match child.join() {
+        Err(Error::WorkerDied { status, .. }) => {
+            assert_eq!(status.and_then(|s| s.code()), Some(7));
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn in_process_call_runs_the_body() {
+    assert_eq!(add::call(40, 2), 42);
+}
+
+#[test]
+fn a_dropped_handle_detaches_and_the_child_is_still_reaped() -> offspring::Result<()> {
+    let child = Process::spawn(sleep_then, (200, "x".to_owned()))?;
+    let pid = child.pid();
+    drop(child);
+    let gone = offspring_tests::wait_until(Duration::from_secs(20), || {
+        !offspring_tests::process_running(pid)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(gone.is_some(), "detached child {pid} was not reaped");
+    Ok(())
+}
