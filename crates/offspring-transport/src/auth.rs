@@ -159,10 +159,10 @@ pub async fn accept_handshake(
         });
     }
     let expected = lookup(hello.worker_id).ok_or(HandshakeError::UnknownWorker(hello.worker_id))?;
-    if let (Some(expected), Some(actual)) = (expected.pid, conn.peer_pid) {
-        if expected != actual {
-            return Err(HandshakeError::PidMismatch { expected, actual });
-        }
+    if let (Some(expected), Some(actual)) = (expected.pid, conn.peer_pid)
+        && expected != actual
+    {
+        return Err(HandshakeError::PidMismatch { expected, actual });
     }
     let nonce = random_bytes().map_err(|e| HandshakeError::Wire(e.into()))?;
     let proof = expected.secret.prove(PARENT_LABEL, &hello_bytes, &nonce);

@@ -1,5 +1,6 @@
 //! Re-execution: the lifeline after parent death, build identity, a program without `init()`.
 
+#[cfg(target_os = "linux")]
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ fn double(n: u32) -> u32 {
     n * 2
 }
 
+#[cfg(target_os = "linux")]
 /// Makes this test process the reaper of orphans, so a worker whose parent we kill becomes
 /// our child: visible, and reaped by us rather than left for init.
 fn become_subreaper() {
@@ -19,9 +21,11 @@ fn become_subreaper() {
     assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER failed");
 }
 
+#[cfg(target_os = "linux")]
 /// Kills and reaps `pid` if it is still there when dropped, so a failing test leaves nothing.
 struct Reap(u32);
 
+#[cfg(target_os = "linux")]
 impl Drop for Reap {
     fn drop(&mut self) {
         let pid = self.0 as libc::pid_t;
@@ -35,6 +39,7 @@ impl Drop for Reap {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn parent_death(without_pdeathsig: bool) -> Duration {
     become_subreaper();
     let mut command = Command::new(env!("CARGO_BIN_EXE_orphan_parent"));
@@ -73,12 +78,14 @@ fn parent_death(without_pdeathsig: bool) -> Duration {
     took
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_busy_worker_exits_when_its_parent_is_killed() {
     let took = parent_death(false);
     println!("worker gone {took:?} after its parent was SIGKILLed (parent-death signal armed)");
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn the_lifeline_alone_ends_a_busy_worker_whose_parent_is_killed() {
     let took = parent_death(true);
