@@ -133,6 +133,24 @@ impl Coordinator {
         self.shared.next_task.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Starts one worker from inside the coordinator's runtime (for the pool's actor).
+    pub fn spawn_worker_async(
+        &self,
+        options: SpawnOptions,
+    ) -> impl std::future::Future<Output = Result<WorkerHandle, SpawnError>> + Send + 'static {
+        spawn_async(
+            Arc::clone(&self.shared),
+            self.endpoint.clone(),
+            options,
+            self.runtime.handle().clone(),
+        )
+    }
+
+    /// The coordinator's runtime, for actors that live on it.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+
     /// Starts one worker and waits until it has authenticated, or failed to. Blocks the
     /// calling thread (never a runtime's: the wait is a plain channel).
     ///

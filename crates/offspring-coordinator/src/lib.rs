@@ -20,4 +20,4 @@ pub use coordinator::{
     Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, SpawnOptions,
 };
 pub use error::{Failure, SpawnError};
-pub use worker::{Sink, TaskReport, WorkerHandle};
+pub use worker::{BatchSink, WorkerHandle};

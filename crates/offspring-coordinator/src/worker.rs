@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use offspring_transport::{Conn, FrameReader};
-use offspring_wire::{FromWorker, Outcome, RunTask, ToWorker, WireError, decode, encode};
+use offspring_wire::{Args, FromWorker, Outcome, RunTask, ToWorker, WireError, decode, encode};
 use tokio::sync::mpsc;
 
 use crate::Failure;
@@ -24,20 +24,33 @@ use crate::coordinator::lock;
 /// kills the child.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The end of one task on a worker.
-#[derive(Debug)]
-pub struct TaskReport {
-    /// The encoded value, or why there is none.
-    pub outcome: Result<Vec<u8>, Failure>,
-    /// The worker's pid.
-    pub pid: u32,
+/// Receives what becomes of one batch of calls sent to a worker. Its methods run on the
+/// coordinator's thread: keep them short (hand work to another thread).
+pub trait BatchSink: Send + 'static {
+    /// The batch began running on the worker.
+    fn started(&mut self, pid: u32) {
+        let _ = pid;
+    }
+    /// Call `index` of the batch ended (calls report in order).
+    fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, pid: u32);
+    /// Every call reported; the worker is free for the next batch.
+    fn finished(self: Box<Self>, pid: u32);
+    /// The worker died (or could not be sent the batch): calls from `next` on never reported.
+    /// Call `next`, if the batch had started, was the one running.
+    fn died(self: Box<Self>, next: usize, status: Option<ExitStatus>, pid: u32);
 }
 
-/// Receives a task's report, on the coordinator's thread: keep it short.
-pub type Sink = Box<dyn FnOnce(TaskReport) + Send>;
+struct InFlight {
+    name: String,
+    sink: Box<dyn BatchSink>,
+    reported: usize,
+}
 
 enum Command {
-    Run { run: RunTask, sink: Sink },
+    Run {
+        run: RunTask,
+        sink: Box<dyn BatchSink>,
+    },
     Shutdown,
     Kill,
     Terminate,
@@ -52,6 +65,7 @@ struct Shared {
     pid: u32,
     exit: Mutex<ExitState>,
     exited: Condvar,
+    exit_watch: tokio::sync::watch::Sender<bool>,
 }
 
 /// A handle to one worker. Clones refer to the same worker; dropping the last one detaches
@@ -76,23 +90,25 @@ impl WorkerHandle {
         self.shared.pid
     }
 
-    /// Sends a task. `sink` runs exactly once, on the coordinator's thread, with the report.
-    pub fn submit(&self, task_id: u64, name: &str, args: Vec<u8>, sink: Sink) {
+    /// Sends a batch of calls of task `name`, each item the encoded arguments of one call.
+    /// `sink` hears of each call's end, then of the batch's end or the worker's death.
+    pub fn submit(&self, task_id: u64, name: &str, items: Vec<Vec<u8>>, sink: Box<dyn BatchSink>) {
         let run = RunTask {
             task_id,
             name: name.to_owned(),
-            args,
+            items: items.into_iter().map(Args).collect(),
         };
         if let Err(mpsc::error::SendError(Command::Run { sink, .. })) =
             self.commands.send(Command::Run { run, sink })
         {
-            sink(TaskReport {
-                outcome: Err(Failure::Died {
-                    status: self.exit_status(),
-                }),
-                pid: self.shared.pid,
-            });
+            sink.died(0, self.exit_status(), self.shared.pid);
         }
+    }
+
+    /// Resolves once the worker process has exited and been reaped.
+    pub async fn exited(&self) {
+        let mut watch = self.shared.exit_watch.subscribe();
+        let _ = watch.wait_for(|exited| *exited).await;
     }
 
     /// Asks the worker to finish its running task, if any, and exit.
@@ -160,6 +176,7 @@ pub(crate) fn start(
             exited: false,
         }),
         exited: Condvar::new(),
+        exit_watch: tokio::sync::watch::Sender::new(false),
     });
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let (frame_tx, mut frame_rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -208,7 +225,7 @@ struct Actor {
     shared: Arc<Shared>,
     child: tokio::process::Child,
     frames: mpsc::UnboundedSender<Vec<u8>>,
-    in_flight: HashMap<u64, (String, Sink)>,
+    in_flight: HashMap<u64, InFlight>,
     dead: bool,
 }
 
@@ -250,22 +267,30 @@ impl Actor {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Run { run, sink } => {
+            Command::Run { run, mut sink } => {
                 if self.dead {
-                    sink(self.died_report());
+                    sink.died(0, lock(&self.shared.exit).status, self.shared.pid);
                     return;
                 }
                 let task_id = run.task_id;
                 let name = run.name.clone();
                 match encode(&ToWorker::Run(run)) {
                     Ok(frame) => {
-                        self.in_flight.insert(task_id, (name, sink));
+                        self.in_flight.insert(
+                            task_id,
+                            InFlight {
+                                name,
+                                sink,
+                                reported: 0,
+                            },
+                        );
                         let _ = self.frames.send(frame);
                     }
-                    Err(e) => sink(TaskReport {
-                        outcome: Err(Failure::BadArgs(e.to_string())),
-                        pid: self.shared.pid,
-                    }),
+                    Err(e) => {
+                        // Too large for a frame: nothing was sent, so the worker is still free.
+                        sink.item(0, Err(Failure::BadArgs(e.to_string())), self.shared.pid);
+                        sink.finished(self.shared.pid);
+                    }
                 }
             }
             Command::Shutdown => {
@@ -292,11 +317,17 @@ impl Actor {
     fn frame(&mut self, msg: FromWorker) {
         match msg {
             FromWorker::Started { task_id } => {
-                tracing::trace!(target: "offspring", worker_pid = self.shared.pid, task_id = task_id, "task started");
+                if let Some(flight) = self.in_flight.get_mut(&task_id) {
+                    flight.sink.started(self.shared.pid);
+                }
             }
-            FromWorker::Finished { task_id, outcome } => {
-                let Some((_, sink)) = self.in_flight.remove(&task_id) else {
-                    tracing::warn!(target: "offspring", worker_pid = self.shared.pid, task_id = task_id, "worker finished a task it was not given");
+            FromWorker::Item {
+                task_id,
+                index,
+                outcome,
+            } => {
+                let Some(flight) = self.in_flight.get_mut(&task_id) else {
+                    tracing::warn!(target: "offspring", worker_pid = self.shared.pid, task_id, "worker reported a task it was not given");
                     return;
                 };
                 let outcome = match outcome {
@@ -308,16 +339,19 @@ impl Actor {
                     Outcome::BadArgs(e) => Err(Failure::BadArgs(e)),
                     Outcome::BadResult(e) => Err(Failure::BadResult(e)),
                 };
-                sink(TaskReport {
-                    outcome,
-                    pid: self.shared.pid,
-                });
+                flight.reported = index as usize + 1;
+                flight.sink.item(index as usize, outcome, self.shared.pid);
+            }
+            FromWorker::Finished { task_id } => {
+                if let Some(flight) = self.in_flight.remove(&task_id) {
+                    flight.sink.finished(self.shared.pid);
+                }
             }
             FromWorker::Log(record) => {
                 let task = record
                     .task_id
                     .and_then(|id| self.in_flight.get(&id))
-                    .map(|(name, _)| name.as_str());
+                    .map(|flight| flight.name.as_str());
                 crate::logs::emit(self.shared.pid, task, &record);
             }
         }
@@ -347,23 +381,12 @@ impl Actor {
             state.exited = true;
         }
         self.shared.exited.notify_all();
+        self.shared.exit_watch.send_replace(true);
         if !self.in_flight.is_empty() {
             tracing::debug!(target: "offspring", worker_pid = self.shared.pid, ?status, tasks = self.in_flight.len(), "worker died with tasks assigned");
         }
-        for (_, (_, sink)) in self.in_flight.drain() {
-            sink(TaskReport {
-                outcome: Err(Failure::Died { status }),
-                pid: self.shared.pid,
-            });
-        }
-    }
-
-    fn died_report(&self) -> TaskReport {
-        TaskReport {
-            outcome: Err(Failure::Died {
-                status: lock(&self.shared.exit).status,
-            }),
-            pid: self.shared.pid,
+        for (_, flight) in self.in_flight.drain() {
+            flight.sink.died(flight.reported, status, self.shared.pid);
         }
     }
 }

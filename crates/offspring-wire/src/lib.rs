@@ -35,7 +35,7 @@ pub use frame::{
 };
 pub use handshake::{ClientHello, ClientProof, NONCE_LEN, ServerChallenge, Verdict, WorkerConfig};
 pub use log::{Level, LogField, LogRecord, SpanRecord};
-pub use message::{FromWorker, Outcome, RunTask, ToWorker};
+pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker};
 
 /// The version of the protocol described by this crate. See the extension rule above.
 pub const PROTOCOL_VERSION: u32 = 1;

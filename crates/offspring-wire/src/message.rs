@@ -7,38 +7,52 @@ use crate::LogRecord;
 /// Parent to worker. Append new variants at the end (see the crate's extension rule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Run one task; the worker answers [`FromWorker::Started`] then [`FromWorker::Finished`].
+    /// Run a batch of calls of one task; the worker answers [`FromWorker::Started`], one
+    /// [`FromWorker::Item`] per call in order, then [`FromWorker::Finished`].
     Run(RunTask),
     /// Finish the running task, if any, flush, and exit.
     Shutdown,
 }
 
-/// One task for a worker.
+/// A batch of calls of one task for a worker (one call for `apply`, a chunk for `map`). The
+/// calls run one after the other; each reports as soon as it ends, so when a worker dies the
+/// parent knows exactly which call was running (the first one not reported) and which never
+/// started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunTask {
-    /// The parent's id for this run of the task; it comes back in the replies and logs.
+    /// The parent's id for this batch; it comes back in the replies and logs.
     pub task_id: u64,
     /// The task's stable name, looked up in the worker's table.
     pub name: String,
-    /// The postcard encoding of the task's arguments.
-    #[serde(with = "serde_bytes")]
-    pub args: Vec<u8>,
+    /// The postcard encoding of each call's arguments.
+    pub items: Vec<Args>,
 }
+
+/// The postcard encoding of one call's arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Args(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
 /// Worker to parent. Append new variants at the end (see the crate's extension rule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromWorker {
-    /// The task began running on the worker's task thread.
+    /// The batch began running on the worker's task thread.
     Started {
         /// The id from [`RunTask::task_id`].
         task_id: u64,
     },
-    /// The task ended; the worker is ready for the next one.
+    /// One call of the batch ended.
+    Item {
+        /// The id from [`RunTask::task_id`].
+        task_id: u64,
+        /// The call's position in [`RunTask::items`].
+        index: u32,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// Every call of the batch ended; the worker is ready for the next batch.
     Finished {
         /// The id from [`RunTask::task_id`].
         task_id: u64,
-        /// How it ended.
-        outcome: Outcome,
     },
     /// A log record emitted in the worker.
     Log(LogRecord),

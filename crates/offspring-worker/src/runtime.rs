@@ -151,10 +151,11 @@ fn send_frame(out: &mpsc::UnboundedSender<Outgoing>, msg: &FromWorker) {
             let _ = out.send(Outgoing::Frame(frame));
         }
         Err(e) => {
-            // Only a value can be too large or unencodable; report that as the task's outcome.
-            if let FromWorker::Finished { task_id, .. } = msg {
-                let fallback = FromWorker::Finished {
+            // Only a value can be too large or unencodable; report that as the call's outcome.
+            if let FromWorker::Item { task_id, index, .. } = msg {
+                let fallback = FromWorker::Item {
                     task_id: *task_id,
+                    index: *index,
                     outcome: Outcome::BadResult(e.to_string()),
                 };
                 if let Ok(frame) = encode(&fallback) {
@@ -162,6 +163,23 @@ fn send_frame(out: &mpsc::UnboundedSender<Outgoing>, msg: &FromWorker) {
                 }
             }
         }
+    }
+}
+
+fn call(entry: &crate::TaskEntry, task_id: u64, args: &[u8]) -> Outcome {
+    CURRENT_TASK.with(|c| c.set(Some(task_id)));
+    IN_TASK.with(|c| c.set(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| entry.run(args)));
+    IN_TASK.with(|c| c.set(false));
+    CURRENT_TASK.with(|c| c.set(None));
+    match result {
+        Ok(Ok(bytes)) => Outcome::Value(bytes),
+        Ok(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
+        Ok(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
+        Err(payload) => Outcome::Panicked {
+            message: panic_message(payload.as_ref()),
+            location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
+        },
     }
 }
 
@@ -173,26 +191,23 @@ fn serve(
     while let Ok(run) = tasks.recv() {
         let task_id = run.task_id;
         send_frame(out, &FromWorker::Started { task_id });
-        let outcome = match table.get(&run.name) {
-            None => Outcome::UnknownTask,
-            Some(entry) => {
-                CURRENT_TASK.with(|c| c.set(Some(task_id)));
-                IN_TASK.with(|c| c.set(true));
-                let result = std::panic::catch_unwind(AssertUnwindSafe(|| entry.run(&run.args)));
-                IN_TASK.with(|c| c.set(false));
-                CURRENT_TASK.with(|c| c.set(None));
-                match result {
-                    Ok(Ok(bytes)) => Outcome::Value(bytes),
-                    Ok(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
-                    Ok(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
-                    Err(payload) => Outcome::Panicked {
-                        message: panic_message(payload.as_ref()),
-                        location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
-                    },
-                }
-            }
-        };
-        send_frame(out, &FromWorker::Finished { task_id, outcome });
+        let entry = table.get(&run.name);
+        for (index, args) in run.items.iter().enumerate() {
+            let outcome = match entry {
+                None => Outcome::UnknownTask,
+                Some(entry) => call(entry, task_id, &args.0),
+            };
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            send_frame(
+                out,
+                &FromWorker::Item {
+                    task_id,
+                    index,
+                    outcome,
+                },
+            );
+        }
+        send_frame(out, &FromWorker::Finished { task_id });
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use offspring_coordinator::{SpawnOptions, TaskReport, WorkerHandle};
+use offspring_coordinator::{BatchSink, Failure, SpawnOptions, WorkerHandle};
 use serde::de::DeserializeOwned;
 
 use crate::slot::{Missing, Slot};
@@ -52,17 +52,15 @@ pub(crate) fn spawn_with<T: Task>(
         })
         .map_err(Error::spawn)?;
     let slot = Arc::new(Slot::new());
-    let filled = Arc::clone(&slot);
-    let stopper = worker.clone();
+    let sink = OneCall {
+        slot: Arc::clone(&slot),
+        worker: worker.clone(),
+    };
     worker.submit(
         coordinator.next_task_id(),
         T::NAME,
-        args,
-        Box::new(move |report| {
-            filled.fill(report);
-            // One task per process: once it reported, the child may go.
-            stopper.shutdown();
-        }),
+        vec![args],
+        Box::new(sink),
     );
     Ok(ProcessHandle {
         worker,
@@ -72,11 +70,40 @@ pub(crate) fn spawn_with<T: Task>(
     })
 }
 
+/// What a process's single call reports.
+struct Report {
+    outcome: std::result::Result<Vec<u8>, Failure>,
+    pid: u32,
+}
+
+struct OneCall {
+    slot: Arc<Slot<Report>>,
+    worker: WorkerHandle,
+}
+
+impl BatchSink for OneCall {
+    fn item(&mut self, _index: usize, outcome: std::result::Result<Vec<u8>, Failure>, pid: u32) {
+        self.slot.fill(Report { outcome, pid });
+    }
+
+    fn finished(self: Box<Self>, _pid: u32) {
+        // One task per process: once it reported, the child may go.
+        self.worker.shutdown();
+    }
+
+    fn died(self: Box<Self>, _next: usize, status: Option<ExitStatus>, pid: u32) {
+        self.slot.fill(Report {
+            outcome: Err(Failure::Died { status }),
+            pid,
+        });
+    }
+}
+
 /// A child process started by [`Process::spawn`]. Dropping it detaches: the child runs on, is
 /// still reaped, and still dies with the parent.
 pub struct ProcessHandle<R> {
     worker: WorkerHandle,
-    slot: Arc<Slot<TaskReport>>,
+    slot: Arc<Slot<Report>>,
     task: &'static str,
     _value: PhantomData<fn() -> R>,
 }
