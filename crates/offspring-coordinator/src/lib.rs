@@ -14,10 +14,15 @@
 mod coordinator;
 mod error;
 mod logs;
+mod pool;
 mod worker;
 
 pub use coordinator::{
     Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, SpawnOptions,
 };
 pub use error::{Failure, SpawnError};
+pub use pool::{
+    CallResult, JobId, JobSink, JobSpec, MAX_START_FAILURES, PoolConfig, PoolCounters, PoolFailure,
+    PoolHandle,
+};
 pub use worker::{BatchSink, WorkerHandle};

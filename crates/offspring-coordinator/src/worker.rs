@@ -24,6 +24,9 @@ use crate::coordinator::lock;
 /// kills the child.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the actor keeps reading a dead child's connection for its last frames.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
 /// Receives what becomes of one batch of calls sent to a worker. Its methods run on the
 /// coordinator's thread: keep them short (hand work to another thread).
 pub trait BatchSink: Send + 'static {
@@ -237,10 +240,19 @@ impl Actor {
     ) {
         let mut commands_open = true;
         let mut events_open = true;
+        // The child's status once reaped, while its last frames are still being read.
+        let mut reaped: Option<Option<ExitStatus>> = None;
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
         loop {
             if self.dead && !commands_open {
                 return;
             }
+            let drain_timer = async move {
+                match drain_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 command = commands.recv(), if commands_open => match command {
                     Some(command) => self.command(command),
@@ -254,12 +266,26 @@ impl Actor {
                             tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %error, "worker connection failed; killing the worker");
                             let _ = self.child.start_kill();
                         }
-                        self.reap().await;
+                        if !self.dead {
+                            let status = match reaped.take() {
+                                Some(status) => status,
+                                None => self.reap().await,
+                            };
+                            self.died(status);
+                        }
                     }
                     None => events_open = false,
                 },
-                status = self.child.wait(), if !self.dead => {
-                    self.died(status.ok());
+                // The child exited: keep reading what it wrote before it died (the frames are
+                // still in the socket), so the calls it finished are not blamed for its death.
+                status = self.child.wait(), if reaped.is_none() && !self.dead => {
+                    reaped = Some(status.ok());
+                    drain_deadline = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+                }
+                // The connection stays open after the process exited (a descendant holds it):
+                // stop waiting for the rest.
+                () = drain_timer, if drain_deadline.is_some() && !self.dead => {
+                    self.died(reaped.take().flatten());
                 }
             }
         }
@@ -358,19 +384,15 @@ impl Actor {
     }
 
     /// The connection ended: collect the exit status, killing a child that lingers.
-    async fn reap(&mut self) {
-        if self.dead {
-            return;
-        }
-        let status = match tokio::time::timeout(EXIT_GRACE, self.child.wait()).await {
+    async fn reap(&mut self) -> Option<ExitStatus> {
+        match tokio::time::timeout(EXIT_GRACE, self.child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {
                 tracing::warn!(target: "offspring", worker_pid = self.shared.pid, "worker closed its connection but did not exit; killing it");
                 let _ = self.child.start_kill();
                 self.child.wait().await.ok()
             }
-        };
-        self.died(status);
+        }
     }
 
     fn died(&mut self, status: Option<ExitStatus>) {

@@ -18,6 +18,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::outbox::Outbox;
 use crate::runtime::Outgoing;
 
 /// Records allowed to wait in the writer's queue before new ones are dropped.
@@ -37,15 +38,12 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct ForwardLayer {
-    out: tokio::sync::mpsc::UnboundedSender<Outgoing>,
+    out: Arc<Outbox>,
     counters: Arc<Counters>,
 }
 
 impl ForwardLayer {
-    pub(crate) fn new(
-        out: tokio::sync::mpsc::UnboundedSender<Outgoing>,
-        counters: Arc<Counters>,
-    ) -> Self {
+    pub(crate) fn new(out: Arc<Outbox>, counters: Arc<Counters>) -> Self {
         Self { out, counters }
     }
 }
@@ -155,7 +153,7 @@ where
         };
         if let Ok(frame) = encode(&FromWorker::Log(record)) {
             self.counters.pending.fetch_add(1, Ordering::Relaxed);
-            if self.out.send(Outgoing::Log(frame)).is_err() {
+            if self.out.send(Outgoing::Log(frame)).is_none() {
                 self.counters.pending.fetch_sub(1, Ordering::Relaxed);
             }
         }

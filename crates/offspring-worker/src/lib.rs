@@ -8,6 +8,7 @@
 //! `offspring::init()` when the process was started as a worker.
 
 mod forward;
+mod outbox;
 pub mod runtime;
 mod table;
 

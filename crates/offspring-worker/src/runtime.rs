@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::forward::{CURRENT_TASK, Counters, ForwardLayer};
+use crate::outbox::Outbox;
 use crate::{RunError, TaskTable, task_table};
 
 /// Exit status when the worker variables are malformed.
@@ -68,10 +69,22 @@ pub fn run(env: WorkerEnv) -> ! {
     let (task_tx, task_rx) = std::sync::mpsc::channel::<RunTask>();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let counters = Arc::new(Counters::default());
+    let outbox = Arc::new(Outbox::new(out_tx));
     let io_counters = Arc::clone(&counters);
+    let io_outbox = Arc::clone(&outbox);
     let io = std::thread::Builder::new()
         .name("offspring-io".into())
-        .spawn(move || io_thread(env, identity, out_rx, task_tx, ready_tx, io_counters));
+        .spawn(move || {
+            io_thread(
+                env,
+                identity,
+                out_rx,
+                task_tx,
+                ready_tx,
+                io_counters,
+                io_outbox,
+            );
+        });
     if let Err(e) = io {
         fail(EXIT_HANDSHAKE, &format!("cannot start the i/o thread: {e}"));
     }
@@ -83,11 +96,11 @@ pub fn run(env: WorkerEnv) -> ! {
             "the i/o thread stopped during the handshake",
         ),
     };
-    install_logging(&config, out_tx.clone(), counters);
+    install_logging(&config, Arc::clone(&outbox), counters);
     install_panic_hook();
-    serve(table, &task_rx, &out_tx);
+    serve(table, &task_rx, &outbox);
     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
-    if out_tx.send(Outgoing::Flush(ack_tx)).is_ok() {
+    if outbox.send(Outgoing::Flush(ack_tx)).is_some() {
         let _ = ack_rx.recv_timeout(FLUSH_TIMEOUT);
     }
     std::process::exit(0);
@@ -98,11 +111,7 @@ fn fail(code: i32, message: &str) -> ! {
     std::process::exit(code);
 }
 
-fn install_logging(
-    config: &WorkerConfig,
-    out: mpsc::UnboundedSender<Outgoing>,
-    counters: Arc<Counters>,
-) {
+fn install_logging(config: &WorkerConfig, out: Arc<Outbox>, counters: Arc<Counters>) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let subscriber = tracing_subscriber::registry()
@@ -145,7 +154,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn send_frame(out: &mpsc::UnboundedSender<Outgoing>, msg: &FromWorker) {
+fn send_frame(out: &Outbox, msg: &FromWorker) {
     match encode(msg) {
         Ok(frame) => {
             let _ = out.send(Outgoing::Frame(frame));
@@ -183,16 +192,16 @@ fn call(entry: &crate::TaskEntry, task_id: u64, args: &[u8]) -> Outcome {
     }
 }
 
-fn serve(
-    table: &TaskTable,
-    tasks: &std::sync::mpsc::Receiver<RunTask>,
-    out: &mpsc::UnboundedSender<Outgoing>,
-) {
+fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Outbox) {
     while let Ok(run) = tasks.recv() {
         let task_id = run.task_id;
         send_frame(out, &FromWorker::Started { task_id });
         let entry = table.get(&run.name);
         for (index, args) in run.items.iter().enumerate() {
+            if index > 0 {
+                // The reports so far must survive this call killing the process.
+                out.wait_written(out.sent());
+            }
             let outcome = match entry {
                 None => Outcome::UnknownTask,
                 Some(entry) => call(entry, task_id, &args.0),
@@ -218,6 +227,7 @@ fn io_thread(
     tasks: std::sync::mpsc::Sender<RunTask>,
     ready: std::sync::mpsc::SyncSender<Result<WorkerConfig, String>>,
     counters: Arc<Counters>,
+    outbox: Arc<Outbox>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -269,7 +279,9 @@ fn io_thread(
                         continue;
                     }
                 };
-                if writer.write_frame(&frame).await.is_err() {
+                let written = writer.write_frame(&frame).await;
+                outbox.mark_written();
+                if written.is_err() {
                     // The parent is gone; the reader's lifeline ends the process.
                     return;
                 }

@@ -3,7 +3,7 @@
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use offspring_coordinator::{Failure, SpawnError};
+use offspring_coordinator::{Failure, PoolFailure, SpawnError};
 
 /// `Result<T, offspring::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -39,7 +39,7 @@ impl std::fmt::Display for Direction {
 #[non_exhaustive]
 pub enum Error {
     /// The task panicked in the worker; the worker survives.
-    #[error("task `{task}` panicked in worker {pid}: {message}{}", at(.location))]
+    #[error("task `{task}`{} panicked in worker {pid}: {message}{}", item(.index), at(.location))]
     TaskPanicked {
         /// The task's name.
         task: String,
@@ -49,9 +49,11 @@ pub enum Error {
         message: String,
         /// `file:line:column` of the panic, where known.
         location: Option<String>,
+        /// The input index of the failed call, for `map` and friends.
+        index: Option<usize>,
     },
     /// The worker running the task exited or was killed.
-    #[error("worker {pid} died while running task `{task}` ({})", describe_status(.status))]
+    #[error("worker {pid} died while running task `{task}`{} ({})", item(.index), describe_status(.status))]
     WorkerDied {
         /// The task's name.
         task: String,
@@ -59,12 +61,14 @@ pub enum Error {
         pid: u32,
         /// Its exit status (code or signal), if it could be collected.
         status: Option<ExitStatus>,
+        /// The input index of the failed call, for `map` and friends.
+        index: Option<usize>,
     },
     /// A `*_timeout` wait ran out of time; the work is still pending.
     #[error("timed out waiting; the work is still pending")]
     Timeout,
     /// The task ran past the pool's `task_timeout`; its worker was killed and replaced.
-    #[error("task `{task}` ran longer than {limit:?}; worker {pid} was killed")]
+    #[error("task `{task}`{} ran longer than {limit:?}; worker {pid} was killed", item(.index))]
     TaskTimedOut {
         /// The task's name.
         task: String,
@@ -72,6 +76,8 @@ pub enum Error {
         pid: u32,
         /// The limit.
         limit: Duration,
+        /// The input index of the failed call, for `map` and friends.
+        index: Option<usize>,
     },
     /// Submitting after `close()`/`terminate()`, or a result lost to `terminate()`.
     #[error("the pool is closed")]
@@ -86,15 +92,17 @@ pub enum Error {
     #[error("{0}")]
     NotInitialized(&'static str),
     /// The worker has no task by that name.
-    #[error("task `{task}` is not registered in worker {pid}")]
+    #[error("task `{task}` is not registered in worker {pid}{}", item(.index))]
     UnknownTask {
         /// The task's name.
         task: String,
         /// The worker's pid.
         pid: u32,
+        /// The input index of the failed call, for `map` and friends.
+        index: Option<usize>,
     },
     /// Arguments or a value did not (de)serialize.
-    #[error("could not {direction} of task `{task}`: {message}")]
+    #[error("could not {direction} of task `{task}`{}: {message}", item(.index))]
     Serialization {
         /// The task's name.
         task: String,
@@ -102,6 +110,21 @@ pub enum Error {
         direction: Direction,
         /// The serializer's message.
         message: String,
+        /// The input index of the call, for `map` and friends.
+        index: Option<usize>,
+    },
+    /// A pool's configuration is invalid (for example zero processes).
+    #[error("invalid pool configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The pool could not start or initialize workers several times in a row and gave up;
+    /// its calls fail with this.
+    #[error("the pool cannot start workers: {reason}")]
+    InitializerFailed {
+        /// The last failure, in one sentence.
+        reason: String,
     },
     /// The value was already handed out by an earlier call.
     #[error("the result of task `{task}` was already taken")]
@@ -109,6 +132,12 @@ pub enum Error {
         /// The task's name.
         task: String,
     },
+}
+
+fn item(index: &Option<usize>) -> String {
+    index
+        .map(|i| format!(" (input index {i})"))
+        .unwrap_or_default()
 }
 
 fn at(location: &Option<String>) -> String {
@@ -150,7 +179,12 @@ impl Error {
         }
     }
 
-    pub(crate) fn from_failure(task: &str, pid: u32, failure: Failure) -> Self {
+    pub(crate) fn from_failure(
+        task: &str,
+        pid: u32,
+        index: Option<usize>,
+        failure: Failure,
+    ) -> Self {
         let task = task.to_owned();
         match failure {
             Failure::Panicked { message, location } => Self::TaskPanicked {
@@ -158,25 +192,55 @@ impl Error {
                 pid,
                 message,
                 location,
+                index,
             },
-            Failure::Died { status } => Self::WorkerDied { task, pid, status },
-            Failure::UnknownTask => Self::UnknownTask { task, pid },
+            Failure::Died { status } => Self::WorkerDied {
+                task,
+                pid,
+                status,
+                index,
+            },
+            Failure::UnknownTask => Self::UnknownTask { task, pid, index },
             Failure::BadArgs(message) => Self::Serialization {
                 task,
                 direction: Direction::DecodeArgs,
                 message,
+                index,
             },
             Failure::BadResult(message) => Self::Serialization {
                 task,
                 direction: Direction::EncodeResult,
                 message,
+                index,
             },
             // Failure is non-exhaustive; a new kind still reaches the user as a death.
             _ => Self::WorkerDied {
                 task,
                 pid,
                 status: None,
+                index,
             },
+        }
+    }
+
+    /// The error for one call of a pool job.
+    pub(crate) fn from_pool(
+        task: &str,
+        pid: Option<u32>,
+        index: Option<usize>,
+        failure: PoolFailure,
+    ) -> Self {
+        let pid_or_zero = pid.unwrap_or_default();
+        match failure {
+            PoolFailure::Task(failure) => Self::from_failure(task, pid_or_zero, index, failure),
+            PoolFailure::TimedOut(limit) => Self::TaskTimedOut {
+                task: task.to_owned(),
+                pid: pid_or_zero,
+                limit,
+                index,
+            },
+            PoolFailure::Broken(reason) => Self::InitializerFailed { reason },
+            _ => Self::PoolClosed,
         }
     }
 }

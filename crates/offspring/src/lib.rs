@@ -43,8 +43,10 @@
 //! This crate is the only public API boundary of the project; the other `offspring-*` crates
 //! are its parts.
 
+mod async_result;
 mod error;
 mod init;
+mod pool;
 mod process;
 mod slot;
 mod task_trait;
@@ -52,8 +54,10 @@ mod task_trait;
 #[doc(hidden)]
 pub mod __private;
 
+pub use async_result::{AsyncResult, AsyncResultFuture};
 pub use error::{Direction, Error, Result};
 pub use init::init;
 pub use offspring_macros::{main, task};
+pub use pool::{IMAP_AHEAD, Imap, Pool, PoolBuilder, PoolCounters};
 pub use process::{Process, ProcessHandle};
 pub use task_trait::Task;

@@ -9,7 +9,7 @@ use offspring_coordinator::{BatchSink, Failure, SpawnOptions, WorkerHandle};
 use serde::de::DeserializeOwned;
 
 use crate::slot::{Missing, Slot};
-use crate::{Direction, Error, Result, Task};
+use crate::{Error, Result, Task};
 
 /// How long `join` waits for the child to exit once its value is in. The child exits right
 /// after it reports; this bound only matters for a child that hangs on its way out.
@@ -39,11 +39,7 @@ pub(crate) fn spawn_with<T: Task>(
     args: T::Args,
 ) -> Result<ProcessHandle<T::Output>> {
     let coordinator = crate::init::coordinator()?;
-    let args = crate::__private::encode(&args).map_err(|message| Error::Serialization {
-        task: T::NAME.to_owned(),
-        direction: Direction::EncodeArgs,
-        message,
-    })?;
+    let args = crate::pool::encode_args(T::NAME, None, &args)?;
     let worker = coordinator
         .spawn_worker(SpawnOptions {
             program,
@@ -160,12 +156,8 @@ impl<R: DeserializeOwned> ProcessHandle<R> {
         let left = timeout.map_or(EXIT_WAIT, |t| t.saturating_sub(started.elapsed()));
         self.worker.wait_exit(left.min(EXIT_WAIT));
         match report.outcome {
-            Ok(bytes) => postcard::from_bytes(&bytes).map_err(|e| Error::Serialization {
-                task: self.task.to_owned(),
-                direction: Direction::DecodeResult,
-                message: e.to_string(),
-            }),
-            Err(failure) => Err(Error::from_failure(self.task, report.pid, failure)),
+            Ok(bytes) => crate::pool::decode(self.task, None, &bytes),
+            Err(failure) => Err(Error::from_failure(self.task, report.pid, None, failure)),
         }
     }
 

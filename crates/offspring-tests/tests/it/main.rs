@@ -5,5 +5,7 @@ offspring::test_support!();
 
 mod hostile;
 mod logs;
+mod pool;
+mod pool_failures;
 mod process;
 mod reexec;

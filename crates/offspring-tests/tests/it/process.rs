@@ -79,6 +79,7 @@ fn kill_then_join_reports_worker_died_with_the_signal() -> offspring::Result<()>
             pid: died,
             status,
             task,
+            ..
         }) => {
             assert_eq!(died, pid);
             assert!(task.ends_with("sleep_forever"), "{task}");

@@ -1,0 +1,1023 @@
+//! The pool's scheduler: an actor on the coordinator's runtime that owns a pool's workers and
+//! its queue of calls, and decides what runs where.
+//!
+//! # Scheduling
+//!
+//! A submission is a *job*: calls of one task, each with its input index, cut into batches of
+//! `chunk` calls. An idle worker gets the next batch from the job at the front of the queue;
+//! each worker has at most one batch, so a worker never holds calls it has not started
+//! while another worker idles. A worker reports each call as it ends; when it dies, the call
+//! that was running (the first one not reported) fails with the death, or goes back to the
+//! front of the queue while it has retries left, and the calls of the batch that never
+//! started go back to the front of the queue untouched: only the running call is ever blamed.
+//!
+//! # Workers
+//!
+//! The actor keeps `processes` workers alive: a dead or retired one (after
+//! `max_tasks_per_child` batches) is replaced. A new worker first runs the initializer, if
+//! any. [`MAX_START_FAILURES`] consecutive failed starts (the spawn failed, or the
+//! initializer panicked or killed its worker) break the pool: every queued and later call
+//! fails with the reason, and no more workers are started (no endless respawn loop).
+//!
+//! # Lifecycle
+//!
+//! `close` refuses new jobs; once the queue is empty and no batch runs, the workers are
+//! shut down, and when all have exited the pool is *drained* (what `join` waits for).
+//! `terminate` fails every queued and running call with [`PoolFailure::Closed`], kills the
+//! workers, and drains once they are reaped.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::coordinator::lock;
+use crate::{BatchSink, Coordinator, Failure, SpawnError, SpawnOptions, WorkerHandle};
+
+/// Consecutive failed worker starts after which a pool gives up.
+pub const MAX_START_FAILURES: u32 = 3;
+
+/// How a pool is set up.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// How many workers to keep.
+    pub processes: usize,
+    /// A task (name and encoded arguments) each new worker runs before its first batch.
+    pub initializer: Option<(String, Vec<u8>)>,
+    /// Batches a worker runs before it is replaced (a `map` chunk counts as one).
+    pub max_tasks_per_child: Option<u64>,
+    /// A call running longer than this is stopped by killing its worker.
+    pub task_timeout: Option<Duration>,
+    /// How many times a call whose worker died is run again elsewhere.
+    pub retries: u32,
+    /// Arguments for worker processes (see `SpawnOptions::args`).
+    pub worker_args: Vec<std::ffi::OsString>,
+}
+
+/// Why a call of a pool produced no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoolFailure {
+    /// What the worker reported, or its death.
+    Task(Failure),
+    /// The call ran past the pool's `task_timeout`; its worker was killed.
+    TimedOut(Duration),
+    /// The pool was terminated, or closed before the job arrived.
+    Closed,
+    /// The pool is broken: workers could not be started or initialized.
+    Broken(String),
+}
+
+/// The end of one call.
+#[derive(Debug)]
+pub struct CallResult {
+    /// The encoded value, or why there is none.
+    pub outcome: Result<Vec<u8>, PoolFailure>,
+    /// The worker that ran it, if one did.
+    pub pid: Option<u32>,
+}
+
+/// Receives each call's result, exactly once per call, on the coordinator's thread.
+pub trait JobSink: Send + Sync + 'static {
+    /// Call `index` (its input index) ended.
+    fn deliver(&self, index: usize, result: CallResult);
+}
+
+/// Calls of one task to run.
+pub struct JobSpec {
+    /// The task's stable name.
+    pub name: Arc<str>,
+    /// Each call's input index and encoded arguments.
+    pub items: Vec<(usize, Vec<u8>)>,
+    /// Calls per batch sent to a worker.
+    pub chunk: usize,
+    /// Where results go.
+    pub sink: Arc<dyn JobSink>,
+}
+
+impl std::fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("name", &self.name)
+            .field("items", &self.items.len())
+            .field("chunk", &self.chunk)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pool's counters, as last updated by its scheduler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounters {
+    /// Calls waiting for a worker.
+    pub queued: u64,
+    /// Calls sent to a worker and not yet reported.
+    pub running: u64,
+    /// Calls that returned a value.
+    pub done: u64,
+    /// Calls that failed (panic, death, timeout, closed).
+    pub failed: u64,
+    /// Workers started to replace one that died or retired.
+    pub restarted: u64,
+    /// Workers started in all.
+    pub spawned: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    queued: AtomicU64,
+    running: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    restarted: AtomicU64,
+    spawned: AtomicU64,
+}
+
+struct Shared {
+    counters: Counters,
+    closed: AtomicBool,
+    next_job: AtomicU64,
+    drained: Mutex<bool>,
+    drained_cv: Condvar,
+}
+
+/// A handle to a pool's scheduler. Clones share it; the scheduler lives until it is
+/// terminated or drained after `close`.
+#[derive(Clone)]
+pub struct PoolHandle {
+    events: mpsc::UnboundedSender<Event>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PoolHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolHandle")
+            .field("counters", &self.counters())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The id of a submitted job, for [`PoolHandle::extend`] and [`PoolHandle::cancel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobId(u64);
+
+enum Event {
+    Submit(JobId, JobSpec),
+    Cancel(JobId),
+    Close,
+    Terminate,
+    Spawned(Result<WorkerHandle, SpawnError>),
+    Exited(u64),
+    Started(u64),
+    Item {
+        worker: u64,
+        index: usize,
+        outcome: Result<Vec<u8>, Failure>,
+    },
+    Finished(u64),
+    Died {
+        worker: u64,
+        next: usize,
+        status: Option<ExitStatus>,
+    },
+    InitDone {
+        worker: u64,
+        error: Option<String>,
+    },
+    Tick,
+}
+
+impl PoolHandle {
+    /// Starts a pool's scheduler on the coordinator and begins starting its workers.
+    pub fn start(coordinator: &'static Coordinator, config: PoolConfig) -> Self {
+        let (events, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            next_job: AtomicU64::new(1),
+            drained: Mutex::new(false),
+            drained_cv: Condvar::new(),
+        });
+        if let Some(timeout) = config.task_timeout {
+            let ticks = events.clone();
+            let period = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
+            coordinator.runtime().spawn(async move {
+                let mut interval = tokio::time::interval(period);
+                while ticks.send(Event::Tick).is_ok() {
+                    interval.tick().await;
+                }
+            });
+        }
+        let actor = Actor {
+            coordinator,
+            config,
+            events: events.clone(),
+            shared: Arc::clone(&shared),
+            jobs: HashMap::new(),
+            queue: VecDeque::new(),
+            workers: HashMap::new(),
+            starting: 0,
+            next_worker: 1,
+            closed: false,
+            terminated: false,
+            broken: None,
+            start_failures: 0,
+            first_start_done: false,
+        };
+        coordinator.runtime().spawn(actor.run(rx));
+        Self { events, shared }
+    }
+
+    /// Submits a job. A closed pool gives the job back.
+    ///
+    /// # Errors
+    ///
+    /// The job itself when the pool is closed or terminated.
+    pub fn submit(&self, job: JobSpec) -> Result<JobId, JobSpec> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(job);
+        }
+        let id = self.reserve();
+        self.submit_as(id, job)?;
+        Ok(id)
+    }
+
+    /// A fresh job id, for a job submitted in parts with [`PoolHandle::submit_as`].
+    pub fn reserve(&self) -> JobId {
+        JobId(self.shared.next_job.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Submits calls under a job id: the first part of a job, or more calls of it (`imap`
+    /// feeds its job as the consumer makes room).
+    ///
+    /// # Errors
+    ///
+    /// The job itself when the pool is closed or terminated.
+    pub fn submit_as(&self, id: JobId, job: JobSpec) -> Result<(), JobSpec> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(job);
+        }
+        self.shared
+            .counters
+            .queued
+            .fetch_add(job.items.len() as u64, Ordering::Relaxed);
+        match self.events.send(Event::Submit(id, job)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(Event::Submit(_, job))) => Err(job),
+            // Only a Submit was sent, so only a Submit can come back.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Drops the calls of a job that have not started; they are never delivered.
+    pub fn cancel(&self, id: JobId) {
+        let _ = self.events.send(Event::Cancel(id));
+    }
+
+    /// Refuses new jobs; queued and running calls still finish, then the workers exit.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let _ = self.events.send(Event::Close);
+    }
+
+    /// Fails every queued and running call with [`PoolFailure::Closed`] and kills the
+    /// workers.
+    pub fn terminate(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        let _ = self.events.send(Event::Terminate);
+    }
+
+    /// Whether `close` or `terminate` was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the pool is drained (closed, every call delivered, every worker exited);
+    /// `false` if `timeout` passed first.
+    pub fn wait_drained(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut drained = lock(&self.shared.drained);
+        while !*drained {
+            drained = match deadline {
+                None => self
+                    .shared
+                    .drained_cv
+                    .wait(drained)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.shared
+                        .drained_cv
+                        .wait_timeout(drained, left)
+                        .map(|(guard, _)| guard)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                }
+            };
+        }
+        true
+    }
+
+    /// The pool's counters.
+    pub fn counters(&self) -> PoolCounters {
+        let c = &self.shared.counters;
+        PoolCounters {
+            queued: c.queued.load(Ordering::Relaxed),
+            running: c.running.load(Ordering::Relaxed),
+            done: c.done.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            restarted: c.restarted.load(Ordering::Relaxed),
+            spawned: c.spawned.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct Pending {
+    index: usize,
+    args: Vec<u8>,
+    attempts: u32,
+}
+
+struct Job {
+    name: Arc<str>,
+    pending: VecDeque<Pending>,
+    chunk: usize,
+    sink: Arc<dyn JobSink>,
+    /// Calls submitted and not yet delivered (pending or running).
+    outstanding: usize,
+}
+
+struct Batch {
+    job: JobId,
+    name: Arc<str>,
+    sink: Arc<dyn JobSink>,
+    items: Vec<Pending>,
+    reported: usize,
+    since: Instant,
+    timed_out: bool,
+}
+
+enum State {
+    Initializing,
+    Idle,
+    Busy(Batch),
+    Retiring,
+}
+
+struct Slot {
+    handle: WorkerHandle,
+    state: State,
+    batches: u64,
+}
+
+struct Actor {
+    coordinator: &'static Coordinator,
+    config: PoolConfig,
+    events: mpsc::UnboundedSender<Event>,
+    shared: Arc<Shared>,
+    jobs: HashMap<JobId, Job>,
+    queue: VecDeque<JobId>,
+    workers: HashMap<u64, Slot>,
+    starting: usize,
+    next_worker: u64,
+    closed: bool,
+    terminated: bool,
+    broken: Option<String>,
+    start_failures: u32,
+    first_start_done: bool,
+}
+
+/// Forwards a worker's reports on one batch to the pool's actor.
+struct Reports {
+    worker: u64,
+    events: mpsc::UnboundedSender<Event>,
+    init: bool,
+    init_error: Option<String>,
+}
+
+impl BatchSink for Reports {
+    fn started(&mut self, _pid: u32) {
+        if !self.init {
+            let _ = self.events.send(Event::Started(self.worker));
+        }
+    }
+
+    fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, _pid: u32) {
+        if self.init {
+            if let Err(failure) = outcome {
+                self.init_error = Some(describe(&failure));
+            }
+            return;
+        }
+        let _ = self.events.send(Event::Item {
+            worker: self.worker,
+            index,
+            outcome,
+        });
+    }
+
+    fn finished(self: Box<Self>, _pid: u32) {
+        let event = if self.init {
+            Event::InitDone {
+                worker: self.worker,
+                error: self.init_error,
+            }
+        } else {
+            Event::Finished(self.worker)
+        };
+        let _ = self.events.send(event);
+    }
+
+    fn died(self: Box<Self>, next: usize, status: Option<ExitStatus>, _pid: u32) {
+        let event = if self.init {
+            Event::InitDone {
+                worker: self.worker,
+                error: Some(describe(&Failure::Died { status })),
+            }
+        } else {
+            Event::Died {
+                worker: self.worker,
+                next,
+                status,
+            }
+        };
+        let _ = self.events.send(event);
+    }
+}
+
+fn describe(failure: &Failure) -> String {
+    match failure {
+        Failure::Panicked { message, .. } => format!("the initializer panicked: {message}"),
+        Failure::Died { status } => match status {
+            Some(status) => format!("the initializer's worker died ({status})"),
+            None => "the initializer's worker died".to_owned(),
+        },
+        Failure::UnknownTask => "the initializer is not a registered task".to_owned(),
+        Failure::BadArgs(e) => format!("the initializer's arguments did not decode: {e}"),
+        Failure::BadResult(e) => format!("the initializer's value did not encode: {e}"),
+    }
+}
+
+fn bump(counter: &AtomicU64, delta: i64) {
+    if delta >= 0 {
+        counter.fetch_add(delta as u64, Ordering::Relaxed);
+    } else {
+        counter.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+    }
+}
+
+impl Actor {
+    async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+        self.maintain();
+        while let Some(event) = events.recv().await {
+            self.handle(event);
+            if self.is_drained() {
+                // Stop: dropping the receiver makes later submissions fail at the sender, where
+                // the facade reports them as closed.
+                *lock(&self.shared.drained) = true;
+                self.shared.drained_cv.notify_all();
+                return;
+            }
+        }
+    }
+
+    fn is_drained(&self) -> bool {
+        (self.closed || self.terminated)
+            && self.workers.is_empty()
+            && self.starting == 0
+            && self.queue.is_empty()
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Submit(id, job) => self.submit(id, job),
+            Event::Cancel(id) => self.cancel(id),
+            Event::Close => {
+                self.closed = true;
+                self.maybe_retire_idle();
+            }
+            Event::Terminate => self.terminate(),
+            Event::Spawned(result) => self.spawned(result),
+            Event::Exited(worker) => {
+                if let Some(slot) = self.workers.get(&worker)
+                    && matches!(slot.state, State::Idle | State::Retiring)
+                {
+                    if matches!(slot.state, State::Idle) && !self.closed {
+                        // An idle worker died (killed from outside): replace it.
+                        bump(&self.shared.counters.restarted, 1);
+                    }
+                    self.workers.remove(&worker);
+                    self.maintain();
+                    self.dispatch();
+                }
+            }
+            Event::Started(worker) => {
+                if let Some(Slot {
+                    state: State::Busy(batch),
+                    ..
+                }) = self.workers.get_mut(&worker)
+                {
+                    batch.since = Instant::now();
+                }
+            }
+            Event::Item {
+                worker,
+                index,
+                outcome,
+            } => self.item(worker, index, outcome),
+            Event::Finished(worker) => self.finished(worker),
+            Event::Died {
+                worker,
+                next,
+                status,
+            } => self.died(worker, next, status),
+            Event::InitDone { worker, error } => self.init_done(worker, error),
+            Event::Tick => self.tick(),
+        }
+    }
+
+    fn deliver(&self, sink: &Arc<dyn JobSink>, index: usize, result: CallResult) {
+        if result.outcome.is_ok() {
+            bump(&self.shared.counters.done, 1);
+        } else {
+            bump(&self.shared.counters.failed, 1);
+        }
+        sink.deliver(index, result);
+    }
+
+    fn fail_job_items(
+        &self,
+        sink: &Arc<dyn JobSink>,
+        items: impl IntoIterator<Item = (usize, Vec<u8>)>,
+        failure: &PoolFailure,
+    ) {
+        for (index, _) in items {
+            bump(&self.shared.counters.queued, -1);
+            self.deliver(
+                sink,
+                index,
+                CallResult {
+                    outcome: Err(failure.clone()),
+                    pid: None,
+                },
+            );
+        }
+    }
+
+    fn submit(&mut self, id: JobId, spec: JobSpec) {
+        if self.terminated || self.broken.is_some() {
+            let failure = match &self.broken {
+                Some(reason) => PoolFailure::Broken(reason.clone()),
+                None => PoolFailure::Closed,
+            };
+            self.fail_job_items(&spec.sink, spec.items, &failure);
+            return;
+        }
+        let count = spec.items.len();
+        let pending = spec.items.into_iter().map(|(index, args)| Pending {
+            index,
+            args,
+            attempts: 0,
+        });
+        match self.jobs.get_mut(&id) {
+            Some(job) => {
+                job.pending.extend(pending);
+                job.outstanding += count;
+            }
+            None => {
+                self.jobs.insert(
+                    id,
+                    Job {
+                        name: spec.name,
+                        pending: pending.collect(),
+                        chunk: spec.chunk.max(1),
+                        sink: spec.sink,
+                        outstanding: count,
+                    },
+                );
+            }
+        }
+        if !self.queue.contains(&id) {
+            self.queue.push_back(id);
+        }
+        self.dispatch();
+    }
+
+    fn cancel(&mut self, id: JobId) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            let dropped = job.pending.len();
+            job.pending.clear();
+            job.outstanding -= dropped;
+            bump(&self.shared.counters.queued, -(dropped as i64));
+            if job.outstanding == 0 {
+                self.jobs.remove(&id);
+            }
+        }
+        self.queue.retain(|queued| *queued != id);
+        self.maybe_retire_idle();
+    }
+
+    /// Gives idle workers the next batches.
+    fn dispatch(&mut self) {
+        let idle: Vec<u64> = self
+            .workers
+            .iter()
+            .filter(|(_, slot)| matches!(slot.state, State::Idle))
+            .map(|(key, _)| *key)
+            .collect();
+        for worker in idle {
+            let Some(batch) = self.next_batch() else {
+                break;
+            };
+            self.send(worker, batch);
+        }
+        self.maybe_retire_idle();
+    }
+
+    fn next_batch(&mut self) -> Option<Batch> {
+        while let Some(&id) = self.queue.front() {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                self.queue.pop_front();
+                continue;
+            };
+            if job.pending.is_empty() {
+                self.queue.pop_front();
+                continue;
+            }
+            let take = job.chunk.min(job.pending.len());
+            let items: Vec<Pending> = job.pending.drain(..take).collect();
+            let batch = Batch {
+                job: id,
+                name: Arc::clone(&job.name),
+                sink: Arc::clone(&job.sink),
+                items,
+                reported: 0,
+                since: Instant::now(),
+                timed_out: false,
+            };
+            if job.pending.is_empty() {
+                self.queue.pop_front();
+            }
+            return Some(batch);
+        }
+        None
+    }
+
+    fn send(&mut self, worker: u64, batch: Batch) {
+        let Some(slot) = self.workers.get_mut(&worker) else {
+            return;
+        };
+        let count = batch.items.len() as i64;
+        let task_id = self.coordinator.next_task_id();
+        let items = batch.items.iter().map(|p| p.args.clone()).collect();
+        let name = Arc::clone(&batch.name);
+        slot.state = State::Busy(batch);
+        slot.handle.submit(
+            task_id,
+            &name,
+            items,
+            Box::new(Reports {
+                worker,
+                events: self.events.clone(),
+                init: false,
+                init_error: None,
+            }),
+        );
+        bump(&self.shared.counters.queued, -count);
+        bump(&self.shared.counters.running, count);
+    }
+
+    fn item(&mut self, worker: u64, index: usize, outcome: Result<Vec<u8>, Failure>) {
+        let Some(Slot {
+            state: State::Busy(batch),
+            handle,
+            ..
+        }) = self.workers.get_mut(&worker)
+        else {
+            return;
+        };
+        let Some(item) = batch.items.get(index) else {
+            return;
+        };
+        let pid = handle.pid();
+        let (call, job, sink) = (item.index, batch.job, Arc::clone(&batch.sink));
+        batch.reported = index + 1;
+        batch.since = Instant::now();
+        bump(&self.shared.counters.running, -1);
+        self.deliver(
+            &sink,
+            call,
+            CallResult {
+                outcome: outcome.map_err(PoolFailure::Task),
+                pid: Some(pid),
+            },
+        );
+        self.settle(job, 1);
+    }
+
+    /// `delivered` calls of job `id` were delivered: forget the job once nothing is left.
+    fn settle(&mut self, id: JobId, delivered: usize) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.outstanding = job.outstanding.saturating_sub(delivered);
+            if job.outstanding == 0 && job.pending.is_empty() {
+                self.jobs.remove(&id);
+            }
+        }
+    }
+
+    fn finished(&mut self, worker: u64) {
+        let Some(slot) = self.workers.get_mut(&worker) else {
+            return;
+        };
+        if !matches!(slot.state, State::Busy(_)) {
+            return;
+        }
+        slot.state = State::Idle;
+        slot.batches += 1;
+        if self
+            .config
+            .max_tasks_per_child
+            .is_some_and(|max| slot.batches >= max)
+        {
+            slot.state = State::Retiring;
+            slot.handle.shutdown();
+            bump(&self.shared.counters.restarted, 1);
+            self.maintain();
+        }
+        self.dispatch();
+    }
+
+    fn died(&mut self, worker: u64, next: usize, status: Option<ExitStatus>) {
+        let Some(slot) = self.workers.remove(&worker) else {
+            return;
+        };
+        let pid = slot.handle.pid();
+        if let State::Busy(batch) = slot.state {
+            let Batch {
+                job,
+                sink,
+                items,
+                timed_out,
+                ..
+            } = batch;
+            let mut items = items.into_iter().skip(next);
+            let mut requeue: Vec<Pending> = Vec::new();
+            let mut delivered = 0;
+            if let Some(mut running) = items.next() {
+                bump(&self.shared.counters.running, -1);
+                if timed_out {
+                    let limit = self.config.task_timeout.unwrap_or_default();
+                    self.deliver(
+                        &sink,
+                        running.index,
+                        CallResult {
+                            outcome: Err(PoolFailure::TimedOut(limit)),
+                            pid: Some(pid),
+                        },
+                    );
+                    delivered += 1;
+                } else if running.attempts < self.config.retries && !self.terminated {
+                    running.attempts += 1;
+                    tracing::debug!(target: "offspring", worker_pid = pid, attempt = running.attempts, "retrying a call whose worker died");
+                    requeue.push(running);
+                } else {
+                    self.deliver(
+                        &sink,
+                        running.index,
+                        CallResult {
+                            outcome: Err(PoolFailure::Task(Failure::Died { status })),
+                            pid: Some(pid),
+                        },
+                    );
+                    delivered += 1;
+                }
+            }
+            // Calls that never started run elsewhere as if nothing happened.
+            for untouched in items {
+                bump(&self.shared.counters.running, -1);
+                requeue.push(untouched);
+            }
+            self.requeue(job, requeue);
+            self.settle(job, delivered);
+        }
+        if !self.terminated && !(self.closed && self.queue.is_empty()) {
+            bump(&self.shared.counters.restarted, 1);
+        }
+        self.maintain();
+        self.dispatch();
+    }
+
+    fn requeue(&mut self, id: JobId, items: Vec<Pending>) {
+        if items.is_empty() {
+            return;
+        }
+        let count = items.len() as i64;
+        if self.terminated || self.broken.is_some() {
+            return;
+        }
+        if let Some(job) = self.jobs.get_mut(&id) {
+            for item in items.into_iter().rev() {
+                job.pending.push_front(item);
+            }
+            bump(&self.shared.counters.queued, count);
+            self.queue.retain(|queued| *queued != id);
+            self.queue.push_front(id);
+        }
+    }
+
+    fn init_done(&mut self, worker: u64, error: Option<String>) {
+        match error {
+            None => {
+                self.start_failures = 0;
+                if let Some(slot) = self.workers.get_mut(&worker) {
+                    slot.state = State::Idle;
+                }
+                self.dispatch();
+            }
+            Some(reason) => {
+                if let Some(slot) = self.workers.remove(&worker) {
+                    slot.handle.kill();
+                }
+                self.start_failed(reason);
+            }
+        }
+    }
+
+    fn start_failed(&mut self, reason: String) {
+        self.start_failures += 1;
+        tracing::warn!(target: "offspring", failures = self.start_failures, %reason, "a pool worker failed to start");
+        if self.start_failures >= MAX_START_FAILURES {
+            self.break_pool(reason);
+        } else {
+            self.maintain();
+        }
+    }
+
+    fn break_pool(&mut self, reason: String) {
+        tracing::error!(target: "offspring", %reason, "the pool gave up starting workers");
+        let failure = PoolFailure::Broken(format!(
+            "{MAX_START_FAILURES} consecutive worker starts failed; the last: {reason}"
+        ));
+        self.broken = Some(match &failure {
+            PoolFailure::Broken(text) => text.clone(),
+            _ => reason,
+        });
+        for id in std::mem::take(&mut self.queue) {
+            if let Some(mut job) = self.jobs.remove(&id) {
+                let items: Vec<_> = job.pending.drain(..).map(|p| (p.index, p.args)).collect();
+                self.fail_job_items(&job.sink, items, &failure);
+            }
+        }
+    }
+
+    fn spawned(&mut self, result: Result<WorkerHandle, SpawnError>) {
+        self.starting = self.starting.saturating_sub(1);
+        let handle = match result {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.start_failed(e.to_string());
+                return;
+            }
+        };
+        if self.terminated || self.broken.is_some() {
+            handle.kill();
+            return;
+        }
+        bump(&self.shared.counters.spawned, 1);
+        let worker = self.next_worker;
+        self.next_worker += 1;
+        let watcher = handle.clone();
+        let events = self.events.clone();
+        self.coordinator.runtime().spawn(async move {
+            watcher.exited().await;
+            let _ = events.send(Event::Exited(worker));
+        });
+        let state = match &self.config.initializer {
+            Some((name, args)) => {
+                handle.submit(
+                    self.coordinator.next_task_id(),
+                    name,
+                    vec![args.clone()],
+                    Box::new(Reports {
+                        worker,
+                        events: self.events.clone(),
+                        init: true,
+                        init_error: None,
+                    }),
+                );
+                State::Initializing
+            }
+            None => {
+                self.start_failures = 0;
+                State::Idle
+            }
+        };
+        self.first_start_done = true;
+        self.workers.insert(
+            worker,
+            Slot {
+                handle,
+                state,
+                batches: 0,
+            },
+        );
+        self.dispatch();
+    }
+
+    /// Starts workers until the pool has its size (none once it is closed and idle).
+    fn maintain(&mut self) {
+        if self.terminated || self.broken.is_some() {
+            return;
+        }
+        if self.closed && self.queue.is_empty() {
+            return;
+        }
+        let live = self
+            .workers
+            .values()
+            .filter(|slot| !matches!(slot.state, State::Retiring))
+            .count()
+            + self.starting;
+        for _ in live..self.config.processes {
+            self.starting += 1;
+            let spawn = self.coordinator.spawn_worker_async(SpawnOptions {
+                args: self.config.worker_args.clone(),
+                ..SpawnOptions::default()
+            });
+            let events = self.events.clone();
+            self.coordinator.runtime().spawn(async move {
+                let _ = events.send(Event::Spawned(spawn.await));
+            });
+        }
+    }
+
+    /// After `close`, once nothing is queued, idle workers are shut down.
+    fn maybe_retire_idle(&mut self) {
+        if !self.closed || !self.queue.is_empty() {
+            return;
+        }
+        for slot in self.workers.values_mut() {
+            if matches!(slot.state, State::Idle) {
+                slot.state = State::Retiring;
+                slot.handle.shutdown();
+            }
+        }
+    }
+
+    fn terminate(&mut self) {
+        self.terminated = true;
+        self.closed = true;
+        for id in std::mem::take(&mut self.queue) {
+            if let Some(mut job) = self.jobs.remove(&id) {
+                let items: Vec<_> = job.pending.drain(..).map(|p| (p.index, p.args)).collect();
+                self.fail_job_items(&job.sink, items, &PoolFailure::Closed);
+            }
+        }
+        let busy: Vec<Batch> = self
+            .workers
+            .values_mut()
+            .filter_map(|slot| {
+                slot.handle.kill();
+                match std::mem::replace(&mut slot.state, State::Retiring) {
+                    State::Busy(batch) => Some(batch),
+                    _ => None,
+                }
+            })
+            .collect();
+        for batch in busy {
+            for item in batch.items.into_iter().skip(batch.reported) {
+                bump(&self.shared.counters.running, -1);
+                self.deliver(
+                    &batch.sink,
+                    item.index,
+                    CallResult {
+                        outcome: Err(PoolFailure::Closed),
+                        pid: None,
+                    },
+                );
+            }
+        }
+        self.jobs.clear();
+    }
+
+    fn tick(&mut self) {
+        let Some(limit) = self.config.task_timeout else {
+            return;
+        };
+        for slot in self.workers.values_mut() {
+            if let State::Busy(batch) = &mut slot.state
+                && !batch.timed_out
+                && batch.reported < batch.items.len()
+                && batch.since.elapsed() > limit
+            {
+                batch.timed_out = true;
+                tracing::warn!(target: "offspring", worker_pid = slot.handle.pid(), task = %batch.name, ?limit, "a task ran past its timeout; killing its worker");
+                slot.handle.kill();
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! `Pool`: submission, results, callbacks and lifecycle, with real workers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use offspring::{Error, Pool};
+
+#[offspring::task]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[offspring::task]
+fn square(n: u64) -> u64 {
+    n * n
+}
+
+#[offspring::task]
+fn worker_pid() -> u32 {
+    std::process::id()
+}
+
+#[offspring::task]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[offspring::task]
+fn fail_on(n: u64, bad: u64) -> u64 {
+    assert!(n != bad, "item {n} is bad");
+    n
+}
+
+#[offspring::task]
+fn checked(n: i32) -> Result<i32, String> {
+    if n < 0 {
+        Err(format!("{n} is negative"))
+    } else {
+        Ok(n)
+    }
+}
+
+#[test]
+fn apply_map_and_starmap_return_values_in_order() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    assert_eq!(pool.apply(add, (2, 3))?, 5);
+    assert_eq!(pool.starmap(add, vec![(1, 2), (3, 4)])?, vec![3, 7]);
+    let expected: Vec<u64> = (0..1000).map(|n| n * n).collect();
+    assert_eq!(pool.map(square, 0..1000)?, expected);
+    assert_eq!(pool.map_chunked(square, 0..1000, 7)?, expected);
+    assert_eq!(pool.map_async(square, 0..1000).get()?, expected);
+    assert_eq!(pool.map(square, Vec::new())?, Vec::<u64>::new());
+    let pids: std::collections::HashSet<u32> = pool
+        .map_chunked(worker_pid, vec![(); 200], 1)?
+        .into_iter()
+        .collect();
+    assert!(!pids.contains(&std::process::id()));
+    println!("200 calls ran on {} distinct workers", pids.len());
+    Ok(())
+}
+
+#[test]
+fn a_tasks_own_error_is_its_value() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    assert_eq!(pool.apply(checked, -1)?, Err("-1 is negative".to_owned()));
+    assert_eq!(pool.apply(checked, 1)?, Ok(1));
+    Ok(())
+}
+
+#[test]
+fn a_pool_of_zero_processes_is_an_error() {
+    assert!(matches!(Pool::new(0), Err(Error::InvalidConfig { .. })));
+}
+
+#[test]
+fn map_reports_the_first_failure_in_input_order_with_its_index() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let err = pool
+        .map(fail_on, (0..100).map(|n| (n, 37)))
+        .expect_err("item 37 panics");
+    match &err {
+        Error::TaskPanicked { index, message, .. } => {
+            assert_eq!(*index, Some(37));
+            assert!(message.contains("item 37 is bad"));
+        }
+        other => panic!("expected TaskPanicked, got {other:?}"),
+    }
+    assert!(err.to_string().contains("input index 37"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn imap_yields_each_items_own_result_in_order() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let results: Vec<_> = pool.imap(fail_on, (0..50).map(|n| (n, 10))).collect();
+    assert_eq!(results.len(), 50);
+    for (n, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(value) => assert_eq!(value, n as u64),
+            Err(Error::TaskPanicked { index, .. }) => assert_eq!((n, index), (10, Some(10))),
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered(square, 0..100)
+        .collect::<offspring::Result<_>>()?;
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..100).map(|n| n * n).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[test]
+fn imap_pulls_its_input_lazily() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pulled);
+    let endless = (0u64..).inspect(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut results = pool.imap(square, endless);
+    for n in 0..1000u64 {
+        assert_eq!(results.next().transpose()?, Some(n * n));
+        let ahead = pulled.load(Ordering::SeqCst) as u64 - (n + 1);
+        assert!(
+            ahead <= (offspring::IMAP_AHEAD * pool.processes()) as u64,
+            "pulled {ahead} items ahead of the consumer"
+        );
+    }
+    println!(
+        "after 1000 items consumed, {} pulled",
+        pulled.load(Ordering::SeqCst)
+    );
+    drop(results);
+    // The pool serves other work after the imap was dropped mid-stream.
+    assert_eq!(pool.apply(square, 3)?, 9);
+    Ok(())
+}
+
+#[test]
+fn get_timeout_leaves_the_result_pending_and_retrievable() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let result = pool.apply_async(sleep_ms, 800);
+    assert!(!result.ready());
+    assert_eq!(result.successful(), None);
+    assert!(matches!(
+        result.get_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
+    assert!(!result.wait_timeout(Duration::from_millis(10)));
+    result.wait();
+    assert!(result.ready());
+    assert_eq!(result.successful(), Some(true));
+    assert_eq!(result.get_timeout(Duration::from_secs(1))?, 800);
+    assert!(matches!(result.get(), Err(Error::AlreadyTaken { .. })));
+    Ok(())
+}
+
+#[test]
+fn callbacks_run_once_in_the_parent_even_without_get() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    for n in 0..10u64 {
+        let seen = Arc::clone(&seen);
+        let _ = pool.apply_async(square, n).callback(move |value| {
+            let thread = std::thread::current().name().map(str::to_owned);
+            seen.lock()
+                .expect("lock")
+                .push((*value, std::process::id(), thread));
+        });
+    }
+    let errors = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&errors);
+    let failing = pool
+        .apply_async(fail_on, (1, 1))
+        .callback(|_| panic!("a failure must not reach the success callback"))
+        .error_callback(move |err| {
+            assert!(matches!(err, Error::TaskPanicked { .. }));
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+    // A callback attached after the result arrived still runs, once.
+    let late = pool.apply_async(square, 12);
+    late.wait();
+    let late_seen = Arc::new(AtomicUsize::new(0));
+    let late_counter = Arc::clone(&late_seen);
+    let late = late.callback(move |value| {
+        assert_eq!(*value, 144);
+        late_counter.fetch_add(1, Ordering::SeqCst);
+    });
+    // A panicking callback is caught and the pool goes on.
+    let _ = pool
+        .apply_async(square, 2)
+        .callback(|_| panic!("callback panics on purpose"));
+    pool.close();
+    pool.join()?;
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 10);
+    for (_, pid, thread) in seen.iter() {
+        assert_eq!(*pid, std::process::id(), "callbacks run in the parent");
+        assert_eq!(thread.as_deref(), Some("offspring-callbacks"));
+    }
+    let mut values: Vec<u64> = seen.iter().map(|(v, _, _)| *v).collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..10).map(|n| n * n).collect::<Vec<_>>());
+    assert_eq!(errors.load(Ordering::SeqCst), 1);
+    assert_eq!(late_seen.load(Ordering::SeqCst), 1);
+    assert!(failing.get().is_err());
+    assert_eq!(late.get()?, 144);
+    Ok(())
+}
+
+#[test]
+fn a_callback_may_submit_more_work_to_the_pool() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let inner = pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = pool.apply_async(square, 3).callback(move |value| {
+        let _ = tx.send(inner.apply(square, *value));
+    });
+    let nested = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the callback ran")?;
+    assert_eq!(nested, 81);
+    Ok(())
+}
+
+#[test]
+fn dropping_the_last_clone_on_the_callback_thread_does_not_deadlock() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let last = pool.clone();
+    let result = pool.apply_async(square, 5);
+    drop(pool);
+    let _keep = result.callback(move |value| {
+        drop(last);
+        let _ = tx.send(*value);
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("callback ran"),
+        25
+    );
+    Ok(())
+}
+
+#[test]
+fn close_refuses_work_and_join_waits_for_it() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let pending: Vec<_> = (0..4).map(|_| pool.apply_async(sleep_ms, 200)).collect();
+    pool.close();
+    assert!(matches!(pool.apply(square, 1), Err(Error::PoolClosed)));
+    pool.join()?;
+    for result in pending {
+        assert!(result.ready());
+        assert_eq!(result.get()?, 200);
+    }
+    Ok(())
+}
+
+#[test]
+fn terminate_turns_pending_results_into_pool_closed() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let running = pool.apply_async(sleep_ms, 60_000);
+    let queued = pool.apply_async(sleep_ms, 60_000);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    pool.terminate();
+    assert!(matches!(running.get(), Err(Error::PoolClosed)));
+    assert!(matches!(queued.get(), Err(Error::PoolClosed)));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(matches!(pool.apply(square, 2), Err(Error::PoolClosed)));
+    Ok(())
+}
+
+#[test]
+fn a_result_outlives_its_pool() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let result = pool.apply_async(sleep_ms, 60_000);
+    drop(pool);
+    assert!(matches!(result.get(), Err(Error::PoolClosed)));
+    Ok(())
+}
+
+#[test]
+fn await_does_not_block_a_current_thread_runtime() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&ticks);
+    let value = runtime.block_on(async move {
+        let ticker = tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let value = pool.apply_async(sleep_ms, 500).await;
+        ticker.abort();
+        value
+    })?;
+    assert_eq!(value, 500);
+    let ticks = ticks.load(Ordering::SeqCst);
+    println!("the runtime ticked {ticks} times while awaiting");
+    assert!(ticks >= 5, "the runtime was blocked: {ticks} ticks");
+    Ok(())
+}

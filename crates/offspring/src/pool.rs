@@ -1,0 +1,611 @@
+//! [`Pool`]: worker processes fed with tasks, like Python's `multiprocessing.Pool`, with
+//! crashes that fail one call instead of the pool.
+//!
+//! The scheduling lives in the coordinator (`offspring_coordinator::PoolHandle`); this module
+//! encodes arguments, decodes values into the user's types, and shapes the results (`apply`,
+//! `map`, `imap`, ...).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use offspring_coordinator::{CallResult, JobId, JobSink, JobSpec, PoolConfig, PoolHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::async_result::{CallbackCount, Cell};
+use crate::{AsyncResult, Direction, Error, Result, Task};
+
+/// How long dropping the last clone of a pool waits for its killed workers to be reaped.
+const TERMINATE_WAIT: Duration = Duration::from_secs(10);
+
+/// How many calls per worker `imap` keeps submitted ahead of the consumer: it pulls at most
+/// `consumed + IMAP_AHEAD × processes` items from its input.
+pub const IMAP_AHEAD: usize = 2;
+
+pub(crate) fn encode_args<A: Serialize + ?Sized>(
+    task: &str,
+    index: Option<usize>,
+    args: &A,
+) -> Result<Vec<u8>> {
+    crate::__private::encode(args).map_err(|message| Error::Serialization {
+        task: task.to_owned(),
+        direction: Direction::EncodeArgs,
+        message,
+        index,
+    })
+}
+
+pub(crate) fn decode<R: DeserializeOwned>(
+    task: &str,
+    index: Option<usize>,
+    bytes: &[u8],
+) -> Result<R> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Serialization {
+        task: task.to_owned(),
+        direction: Direction::DecodeResult,
+        message: e.to_string(),
+        index,
+    })
+}
+
+fn convert<R: DeserializeOwned>(task: &str, index: Option<usize>, result: CallResult) -> Result<R> {
+    match result.outcome {
+        Ok(bytes) => decode(task, index, &bytes),
+        Err(failure) => Err(Error::from_pool(task, result.pid, index, failure)),
+    }
+}
+
+/// Builds a [`Pool`]; see [`Pool::builder`].
+#[derive(Debug, Default)]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    initializer: Option<(String, Result<Vec<u8>>)>,
+    max_tasks_per_child: Option<u64>,
+    task_timeout: Option<Duration>,
+    retries: u32,
+}
+
+impl PoolBuilder {
+    /// How many worker processes (default: the available parallelism).
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// A task each worker runs once, before its first task (replacements too).
+    pub fn initializer<T: Task>(mut self, task: T, args: T::Args) -> Self {
+        let _ = task;
+        self.initializer = Some((T::NAME.to_owned(), encode_args(T::NAME, None, &args)));
+        self
+    }
+
+    /// A worker is replaced after running this many tasks. A `map` chunk counts as one task
+    /// (as in Python), whatever its number of items.
+    pub fn max_tasks_per_child(mut self, tasks: u64) -> Self {
+        self.max_tasks_per_child = Some(tasks);
+        self
+    }
+
+    /// A task running longer than this (from when it starts on its worker) is stopped by
+    /// killing and replacing the worker, and reports [`Error::TaskTimedOut`].
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// A task whose worker died is run again on another worker up to this many times before
+    /// it reports [`Error::WorkerDied`] (default 0). A panic is not retried.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Starts the pool. Workers start in the background; calls queue until one is ready.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for zero processes or a zero timeout,
+    /// [`Error::Serialization`] when the initializer's arguments do not encode, and the
+    /// errors of [`init`](crate::init)'s checks.
+    pub fn build(self) -> Result<Pool> {
+        let processes = match self.processes {
+            Some(0) => {
+                return Err(Error::InvalidConfig {
+                    reason: "a pool needs at least one process".into(),
+                });
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        if self.task_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidConfig {
+                reason: "a task timeout of zero would kill every task".into(),
+            });
+        }
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::InvalidConfig {
+                reason: "max_tasks_per_child must be at least 1".into(),
+            });
+        }
+        let initializer = match self.initializer {
+            Some((name, args)) => Some((name, args?)),
+            None => None,
+        };
+        let coordinator = crate::init::coordinator()?;
+        let handle = PoolHandle::start(
+            coordinator,
+            PoolConfig {
+                processes,
+                initializer,
+                max_tasks_per_child: self.max_tasks_per_child,
+                task_timeout: self.task_timeout,
+                retries: self.retries,
+                worker_args: crate::init::worker_args(),
+            },
+        );
+        Ok(Pool {
+            inner: Arc::new(Inner {
+                handle,
+                processes,
+                callbacks: Arc::new(CallbackCount::default()),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    handle: PoolHandle,
+    processes: usize,
+    callbacks: Arc<CallbackCount>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the last clone terminates, as leaving Python's `with Pool()` does; it waits
+        // (bounded) for the killed workers to be reaped, but never for callbacks, so a drop on
+        // the callback thread cannot wait on itself.
+        self.handle.terminate();
+        self.handle.wait_drained(Some(TERMINATE_WAIT));
+    }
+}
+
+/// A pool of worker processes. `Clone + Send + Sync`: clones share the workers (a callback
+/// can hold one and submit more work), and the workers stop when the last clone is dropped.
+///
+/// ```
+/// #[offspring::task]
+/// fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// # offspring::test_support!();
+/// fn main() -> offspring::Result<()> {
+///     offspring::init();
+///     let pool = offspring::Pool::new(2)?;
+///     assert_eq!(pool.apply(add, (2, 3))?, 5);
+///     assert_eq!(pool.starmap(add, vec![(1, 2), (3, 4)])?, vec![3, 7]);
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.inner.processes)
+            .field("counters", &self.inner.handle.counters())
+            .finish()
+    }
+}
+
+/// A pool's counters: see [`Pool::counters`].
+pub type PoolCounters = offspring_coordinator::PoolCounters;
+
+struct OneSink<R> {
+    cell: Arc<Cell<R>>,
+    task: &'static str,
+}
+
+impl<R: DeserializeOwned + Send + 'static> JobSink for OneSink<R> {
+    fn deliver(&self, _index: usize, result: CallResult) {
+        self.cell.resolve(convert(self.task, None, result));
+    }
+}
+
+struct MapSink<R> {
+    cell: Arc<Cell<Vec<R>>>,
+    task: &'static str,
+    results: Mutex<Vec<Option<CallResult>>>,
+    remaining: AtomicUsize,
+}
+
+impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
+    fn deliver(&self, index: usize, result: CallResult) {
+        let mut results = self
+            .results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = results.get_mut(index) {
+            *slot = Some(result);
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let all = std::mem::take(&mut *results);
+            drop(results);
+            let outcome = all
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| match r {
+                    Some(r) => convert(self.task, Some(i), r),
+                    None => Err(Error::PoolClosed),
+                })
+                .collect::<Result<Vec<R>>>();
+            self.cell.resolve(outcome);
+        }
+    }
+}
+
+struct ChannelSink {
+    results: Mutex<Sender<(usize, CallResult)>>,
+}
+
+impl JobSink for ChannelSink {
+    fn deliver(&self, index: usize, result: CallResult) {
+        let sender = self
+            .results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The consumer may be gone (a dropped imap); its calls were cancelled.
+        let _ = sender.send((index, result));
+    }
+}
+
+impl Pool {
+    /// A pool of `processes` workers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for `Pool::new(0)`; see [`PoolBuilder::build`].
+    pub fn new(processes: usize) -> Result<Self> {
+        Self::builder().processes(processes).build()
+    }
+
+    /// A builder for a pool with more settings.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// The number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.inner.processes
+    }
+
+    /// The pool's counters: calls queued, running, done and failed; workers restarted and
+    /// spawned.
+    pub fn counters(&self) -> PoolCounters {
+        self.inner.handle.counters()
+    }
+
+    fn cell<R: Send + 'static>(&self, task: &'static str) -> Arc<Cell<R>> {
+        Cell::new(task, Arc::clone(&self.inner.callbacks))
+    }
+
+    fn submit(&self, spec: JobSpec) -> std::result::Result<JobId, ()> {
+        self.inner.handle.submit(spec).map_err(|_| ())
+    }
+
+    /// Runs `task(args)` on a worker and waits for its value.
+    ///
+    /// # Errors
+    ///
+    /// What offspring saw go wrong: [`Error::TaskPanicked`], [`Error::WorkerDied`],
+    /// [`Error::TaskTimedOut`], [`Error::PoolClosed`], ...
+    pub fn apply<T: Task>(&self, task: T, args: T::Args) -> Result<T::Output> {
+        self.apply_async(task, args).get()
+    }
+
+    /// Submits `task(args)` and returns at once.
+    pub fn apply_async<T: Task>(&self, task: T, args: T::Args) -> AsyncResult<T::Output> {
+        let _ = task;
+        let cell = self.cell::<T::Output>(T::NAME);
+        match encode_args(T::NAME, None, &args) {
+            Err(e) => cell.resolve(Err(e)),
+            Ok(bytes) => {
+                let spec = JobSpec {
+                    name: Arc::from(T::NAME),
+                    items: vec![(0, bytes)],
+                    chunk: 1,
+                    sink: Arc::new(OneSink {
+                        cell: Arc::clone(&cell),
+                        task: T::NAME,
+                    }),
+                };
+                if self.submit(spec).is_err() {
+                    cell.resolve(Err(Error::PoolClosed));
+                }
+            }
+        }
+        AsyncResult::from_cell(cell)
+    }
+
+    /// The chunk size `map` picks: `ceil(len / (4 × processes))`, as Python does, so each
+    /// worker gets about four chunks (enough to even out uneven items, few enough that the
+    /// per-chunk round trip is amortized).
+    fn auto_chunk(&self, len: usize) -> usize {
+        len.div_ceil(4 * self.inner.processes).max(1)
+    }
+
+    /// Runs `task` on every item and returns the values in input order.
+    ///
+    /// # Errors
+    ///
+    /// The first failure in input order, naming its input index.
+    pub fn map<T: Task, I>(&self, task: T, iter: I) -> Result<Vec<T::Output>>
+    where
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.map_async_with(task, iter, None).get()
+    }
+
+    /// As [`map`](Self::map), sending `chunksize` items to a worker at a time.
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Self::map).
+    pub fn map_chunked<T: Task, I>(
+        &self,
+        task: T,
+        iter: I,
+        chunksize: usize,
+    ) -> Result<Vec<T::Output>>
+    where
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.map_async_with(task, iter, Some(chunksize)).get()
+    }
+
+    /// As [`map`](Self::map), returning at once. The input is consumed before it returns.
+    pub fn map_async<T: Task, I>(&self, task: T, iter: I) -> AsyncResult<Vec<T::Output>>
+    where
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.map_async_with(task, iter, None)
+    }
+
+    /// Runs `task` on every tuple of arguments; the same as [`map`](Self::map) (tasks take
+    /// their several parameters as one tuple).
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Self::map).
+    pub fn starmap<T: Task, I>(&self, task: T, iter: I) -> Result<Vec<T::Output>>
+    where
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.map(task, iter)
+    }
+
+    fn map_async_with<T: Task, I>(
+        &self,
+        _task: T,
+        iter: I,
+        chunksize: Option<usize>,
+    ) -> AsyncResult<Vec<T::Output>>
+    where
+        I: IntoIterator<Item = T::Args>,
+    {
+        let cell = self.cell::<Vec<T::Output>>(T::NAME);
+        let items = iter
+            .into_iter()
+            .enumerate()
+            .map(|(i, args)| encode_args(T::NAME, Some(i), &args).map(|bytes| (i, bytes)))
+            .collect::<Result<Vec<_>>>();
+        let items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                cell.resolve(Err(e));
+                return AsyncResult::from_cell(cell);
+            }
+        };
+        if items.is_empty() {
+            cell.resolve(Ok(Vec::new()));
+            return AsyncResult::from_cell(cell);
+        }
+        let len = items.len();
+        let chunk = chunksize.unwrap_or_else(|| self.auto_chunk(len)).max(1);
+        let sink = Arc::new(MapSink::<T::Output> {
+            cell: Arc::clone(&cell),
+            task: T::NAME,
+            results: Mutex::new((0..len).map(|_| None).collect()),
+            remaining: AtomicUsize::new(len),
+        });
+        let spec = JobSpec {
+            name: Arc::from(T::NAME),
+            items,
+            chunk,
+            sink,
+        };
+        if self.submit(spec).is_err() {
+            cell.resolve(Err(Error::PoolClosed));
+        }
+        AsyncResult::from_cell(cell)
+    }
+
+    /// Runs `task` on every item, lazily, yielding each item's own result in input order.
+    /// It pulls from `iter` only as results are consumed (at most
+    /// `consumed + 2 × processes` items), so memory stays bounded on endless input; dropping
+    /// the iterator cancels the items that have not started.
+    pub fn imap<T: Task, I>(&self, task: T, iter: I) -> Imap<T::Output>
+    where
+        I: IntoIterator<Item = T::Args>,
+        I::IntoIter: Send + 'static,
+    {
+        Imap::new(self, task, iter.into_iter(), true)
+    }
+
+    /// As [`imap`](Self::imap), yielding results in the order they complete.
+    pub fn imap_unordered<T: Task, I>(&self, task: T, iter: I) -> Imap<T::Output>
+    where
+        I: IntoIterator<Item = T::Args>,
+        I::IntoIter: Send + 'static,
+    {
+        Imap::new(self, task, iter.into_iter(), false)
+    }
+
+    /// No more submissions (they fail with [`Error::PoolClosed`]); work already submitted
+    /// finishes, then the workers exit.
+    pub fn close(&self) {
+        self.inner.handle.close();
+    }
+
+    /// After [`close`](Self::close): waits for all work, its callbacks, and the workers'
+    /// exit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when the pool was not closed (the wait would never end).
+    pub fn join(&self) -> Result<()> {
+        if !self.inner.handle.is_closed() {
+            return Err(Error::InvalidConfig {
+                reason: "join() needs close() or terminate() first".into(),
+            });
+        }
+        self.inner.handle.wait_drained(None);
+        // Every result is delivered once drained, so every callback is scheduled by now.
+        while !self.inner.callbacks.wait_idle(Duration::from_secs(3600)) {}
+        Ok(())
+    }
+
+    /// Stops the workers now; pending results become [`Error::PoolClosed`].
+    pub fn terminate(&self) {
+        self.inner.handle.terminate();
+        self.inner.handle.wait_drained(Some(TERMINATE_WAIT));
+    }
+}
+
+/// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item.
+pub struct Imap<R> {
+    pool: Pool,
+    job: JobId,
+    task: &'static str,
+    input: Box<dyn Iterator<Item = std::result::Result<Vec<u8>, Error>> + Send>,
+    input_done: bool,
+    sink: Arc<dyn JobSink>,
+    results: Receiver<(usize, CallResult)>,
+    ready: BTreeMap<usize, Result<R>>,
+    submitted: usize,
+    yielded: usize,
+    ordered: bool,
+    window: usize,
+}
+
+impl<R> std::fmt::Debug for Imap<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Imap")
+            .field("task", &self.task)
+            .field("submitted", &self.submitted)
+            .field("yielded", &self.yielded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> Imap<R> {
+    fn new<T: Task<Output = R>, I>(pool: &Pool, _task: T, iter: I, ordered: bool) -> Self
+    where
+        I: Iterator<Item = T::Args> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let input = iter.map(|args| encode_args(T::NAME, None, &args));
+        Self {
+            pool: pool.clone(),
+            job: pool.inner.handle.reserve(),
+            task: T::NAME,
+            input: Box::new(input),
+            input_done: false,
+            sink: Arc::new(ChannelSink {
+                results: Mutex::new(tx),
+            }),
+            results: rx,
+            ready: BTreeMap::new(),
+            submitted: 0,
+            yielded: 0,
+            ordered,
+            window: IMAP_AHEAD * pool.inner.processes,
+        }
+    }
+
+    /// Pulls and submits input while fewer than `window` items are ahead of the consumer.
+    fn top_up(&mut self) {
+        while !self.input_done && self.submitted - self.yielded < self.window {
+            let Some(item) = self.input.next() else {
+                self.input_done = true;
+                break;
+            };
+            let index = self.submitted;
+            self.submitted += 1;
+            match item {
+                Err(mut e) => {
+                    if let Error::Serialization { index: slot, .. } = &mut e {
+                        *slot = Some(index);
+                    }
+                    self.ready.insert(index, Err(e));
+                }
+                Ok(bytes) => {
+                    let spec = JobSpec {
+                        name: Arc::from(self.task),
+                        items: vec![(index, bytes)],
+                        chunk: 1,
+                        sink: Arc::clone(&self.sink),
+                    };
+                    if self.pool.inner.handle.submit_as(self.job, spec).is_err() {
+                        self.ready.insert(index, Err(Error::PoolClosed));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> Iterator for Imap<R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.top_up();
+            let next = if self.ordered {
+                self.ready.remove(&self.yielded)
+            } else {
+                self.ready.pop_first().map(|(_, value)| value)
+            };
+            if let Some(value) = next {
+                self.yielded += 1;
+                return Some(value);
+            }
+            if self.yielded == self.submitted && self.input_done {
+                return None;
+            }
+            match self.results.recv() {
+                Ok((index, result)) => {
+                    let value = convert(self.task, Some(index), result);
+                    self.ready.insert(index, value);
+                }
+                // Every sender is gone: the pool stopped without delivering the rest.
+                Err(_) => {
+                    self.yielded += 1;
+                    return Some(Err(Error::PoolClosed));
+                }
+            }
+        }
+    }
+}
+
+impl<R> Drop for Imap<R> {
+    fn drop(&mut self) {
+        self.pool.inner.handle.cancel(self.job);
+    }
+}
