@@ -817,6 +817,24 @@ impl Actor {
         }
         let count = items.len() as i64;
         if self.terminated || self.broken.is_some() {
+            let failure = match &self.broken {
+                Some(reason) => PoolFailure::Broken(reason.clone()),
+                None => PoolFailure::Closed,
+            };
+            if let Some(job) = self.jobs.get(&id) {
+                let sink = Arc::clone(&job.sink);
+                for item in &items {
+                    self.deliver(
+                        &sink,
+                        item.index,
+                        CallResult {
+                            outcome: Err(failure.clone()),
+                            pid: None,
+                        },
+                    );
+                }
+            }
+            self.settle(id, items.len());
             return;
         }
         if let Some(job) = self.jobs.get_mut(&id) {

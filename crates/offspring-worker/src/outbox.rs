@@ -69,7 +69,10 @@ impl Outbox {
     pub(crate) fn mark_written(&self) {
         self.written.fetch_add(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) {
-            let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _guard = self
+                .lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.progress.notify_all();
         }
     }
@@ -83,7 +86,10 @@ impl Outbox {
                 continue;
             }
             self.waiting.store(true, Ordering::SeqCst);
-            let guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = self
+                .lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if self.written.load(Ordering::SeqCst) < target {
                 // The timeout only guards against a missed wake-up; the loop re-checks.
                 let _ = self
