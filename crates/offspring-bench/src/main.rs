@@ -195,7 +195,12 @@ fn main() -> offspring::Result<()> {
         sample("payload_64mib", 128.0 / took.as_secs_f64());
     }
 
-    figure("idle_worker_rss", "KiB", true, "resident memory of an idle worker");
+    figure(
+        "idle_worker_rss",
+        "KiB",
+        true,
+        "resident memory of an idle worker",
+    );
     for _ in 0..settings.samples.min(3) {
         sample("idle_worker_rss", pool.apply(worker_rss_kib, ())? as f64);
     }
@@ -252,8 +257,8 @@ mod floor {
             "raw std Unix-socket ping-pong of 8 bytes between two processes",
         );
         let name = format!("offspring-bench-floor-{}", std::process::id());
-        let listener = SocketAddr::from_abstract_name(&name)
-            .and_then(|addr| UnixListener::bind_addr(&addr));
+        let listener =
+            SocketAddr::from_abstract_name(&name).and_then(|addr| UnixListener::bind_addr(&addr));
         let Ok(listener) = listener else {
             eprintln!("bench: cannot bind the floor socket");
             return;

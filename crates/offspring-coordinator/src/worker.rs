@@ -24,6 +24,9 @@ use crate::coordinator::lock;
 /// kills the child.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
+/// Queued frames are gathered into one write up to about this many bytes.
+const COALESCE: usize = 64 * 1024;
+
 /// How long the actor keeps reading a dead child's connection for its last frames.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
@@ -188,8 +191,18 @@ pub(crate) fn start(
     } = conn;
     runtime.spawn(read_loop(reader, event_tx));
     runtime.spawn(async move {
+        let mut batch = Vec::new();
         while let Some(frame) = frame_rx.recv().await {
-            if writer.write_frame(&frame).await.is_err() {
+            // Frames queued together go out in one write: fewer system calls and wake-ups.
+            batch.clear();
+            batch.extend_from_slice(&frame);
+            while batch.len() < COALESCE {
+                match frame_rx.try_recv() {
+                    Ok(more) => batch.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if writer.write_frame(&batch).await.is_err() {
                 // The reader sees the end of the connection too and reports it.
                 break;
             }

@@ -17,6 +17,9 @@ use crate::{FrameReader, FrameWriter, TransportError, sys};
 /// Selects the filesystem socket kind on Linux (it is the only kind on macOS).
 pub const ENV_SOCKET_KIND: &str = "OFFSPRING_SOCKET_KIND";
 
+/// Bytes buffered on the read side of a connection.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// The address of a parent's listener, as handed to its workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -77,6 +80,9 @@ impl Conn {
             .and_then(|creds| creds.pid())
             .and_then(|pid| u32::try_from(i64::from(pid)).ok());
         let (read, write) = tokio::io::split(stream);
+        // Buffered, so that a small frame costs one read call rather than two, and frames
+        // that arrived together are parsed from memory.
+        let read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
         Self {
             reader: FrameReader::new(Box::new(read), max),
             writer: FrameWriter::new(Box::new(write)),

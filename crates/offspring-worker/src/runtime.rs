@@ -44,6 +44,9 @@ pub const EXIT_PARENT_GONE: i32 = 73;
 /// How long the drain step waits for the last frames to be written.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Queued frames are gathered into one write up to about this many bytes.
+const COALESCE: usize = 64 * 1024;
+
 /// How long connecting and the handshake may take in total.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -266,21 +269,43 @@ fn io_thread(
         } = conn;
         tokio::spawn(async move {
             let mut out = out;
-            while let Some(item) = out.recv().await {
-                let frame = match item {
-                    Outgoing::Frame(frame) => frame,
-                    Outgoing::Log(frame) => {
-                        counters.pending.fetch_sub(1, Ordering::Relaxed);
-                        counters.forwarded.fetch_add(1, Ordering::Relaxed);
-                        frame
+            let mut batch = Vec::new();
+            let mut acks = Vec::new();
+            while let Some(first) = out.recv().await {
+                // Frames queued together go out in one write: fewer system calls and
+                // wake-ups on both sides.
+                batch.clear();
+                let mut frames = 0u64;
+                let mut next = Some(first);
+                while let Some(item) = next.take() {
+                    match item {
+                        Outgoing::Frame(frame) => {
+                            batch.extend_from_slice(&frame);
+                            frames += 1;
+                        }
+                        Outgoing::Log(frame) => {
+                            counters.pending.fetch_sub(1, Ordering::Relaxed);
+                            counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                            batch.extend_from_slice(&frame);
+                            frames += 1;
+                        }
+                        Outgoing::Flush(ack) => acks.push(ack),
                     }
-                    Outgoing::Flush(ack) => {
-                        let _ = ack.send(());
-                        continue;
+                    if batch.len() < COALESCE {
+                        next = out.try_recv().ok();
                     }
+                }
+                let written = if batch.is_empty() {
+                    Ok(())
+                } else {
+                    writer.write_frame(&batch).await
                 };
-                let written = writer.write_frame(&frame).await;
-                outbox.mark_written();
+                for _ in 0..frames {
+                    outbox.mark_written();
+                }
+                for ack in acks.drain(..) {
+                    let _ = ack.send(());
+                }
                 if written.is_err() {
                     // The parent is gone; the reader's lifeline ends the process.
                     return;
