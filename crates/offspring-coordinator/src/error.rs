@@ -63,4 +63,6 @@ pub enum Failure {
     BadArgs(String),
     /// The worker could not encode the value.
     BadResult(String),
+    /// The parent could not send the call (its arguments do not fit in a frame).
+    Unsendable(String),
 }

@@ -5,8 +5,8 @@
 //!
 //! A submission is a *job*: calls of one task, each with its input index, cut into batches of
 //! `chunk` calls. An idle worker gets the next batch from the job at the front of the queue;
-//! each worker has at most one batch, so a worker never holds calls it has not started
-//! while another worker idles. A worker reports each call as it ends; when it dies, the call
+//! each worker has at most one batch, so no worker holds a second batch while another worker
+//! idles (within a batch, calls wait for their turn on their worker). A worker reports each call as it ends; when it dies, the call
 //! that was running (the first one not reported) fails with the death, or goes back to the
 //! front of the queue while it has retries left, and the calls of the batch that never
 //! started go back to the front of the queue untouched: only the running call is ever blamed.
@@ -159,7 +159,7 @@ impl std::fmt::Debug for PoolHandle {
     }
 }
 
-/// The id of a submitted job, for [`PoolHandle::extend`] and [`PoolHandle::cancel`].
+/// The id of a submitted job, for [`PoolHandle::submit_as`] and [`PoolHandle::cancel`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct JobId(u64);
 
@@ -459,6 +459,7 @@ fn describe(failure: &Failure) -> String {
         Failure::UnknownTask => "the initializer is not a registered task".to_owned(),
         Failure::BadArgs(e) => format!("the initializer's arguments did not decode: {e}"),
         Failure::BadResult(e) => format!("the initializer's value did not encode: {e}"),
+        Failure::Unsendable(e) => format!("the initializer's arguments cannot be sent: {e}"),
     }
 }
 
@@ -804,7 +805,8 @@ impl Actor {
             self.requeue(job, requeue);
             self.settle(job, delivered);
         }
-        if !self.terminated && !(self.closed && self.queue.is_empty()) {
+        let winding_down = self.terminated || (self.closed && self.queue.is_empty());
+        if !winding_down {
             bump(&self.shared.counters.restarted, 1);
         }
         self.maintain();

@@ -327,7 +327,7 @@ impl Actor {
                     }
                     Err(e) => {
                         // Too large for a frame: nothing was sent, so the worker is still free.
-                        sink.item(0, Err(Failure::BadArgs(e.to_string())), self.shared.pid);
+                        sink.item(0, Err(Failure::Unsendable(e.to_string())), self.shared.pid);
                         sink.finished(self.shared.pid);
                     }
                 }

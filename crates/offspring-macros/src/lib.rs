@@ -64,8 +64,8 @@ mod task;
 /// (not a one-element tuple), and a task with none uses `()`.
 ///
 /// The default name follows the module path, so moving or renaming the
-/// function changes it. When the coordinator and its workers may run
-/// different builds, pin the name instead:
+/// function changes it. To keep a name stable across such moves (for logs and
+/// traces that name tasks), pin it:
 ///
 /// ```ignore
 /// #[offspring::task(name = "my_app::resize_v1")]

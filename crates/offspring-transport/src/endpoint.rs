@@ -116,6 +116,7 @@ impl Listener {
             || std::env::var(ENV_SOCKET_KIND).is_ok_and(|kind| kind == "fs");
         let (endpoint, private_dir) = if use_path {
             let dir = sys::private_dir(&token).map_err(TransportError::io("create socket dir"))?;
+            sys::remove_at_exit(dir.clone());
             (Endpoint::Path(dir.join("s")), Some(dir))
         } else {
             let name = format!("offspring-{}-{token}", std::process::id());

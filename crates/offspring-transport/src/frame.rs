@@ -76,7 +76,7 @@ impl FrameWriter {
         Self { inner }
     }
 
-    /// Writes one encoded frame and flushes it.
+    /// Writes encoded frames (one, or several back to back) and flushes them.
     ///
     /// # Errors
     ///

@@ -3,13 +3,15 @@
 //!
 //! This crate owns the seam between "a byte stream to a peer" and everything above it. Above
 //! it, a connection is a [`Conn`]: a boxed async reader and writer plus, where the OS tells, the
-//! peer's pid. Nothing above may assume the peer is a local child it started itself: workers
-//! on other machines (dialling back over TCP with the same frames and handshake) must fit the
-//! same seam. It knows nothing of pools, tasks or primitives; the coordinator and the worker
+//! peer's pid, so that workers on other machines (dialling back over TCP with the same frames
+//! and handshake) can fit the same seam. It knows nothing of pools, tasks or primitives; the coordinator and the worker
 //! depend on it.
 //!
+//! Today the coordinator's worker actor still owns the child process it started (it reaps it
+//! to learn how a worker died); remote workers will need that part made optional.
+//!
 //! Platform-specific code (socket naming, peer credentials, parent-death signals) lives in
-//! [`sys`] and [`endpoint`], each `unsafe` block with its invariant.
+//! [`sys`] and the private `endpoint` module, each `unsafe` block with its invariant.
 
 mod auth;
 mod endpoint;

@@ -87,10 +87,8 @@ pub fn arm_parent_death(parent_pid: u32) -> bool {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
-        let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-        if rc != 0 {
-            return true;
-        }
+        // A failure leaves the lifeline as the only way out; the check below still runs.
+        let _ = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
     #[cfg(unix)]
     {
@@ -137,4 +135,38 @@ pub fn terminate(pid: u32) -> io::Result<()> {
         let _ = pid;
         Err(io::ErrorKind::Unsupported.into())
     }
+}
+
+/// Removes `dir` when the process exits normally (returning from `main` or
+/// `std::process::exit`): the parent's listener lives in a static that is never dropped, and
+/// its private socket directory must not be left behind. A process killed by a signal cannot
+/// clean up; its directory is empty but for the dead socket and readable by nobody else.
+pub fn remove_at_exit(dir: PathBuf) {
+    use std::sync::Mutex;
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let first = {
+        let mut dirs = DIRS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        dirs.push(dir);
+        dirs.len() == 1
+    };
+    #[cfg(unix)]
+    if first {
+        extern "C" fn cleanup() {
+            let dirs = DIRS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for dir in dirs.iter() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        // SAFETY: atexit only records a function pointer; `cleanup` is a plain `extern "C"`
+        // function that does not unwind (it ignores every error) and touches only a static.
+        unsafe {
+            libc::atexit(cleanup);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = first;
 }

@@ -65,7 +65,7 @@ pub enum Verdict {
 /// What the parent tells an accepted worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerConfig {
-    /// The parent's log filter directives (as in `RUST_LOG`), so the worker does not
-    /// serialize records the parent would discard.
+    /// Log filter directives for the worker (the parent's `RUST_LOG`, or `info`), so the
+    /// worker does not serialize records the parent would discard.
     pub log_filter: String,
 }

@@ -1,7 +1,7 @@
 //! The offspring protocol: every message that crosses a process boundary, and its framing.
 //!
 //! This crate owns the bytes on the wire and nothing else. It knows nothing of tokio, sockets,
-//! processes or tracing subscribers, so it can be fuzzed and unit-tested on its own. The
+//! processes or tracing subscribers, so it can be tested (and, later, fuzzed) on its own. The
 //! transport reads and writes frames with it; the coordinator (parent) and the worker (child)
 //! speak its messages.
 //!
@@ -15,7 +15,7 @@
 //! # Extension rule
 //!
 //! Both ends of a connection always run the same build (the handshake checks a build
-//! identity), so the rule is about keeping old captures and the fuzz corpus meaningful:
+//! identity), so the rule is about keeping recorded frames and test vectors meaningful:
 //!
 //! 1. A new message is a new variant appended at the *end* of [`ToWorker`] or
 //!    [`FromWorker`] (postcard encodes the variant index, so appending keeps old indices).

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A log level, in the order of `tracing::Level` (most verbose first).
+/// A log level. Its derived order runs from the most verbose (`Trace`) to the most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
     /// `TRACE`

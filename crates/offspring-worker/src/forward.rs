@@ -1,8 +1,8 @@
 //! The tracing layer that turns a worker's events into [`LogRecord`]s for the parent.
 //!
 //! Forwarding never blocks a task: records go into the writer's queue, and once
-//! [`MAX_PENDING`] of them are waiting the layer drops new ones and counts them (the parent
-//! is told of the count when the worker exits). Records keep their order relative to the
+//! [`MAX_PENDING`] of them are waiting the layer drops new ones and counts them (the counts
+//! are kept in the worker; reporting them to the parent is still to be built). Records keep their order relative to the
 //! task's `Finished` message, so the last lines before a panic arrive before the panic does.
 
 use std::cell::Cell;

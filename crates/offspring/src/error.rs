@@ -213,6 +213,12 @@ impl Error {
                 message,
                 index,
             },
+            Failure::Unsendable(message) => Self::Serialization {
+                task,
+                direction: Direction::EncodeArgs,
+                message,
+                index,
+            },
             // Failure is non-exhaustive; a new kind still reaches the user as a death.
             _ => Self::WorkerDied {
                 task,

@@ -1,5 +1,6 @@
-//! Process pools, processes and cross-process primitives for Rust: what Python's
-//! `multiprocessing` gives Python programs, on Linux, macOS and Windows.
+//! Process pools and processes for Rust: what Python's `multiprocessing` gives Python
+//! programs. Linux is tested today; macOS and Windows are type-checked. Cross-process
+//! primitives (pipes, queues, events, semaphores, locks, barriers) are not built yet.
 //!
 //! Your binary re-executes itself as worker processes. [`init`] must run first in `main`: in
 //! a worker it runs the worker and never returns; in the parent it returns at once. Workers

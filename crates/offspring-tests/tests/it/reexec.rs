@@ -167,3 +167,38 @@ fn workers_can_be_started_from_many_threads_at_once() -> offspring::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(unix)]
+#[test]
+fn the_filesystem_socket_works_and_its_private_directory_is_removed_at_exit() {
+    let temp = std::env::temp_dir();
+    let dirs = || -> std::collections::HashSet<std::path::PathBuf> {
+        std::fs::read_dir(&temp)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("ofs-"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = dirs();
+    let output = Command::new(env!("CARGO_BIN_EXE_roundtrip"))
+        .env("OFFSPRING_SOCKET_KIND", "fs")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run roundtrip");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim(), "process 5 pool 90");
+    let left: Vec<_> = dirs().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "socket directories left behind: {left:?}");
+}
