@@ -25,7 +25,7 @@ use offspring_transport::{
 use offspring_wire::WorkerConfig;
 use tokio::sync::oneshot;
 
-use crate::{SpawnError, WorkerHandle, worker};
+use crate::{Registry, SpawnError, WorkerHandle, worker};
 
 /// How long an accepted connection may take to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,6 +64,7 @@ struct Pending {
 
 struct Shared {
     config: CoordinatorConfig,
+    registry: Arc<Registry>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_worker: AtomicU64,
     next_task: AtomicU64,
@@ -115,6 +116,7 @@ impl Coordinator {
         let endpoint = listener.endpoint().clone();
         let shared = Arc::new(Shared {
             config,
+            registry: Arc::new(Registry::new(runtime.handle().clone())),
             pending: Mutex::new(HashMap::new()),
             next_worker: AtomicU64::new(1),
             next_task: AtomicU64::new(1),
@@ -126,6 +128,11 @@ impl Coordinator {
             shared,
             endpoint,
         })
+    }
+
+    /// The table of cross-process primitives.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.shared.registry
     }
 
     /// A fresh task id, unique in this parent.
@@ -231,7 +238,13 @@ async fn spawn_async(
     match outcome {
         Ok(authed) => {
             tracing::debug!(target: "offspring", worker_pid = pid, worker_id = worker_id, "worker connected");
-            Ok(worker::start(pid, child, authed.conn, &handle))
+            Ok(worker::start(
+                pid,
+                child,
+                authed.conn,
+                &handle,
+                Arc::clone(&shared.registry),
+            ))
         }
         Err(e) => {
             // A child that is refused or late must not linger: kill and reap it here.

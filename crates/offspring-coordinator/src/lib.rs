@@ -15,6 +15,7 @@ mod coordinator;
 mod error;
 mod logs;
 mod pool;
+mod prims;
 mod worker;
 
 pub use coordinator::{
@@ -25,4 +26,5 @@ pub use pool::{
     CallResult, JobId, JobSink, JobSpec, MAX_START_FAILURES, PoolConfig, PoolCounters, PoolFailure,
     PoolHandle,
 };
+pub use prims::{Holder, Registry};
 pub use worker::{BatchSink, WorkerHandle};

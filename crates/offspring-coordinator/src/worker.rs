@@ -17,8 +17,8 @@ use offspring_transport::{Conn, FrameReader};
 use offspring_wire::{Args, FromWorker, Outcome, RunTask, ToWorker, WireError, decode, encode};
 use tokio::sync::mpsc;
 
-use crate::Failure;
 use crate::coordinator::lock;
+use crate::{Failure, Registry};
 
 /// How long the actor waits for a child's exit status after its connection ended, before it
 /// kills the child.
@@ -173,6 +173,7 @@ pub(crate) fn start(
     child: tokio::process::Child,
     conn: Conn,
     runtime: &tokio::runtime::Handle,
+    registry: Arc<Registry>,
 ) -> WorkerHandle {
     let (commands, command_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -213,6 +214,7 @@ pub(crate) fn start(
         shared: Arc::clone(&shared),
         child,
         frames: frame_tx,
+        registry,
         in_flight: HashMap::new(),
         dead: false,
     };
@@ -241,6 +243,7 @@ struct Actor {
     shared: Arc<Shared>,
     child: tokio::process::Child,
     frames: mpsc::UnboundedSender<Vec<u8>>,
+    registry: Arc<Registry>,
     in_flight: HashMap<u64, InFlight>,
     dead: bool,
 }
@@ -386,6 +389,10 @@ impl Actor {
                     flight.sink.finished(self.shared.pid);
                 }
             }
+            FromWorker::Call { call_id, op } => {
+                self.registry
+                    .remote(self.shared.pid, call_id, op, &self.frames);
+            }
             FromWorker::Log(record) => {
                 let task = record
                     .task_id
@@ -410,6 +417,8 @@ impl Actor {
 
     fn died(&mut self, status: Option<ExitStatus>) {
         self.dead = true;
+        let clean = status.is_some_and(|s| s.success());
+        self.registry.process_gone(self.shared.pid, clean);
         {
             let mut state = lock(&self.shared.exit);
             state.status = status;

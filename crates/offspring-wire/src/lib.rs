@@ -29,6 +29,7 @@ mod frame;
 mod handshake;
 mod log;
 mod message;
+mod prims;
 
 pub use frame::{
     HEADER_LEN, MAX_FRAME, PRE_AUTH_MAX_FRAME, WireError, decode, encode, frame_len, read_frame,
@@ -36,6 +37,7 @@ pub use frame::{
 pub use handshake::{ClientHello, ClientProof, NONCE_LEN, ServerChallenge, Verdict, WorkerConfig};
 pub use log::{Level, LogField, LogRecord, SpanRecord};
 pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker};
+pub use prims::{Kind, PrimOp, PrimReply};
 
 /// The version of the protocol described by this crate. See the extension rule above.
 pub const PROTOCOL_VERSION: u32 = 1;

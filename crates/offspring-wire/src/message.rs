@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::LogRecord;
+use crate::{LogRecord, PrimOp, PrimReply};
 
 /// Parent to worker. Append new variants at the end (see the crate's extension rule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +12,13 @@ pub enum ToWorker {
     Run(RunTask),
     /// Finish the running task, if any, flush, and exit.
     Shutdown,
+    /// The answer to a [`FromWorker::Call`].
+    Reply {
+        /// The call's id.
+        call_id: u64,
+        /// The answer.
+        reply: PrimReply,
+    },
 }
 
 /// A batch of calls of one task for a worker (one call for `apply`, a chunk for `map`). The
@@ -56,6 +63,13 @@ pub enum FromWorker {
     },
     /// A log record emitted in the worker.
     Log(LogRecord),
+    /// An operation on a primitive; call id 0 wants no reply.
+    Call {
+        /// The worker's id for this call, echoed in [`ToWorker::Reply`].
+        call_id: u64,
+        /// The operation.
+        op: PrimOp,
+    },
 }
 
 /// How a task ended in the worker.

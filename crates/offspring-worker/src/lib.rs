@@ -7,11 +7,13 @@
 //! side is reached only through the wire protocol. The facade calls [`run`] from
 //! `offspring::init()` when the process was started as a worker.
 
+mod client;
 mod forward;
 mod outbox;
 pub mod runtime;
 mod table;
 
+pub use client::{Client, client};
 pub use runtime::{EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, run};
 pub use table::{RunError, TaskEntry, TaskTable, task_table};
 

@@ -100,6 +100,7 @@ pub fn run(env: WorkerEnv) -> ! {
             "the i/o thread stopped during the handshake",
         ),
     };
+    crate::client::install(Arc::clone(&outbox));
     install_logging(&config, Arc::clone(&outbox), counters);
     install_panic_hook();
     serve(table, &task_rx, &outbox);
@@ -331,6 +332,11 @@ async fn lifeline(mut reader: FrameReader, tasks: std::sync::mpsc::Sender<RunTas
                 }
                 // Closing the task channel lets the task thread finish, flush and exit.
                 Ok(ToWorker::Shutdown) => tasks = None,
+                Ok(ToWorker::Reply { call_id, reply }) => {
+                    if let Some(client) = crate::client::client() {
+                        client.deliver(call_id, reply);
+                    }
+                }
                 Err(e) => {
                     eprintln!(
                         "offspring worker {}: malformed message from the parent: {e}",

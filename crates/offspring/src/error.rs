@@ -119,6 +119,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A primitive could not do what was asked: a party of a barrier died, the other end of a
+    /// pipe is closed, a handle names no live object, an item does not (de)serialize.
+    #[error("{reason}")]
+    Primitive {
+        /// What went wrong, in one sentence.
+        reason: String,
+    },
     /// The pool could not start or initialize workers several times in a row and gave up;
     /// its calls fail with this.
     #[error("the pool cannot start workers: {reason}")]

@@ -1,6 +1,6 @@
-//! Process pools and processes for Rust: what Python's `multiprocessing` gives Python
-//! programs. Linux is tested today; macOS and Windows are type-checked. Cross-process
-//! primitives (pipes, queues, events, semaphores, locks, barriers) are not built yet.
+//! Process pools, processes and cross-process primitives for Rust: what Python's
+//! `multiprocessing` gives Python programs. Linux is tested today; macOS and Windows are
+//! type-checked.
 //!
 //! Your binary re-executes itself as worker processes. [`init`] must run first in `main`: in
 //! a worker it runs the worker and never returns; in the parent it returns at once. Workers
@@ -48,6 +48,7 @@ mod async_result;
 mod error;
 mod init;
 mod pool;
+mod prims;
 mod process;
 mod slot;
 mod task_trait;
@@ -60,5 +61,10 @@ pub use error::{Direction, Error, Result};
 pub use init::init;
 pub use offspring_macros::{main, task};
 pub use pool::{IMAP_AHEAD, Imap, Pool, PoolBuilder, PoolCounters};
+#[doc(hidden)]
+pub use prims::live_primitives;
+pub use prims::{
+    Barrier, Connection, Event, Lock, LockGuard, Queue, Semaphore, SemaphorePermit, pipe,
+};
 pub use process::{Process, ProcessHandle};
 pub use task_trait::Task;

@@ -38,6 +38,65 @@ pub(crate) fn encode_args<A: Serialize + ?Sized>(
     })
 }
 
+/// Encodes one call's arguments, with the in-flight leases of the handles among them (to end
+/// when the call ends; see `prims`).
+pub(crate) fn encode_call<A: Serialize + ?Sized>(
+    task: &str,
+    index: Option<usize>,
+    args: &A,
+) -> Result<(Vec<u8>, Vec<u64>)> {
+    let (bytes, tokens) = crate::prims::collect_leases(|| encode_args(task, index, args));
+    match bytes {
+        Ok(bytes) => Ok((bytes, tokens)),
+        Err(e) => {
+            crate::prims::end_leases(&tokens);
+            Err(e)
+        }
+    }
+}
+
+/// In-flight leases per call index, ended as each call is delivered.
+#[derive(Default)]
+struct Leases(Mutex<std::collections::HashMap<usize, Vec<u64>>>);
+
+impl Leases {
+    fn add(&self, index: usize, tokens: Vec<u64>) {
+        if !tokens.is_empty() {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(index, tokens);
+        }
+    }
+
+    fn end_all(&self) {
+        let all = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for tokens in all.values() {
+            crate::prims::end_leases(tokens);
+        }
+    }
+
+    fn end(&self, index: usize) {
+        self.end_after(index, false);
+    }
+
+    fn end_after(&self, index: usize, worker_died: bool) {
+        let tokens = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&index);
+        if let Some(tokens) = tokens {
+            crate::prims::end_leases_of(&tokens, worker_died);
+        }
+    }
+}
+
 pub(crate) fn decode<R: DeserializeOwned>(
     task: &str,
     index: Option<usize>,
@@ -207,13 +266,25 @@ impl std::fmt::Debug for Pool {
 /// A pool's counters: see [`Pool::counters`].
 pub type PoolCounters = offspring_coordinator::PoolCounters;
 
+/// Whether a call ended because its worker died (or was killed for its timeout).
+fn died(result: &CallResult) -> bool {
+    matches!(
+        result.outcome,
+        Err(offspring_coordinator::PoolFailure::Task(
+            offspring_coordinator::Failure::Died { .. }
+        )) | Err(offspring_coordinator::PoolFailure::TimedOut(_))
+    )
+}
+
 struct OneSink<R> {
     cell: Arc<Cell<R>>,
     task: &'static str,
+    leases: Vec<u64>,
 }
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for OneSink<R> {
     fn deliver(&self, _index: usize, result: CallResult) {
+        crate::prims::end_leases_of(&self.leases, died(&result));
         self.cell.resolve(convert(self.task, None, result));
     }
 }
@@ -223,10 +294,12 @@ struct MapSink<R> {
     task: &'static str,
     results: Mutex<Vec<Option<CallResult>>>,
     remaining: AtomicUsize,
+    leases: Leases,
 }
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
     fn deliver(&self, index: usize, result: CallResult) {
+        self.leases.end_after(index, died(&result));
         let mut results = self
             .results
             .lock()
@@ -252,10 +325,12 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
 
 struct ChannelSink {
     results: Mutex<Sender<(usize, CallResult)>>,
+    leases: Leases,
 }
 
 impl JobSink for ChannelSink {
     fn deliver(&self, index: usize, result: CallResult) {
+        self.leases.end_after(index, died(&result));
         let sender = self
             .results
             .lock()
@@ -313,19 +388,22 @@ impl Pool {
     pub fn apply_async<T: Task>(&self, task: T, args: T::Args) -> AsyncResult<T::Output> {
         let _ = task;
         let cell = self.cell::<T::Output>(T::NAME);
-        match encode_args(T::NAME, None, &args) {
+        match encode_call(T::NAME, None, &args) {
             Err(e) => cell.resolve(Err(e)),
-            Ok(bytes) => {
+            Ok((bytes, leases)) => {
+                let sink = Arc::new(OneSink {
+                    cell: Arc::clone(&cell),
+                    task: T::NAME,
+                    leases,
+                });
                 let spec = JobSpec {
                     name: Arc::from(T::NAME),
                     items: vec![(0, bytes)],
                     chunk: 1,
-                    sink: Arc::new(OneSink {
-                        cell: Arc::clone(&cell),
-                        task: T::NAME,
-                    }),
+                    sink: Arc::clone(&sink) as Arc<dyn JobSink>,
                 };
                 if self.submit(spec).is_err() {
+                    crate::prims::end_leases(&sink.leases);
                     cell.resolve(Err(Error::PoolClosed));
                 }
             }
@@ -400,14 +478,21 @@ impl Pool {
         I: IntoIterator<Item = T::Args>,
     {
         let cell = self.cell::<Vec<T::Output>>(T::NAME);
+        let leases = Leases::default();
         let items = iter
             .into_iter()
             .enumerate()
-            .map(|(i, args)| encode_args(T::NAME, Some(i), &args).map(|bytes| (i, bytes)))
+            .map(|(i, args)| {
+                encode_call(T::NAME, Some(i), &args).map(|(bytes, tokens)| {
+                    leases.add(i, tokens);
+                    (i, bytes)
+                })
+            })
             .collect::<Result<Vec<_>>>();
         let items = match items {
             Ok(items) => items,
             Err(e) => {
+                leases.end_all();
                 cell.resolve(Err(e));
                 return AsyncResult::from_cell(cell);
             }
@@ -423,14 +508,16 @@ impl Pool {
             task: T::NAME,
             results: Mutex::new((0..len).map(|_| None).collect()),
             remaining: AtomicUsize::new(len),
+            leases,
         });
         let spec = JobSpec {
             name: Arc::from(T::NAME),
             items,
             chunk,
-            sink,
+            sink: Arc::clone(&sink) as Arc<dyn JobSink>,
         };
         if self.submit(spec).is_err() {
+            sink.leases.end_all();
             cell.resolve(Err(Error::PoolClosed));
         }
         AsyncResult::from_cell(cell)
@@ -488,14 +575,17 @@ impl Pool {
     }
 }
 
+/// One call's encoded arguments and the in-flight leases taken while encoding them.
+type EncodedCall = (Vec<u8>, Vec<u64>);
+
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item.
 pub struct Imap<R> {
     pool: Pool,
     job: JobId,
     task: &'static str,
-    input: Box<dyn Iterator<Item = std::result::Result<Vec<u8>, Error>> + Send>,
+    input: Box<dyn Iterator<Item = Result<EncodedCall>> + Send>,
     input_done: bool,
-    sink: Arc<dyn JobSink>,
+    sink: Arc<ChannelSink>,
     results: Receiver<(usize, CallResult)>,
     ready: BTreeMap<usize, Result<R>>,
     submitted: usize,
@@ -520,7 +610,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
         I: Iterator<Item = T::Args> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::channel();
-        let input = iter.map(|args| encode_args(T::NAME, None, &args));
+        let input = iter.map(|args| encode_call(T::NAME, None, &args));
         Self {
             pool: pool.clone(),
             job: pool.inner.handle.reserve(),
@@ -529,6 +619,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             input_done: false,
             sink: Arc::new(ChannelSink {
                 results: Mutex::new(tx),
+                leases: Leases::default(),
             }),
             results: rx,
             ready: BTreeMap::new(),
@@ -555,14 +646,16 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
                     }
                     self.ready.insert(index, Err(e));
                 }
-                Ok(bytes) => {
+                Ok((bytes, tokens)) => {
+                    self.sink.leases.add(index, tokens);
                     let spec = JobSpec {
                         name: Arc::from(self.task),
                         items: vec![(index, bytes)],
                         chunk: 1,
-                        sink: Arc::clone(&self.sink),
+                        sink: Arc::clone(&self.sink) as Arc<dyn JobSink>,
                     };
                     if self.pool.inner.handle.submit_as(self.job, spec).is_err() {
+                        self.sink.leases.end(index);
                         self.ready.insert(index, Err(Error::PoolClosed));
                     }
                 }

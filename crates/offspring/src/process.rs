@@ -39,18 +39,22 @@ pub(crate) fn spawn_with<T: Task>(
     args: T::Args,
 ) -> Result<ProcessHandle<T::Output>> {
     let coordinator = crate::init::coordinator()?;
-    let args = crate::pool::encode_args(T::NAME, None, &args)?;
+    let (args, leases) = crate::pool::encode_call(T::NAME, None, &args)?;
     let worker = coordinator
         .spawn_worker(SpawnOptions {
             program,
             args: crate::init::worker_args(),
             ..SpawnOptions::default()
         })
-        .map_err(Error::spawn)?;
+        .map_err(|e| {
+            crate::prims::end_leases(&leases);
+            Error::spawn(e)
+        })?;
     let slot = Arc::new(Slot::new());
     let sink = OneCall {
         slot: Arc::clone(&slot),
         worker: worker.clone(),
+        leases,
     };
     worker.submit(
         coordinator.next_task_id(),
@@ -75,10 +79,12 @@ struct Report {
 struct OneCall {
     slot: Arc<Slot<Report>>,
     worker: WorkerHandle,
+    leases: Vec<u64>,
 }
 
 impl BatchSink for OneCall {
     fn item(&mut self, _index: usize, outcome: std::result::Result<Vec<u8>, Failure>, pid: u32) {
+        crate::prims::end_leases(&std::mem::take(&mut self.leases));
         self.slot.fill(Report { outcome, pid });
     }
 
@@ -88,6 +94,7 @@ impl BatchSink for OneCall {
     }
 
     fn died(self: Box<Self>, _next: usize, status: Option<ExitStatus>, pid: u32) {
+        crate::prims::end_leases_of(&self.leases, true);
         self.slot.fill(Report {
             outcome: Err(Failure::Died { status }),
             pid,

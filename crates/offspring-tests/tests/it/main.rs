@@ -7,5 +7,6 @@ mod hostile;
 mod logs;
 mod pool;
 mod pool_failures;
+mod prims;
 mod process;
 mod reexec;

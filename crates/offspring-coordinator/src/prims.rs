@@ -1,0 +1,914 @@
+//! The state of every cross-process primitive (events, semaphores, barriers, queues, pipe
+//! ends), owned by the parent. The parent's own threads call it directly; workers reach it
+//! through `FromWorker::Call` messages, which their actor hands to [`Registry::remote`].
+//!
+//! # Holders and leases
+//!
+//! Every process that holds handles to a primitive holds a *lease* on it, counted per
+//! process; a handle serialized into task arguments takes an *in-flight* lease (a token) that
+//! the receiving worker adopts when it decodes the handle. A primitive is freed when its last
+//! lease goes: a process dropping its handles, a worker dying (all its leases go at once), or
+//! an in-flight lease whose call ended without the worker adopting it (a worker killed before
+//! it used what it was sent).
+//!
+//! # Death
+//!
+//! When a worker dies, the permits it held go back (and a waiter wakes), its waits are
+//! withdrawn, a barrier it had a handle to breaks (its waiters get an error instead of a
+//! hang), and a pipe end it held closes (a receiver on the other end with nothing left to
+//! read gets an error).
+//!
+//! # Timeouts
+//!
+//! Every wait has an id. A local waiter that times out withdraws its wait under the lock, so
+//! it either withdrew it or was served first, never both; a worker's wait is timed here, on
+//! the coordinator's runtime, for the same reason.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use offspring_wire::{Kind, PrimOp, PrimReply, ToWorker, encode};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::coordinator::lock;
+
+/// Who holds a lease or a permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// The parent process.
+    Parent,
+    /// A worker, by pid.
+    Worker(u32),
+    /// A handle in flight inside task arguments, by lease token.
+    InFlight(u64),
+}
+
+/// A parent thread waiting for a reply.
+#[derive(Debug, Default)]
+pub(crate) struct LocalWait {
+    reply: Mutex<Option<PrimReply>>,
+    ready: Condvar,
+}
+
+impl LocalWait {
+    fn fill(&self, reply: PrimReply) {
+        *lock(&self.reply) = Some(reply);
+        self.ready.notify_all();
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> Option<PrimReply> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut reply = lock(&self.reply);
+        loop {
+            if let Some(reply) = reply.take() {
+                return Some(reply);
+            }
+            reply = match deadline {
+                None => self
+                    .ready
+                    .wait(reply)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.ready
+                        .wait_timeout(reply, left)
+                        .map(|(guard, _)| guard)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                }
+            };
+        }
+    }
+}
+
+enum Waiter {
+    Local(Arc<LocalWait>),
+    Remote {
+        call_id: u64,
+        frames: UnboundedSender<Vec<u8>>,
+    },
+}
+
+impl Waiter {
+    /// Delivers a reply; gives it back when the waiter is gone (a dead worker), so an item
+    /// is never lost in a hand-off.
+    fn complete(&self, reply: PrimReply) -> Result<(), PrimReply> {
+        match self {
+            Self::Local(wait) => {
+                wait.fill(reply);
+                Ok(())
+            }
+            Self::Remote { call_id, frames } => {
+                let message = ToWorker::Reply {
+                    call_id: *call_id,
+                    reply,
+                };
+                let Ok(frame) = encode(&message) else {
+                    return Ok(());
+                };
+                frames.send(frame).map_err(|_| match message {
+                    ToWorker::Reply { reply, .. } => reply,
+                    _ => PrimReply::Unit,
+                })
+            }
+        }
+    }
+}
+
+struct Waiting {
+    wait: u64,
+    holder: Holder,
+    waiter: Waiter,
+}
+
+enum State {
+    Event {
+        set: bool,
+        waiters: Vec<Waiting>,
+    },
+    Semaphore {
+        available: u64,
+        held: HashMap<Holder, u64>,
+        waiters: VecDeque<Waiting>,
+    },
+    Barrier {
+        parties: u64,
+        waiting: Vec<Waiting>,
+        broken: Option<String>,
+    },
+    Queue {
+        items: VecDeque<Vec<u8>>,
+        bound: u64,
+        unfinished: u64,
+        getters: VecDeque<Waiting>,
+        putters: VecDeque<(Waiting, Vec<u8>)>,
+        joiners: Vec<Waiting>,
+    },
+    PipeEnd {
+        peer: u64,
+        inbox: VecDeque<Vec<u8>>,
+        receivers: VecDeque<Waiting>,
+        peer_closed: bool,
+    },
+}
+
+struct Object {
+    kind: Kind,
+    leases: HashMap<Holder, u64>,
+    state: State,
+}
+
+#[derive(Default)]
+struct Inner {
+    objects: HashMap<u64, Object>,
+    inflight: HashMap<u64, u64>,
+    next_id: u64,
+    next_token: u64,
+    next_wait: u64,
+}
+
+/// What an operation came to.
+enum Step {
+    Done(PrimReply),
+    Waiting(u64),
+}
+
+/// The primitives' table. One per coordinator.
+pub struct Registry {
+    inner: Mutex<Inner>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("objects", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn no_such(id: u64, kind: Kind) -> PrimReply {
+    PrimReply::Error(format!(
+        "handle {id} names no live {} (it was freed, or the bytes were not a handle)",
+        kind_name(kind)
+    ))
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Event => "event",
+        Kind::Semaphore => "semaphore",
+        Kind::Barrier => "barrier",
+        Kind::Queue => "queue",
+        Kind::PipeEnd => "pipe end",
+    }
+}
+
+fn timeout_of(timeout_ms: Option<u64>) -> Option<Duration> {
+    timeout_ms.map(Duration::from_millis)
+}
+
+impl Registry {
+    pub(crate) fn new(runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                next_token: 1,
+                next_wait: 1,
+                ..Inner::default()
+            }),
+            runtime,
+        }
+    }
+
+    /// How many primitives are alive (for tests: a leak shows here).
+    pub fn len(&self) -> usize {
+        lock(&self.inner).objects.len()
+    }
+
+    /// Whether no primitive is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs `op` for a thread of the parent, waiting as it says.
+    pub fn local(&self, op: PrimOp) -> PrimReply {
+        let timeout = match &op {
+            PrimOp::EventWait { timeout_ms, .. }
+            | PrimOp::Acquire { timeout_ms, .. }
+            | PrimOp::BarrierWait { timeout_ms, .. }
+            | PrimOp::Put { timeout_ms, .. }
+            | PrimOp::Get { timeout_ms, .. }
+            | PrimOp::Join { timeout_ms, .. }
+            | PrimOp::Recv { timeout_ms, .. } => timeout_of(*timeout_ms),
+            _ => None,
+        };
+        let id = op_id(&op);
+        let wait = Arc::new(LocalWait::default());
+        match self.step(Holder::Parent, op, Waiter::Local(Arc::clone(&wait))) {
+            Step::Done(reply) => reply,
+            Step::Waiting(wait_id) => match wait.wait(timeout) {
+                Some(reply) => reply,
+                None => {
+                    if self.withdraw(id, wait_id) {
+                        PrimReply::Timeout
+                    } else {
+                        // Served while the clock ran out: the reply is on its way.
+                        wait.wait(None).unwrap_or(PrimReply::Timeout)
+                    }
+                }
+            },
+        }
+    }
+
+    /// Runs `op` for worker `pid`; the reply (if `call_id` is not zero) goes out on `frames`.
+    pub(crate) fn remote(
+        self: &Arc<Self>,
+        pid: u32,
+        call_id: u64,
+        op: PrimOp,
+        frames: &UnboundedSender<Vec<u8>>,
+    ) {
+        let timeout = match &op {
+            PrimOp::EventWait { timeout_ms, .. }
+            | PrimOp::Acquire { timeout_ms, .. }
+            | PrimOp::BarrierWait { timeout_ms, .. }
+            | PrimOp::Put { timeout_ms, .. }
+            | PrimOp::Get { timeout_ms, .. }
+            | PrimOp::Join { timeout_ms, .. }
+            | PrimOp::Recv { timeout_ms, .. } => timeout_of(*timeout_ms),
+            _ => None,
+        };
+        let id = op_id(&op);
+        let waiter = Waiter::Remote {
+            call_id,
+            frames: frames.clone(),
+        };
+        match self.step(Holder::Worker(pid), op, waiter) {
+            Step::Done(reply) => {
+                if call_id != 0 {
+                    let _ = Waiter::Remote {
+                        call_id,
+                        frames: frames.clone(),
+                    }
+                    .complete(reply);
+                }
+            }
+            Step::Waiting(wait_id) => {
+                if let Some(timeout) = timeout {
+                    let registry = Arc::clone(self);
+                    let frames = frames.clone();
+                    self.runtime.spawn(async move {
+                        tokio::time::sleep(timeout).await;
+                        if registry.withdraw(id, wait_id) {
+                            let _ = Waiter::Remote { call_id, frames }.complete(PrimReply::Timeout);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Takes an in-flight lease on `id` for a handle being serialized; its token.
+    pub fn lease_in_flight(&self, id: u64) -> Option<u64> {
+        let mut inner = lock(&self.inner);
+        let token = inner.next_token;
+        let object = inner.objects.get_mut(&id)?;
+        *object.leases.entry(Holder::InFlight(token)).or_default() += 1;
+        inner.next_token += 1;
+        inner.inflight.insert(token, id);
+        Some(token)
+    }
+
+    /// Ends in-flight leases that were never adopted (the call they travelled with ended).
+    /// When the call ended because its worker died, a barrier among them breaks: the party it
+    /// was sent to is gone (it may have died before its adoption reached the parent).
+    pub fn end_in_flight(&self, tokens: &[u64], worker_died: bool) {
+        let mut inner = lock(&self.inner);
+        for token in tokens {
+            if let Some(id) = inner.inflight.remove(token) {
+                if worker_died
+                    && let Some(Object {
+                        state:
+                            State::Barrier {
+                                waiting, broken, ..
+                            },
+                        ..
+                    }) = inner.objects.get_mut(&id)
+                    && broken.is_none()
+                {
+                    let reason = "a party of the barrier died".to_owned();
+                    for party in waiting.drain(..) {
+                        let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
+                    }
+                    *broken = Some(reason);
+                }
+                drop_lease(&mut inner, id, Holder::InFlight(*token));
+            }
+        }
+    }
+
+    /// A worker exited (`clean`: it was shut down and exited with success). Its leases,
+    /// permits and waits go; see the module docs.
+    pub fn process_gone(&self, pid: u32, clean: bool) {
+        let holder = Holder::Worker(pid);
+        let mut inner = lock(&self.inner);
+        let ids: Vec<u64> = inner.objects.keys().copied().collect();
+        for id in ids {
+            let Some(object) = inner.objects.get_mut(&id) else {
+                continue;
+            };
+            let had_lease = object.leases.contains_key(&holder);
+            withdraw_holder(&mut object.state, holder);
+            match &mut object.state {
+                State::Semaphore {
+                    available,
+                    held,
+                    waiters,
+                } => {
+                    if let Some(count) = held.remove(&holder) {
+                        for _ in 0..count {
+                            grant_permit(available, held, waiters);
+                        }
+                    }
+                }
+                State::Barrier {
+                    waiting, broken, ..
+                } if had_lease && !clean && broken.is_none() => {
+                    let reason = format!("a party of the barrier (worker {pid}) died");
+                    for party in waiting.drain(..) {
+                        let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
+                    }
+                    *broken = Some(reason);
+                }
+                _ => {}
+            }
+            if had_lease {
+                object.leases.remove(&holder);
+                if object.leases.is_empty() {
+                    free(&mut inner, id);
+                }
+            }
+        }
+    }
+
+    fn withdraw(&self, id: u64, wait: u64) -> bool {
+        let mut inner = lock(&self.inner);
+        let Some(object) = inner.objects.get_mut(&id) else {
+            return false;
+        };
+        let before = waits(&object.state);
+        retain_waits(&mut object.state, |w| w.wait != wait);
+        waits(&object.state) != before
+    }
+
+    fn step(&self, holder: Holder, op: PrimOp, waiter: Waiter) -> Step {
+        let mut inner = lock(&self.inner);
+        let wait = inner.next_wait;
+        inner.next_wait += 1;
+        let waiting = Waiting {
+            wait,
+            holder,
+            waiter,
+        };
+        match op {
+            PrimOp::Create { kind, param } => {
+                let state = match kind {
+                    Kind::Event => State::Event {
+                        set: false,
+                        waiters: Vec::new(),
+                    },
+                    Kind::Semaphore => State::Semaphore {
+                        available: param,
+                        held: HashMap::new(),
+                        waiters: VecDeque::new(),
+                    },
+                    Kind::Barrier => State::Barrier {
+                        parties: param.max(1),
+                        waiting: Vec::new(),
+                        broken: None,
+                    },
+                    Kind::Queue => State::Queue {
+                        items: VecDeque::new(),
+                        bound: param,
+                        unfinished: 0,
+                        getters: VecDeque::new(),
+                        putters: VecDeque::new(),
+                        joiners: Vec::new(),
+                    },
+                    Kind::PipeEnd => {
+                        return Step::Done(PrimReply::Error(
+                            "pipe ends are created in pairs".into(),
+                        ));
+                    }
+                };
+                let id = insert(&mut inner, kind, holder, state);
+                Step::Done(PrimReply::Id(id))
+            }
+            PrimOp::CreatePipe => {
+                let a = inner.next_id;
+                let b = a + 1;
+                let end = |peer| State::PipeEnd {
+                    peer,
+                    inbox: VecDeque::new(),
+                    receivers: VecDeque::new(),
+                    peer_closed: false,
+                };
+                insert(&mut inner, Kind::PipeEnd, holder, end(b));
+                insert(&mut inner, Kind::PipeEnd, holder, end(a));
+                Step::Done(PrimReply::Pair(a, b))
+            }
+            PrimOp::Adopt { id, token } => {
+                let from_flight = inner.inflight.remove(&token) == Some(id);
+                let Some(object) = inner.objects.get_mut(&id) else {
+                    return Step::Done(PrimReply::Error(format!(
+                        "handle {id} names no live primitive"
+                    )));
+                };
+                if from_flight {
+                    let flight = Holder::InFlight(token);
+                    if let Some(count) = object.leases.get_mut(&flight) {
+                        *count -= 1;
+                        if *count == 0 {
+                            object.leases.remove(&flight);
+                        }
+                    }
+                }
+                *object.leases.entry(holder).or_default() += 1;
+                Step::Done(PrimReply::Unit)
+            }
+            PrimOp::Release { id } => {
+                drop_lease(&mut inner, id, holder);
+                Step::Done(PrimReply::Unit)
+            }
+            op => {
+                let id = op_id(&op);
+                let Some(object) = inner.objects.get_mut(&id) else {
+                    return Step::Done(PrimReply::Error(format!(
+                        "handle {id} names no live primitive (it was freed, or the bytes were not a handle)"
+                    )));
+                };
+                let kind = object.kind;
+                if let Some(expected) = op_kind(&op)
+                    && expected != kind
+                {
+                    return Step::Done(no_such(id, expected));
+                }
+                let peer = match &object.state {
+                    State::PipeEnd { peer, .. } => Some(*peer),
+                    _ => None,
+                };
+                if let PrimOp::Send { item, .. } = op {
+                    return Step::Done(pipe_send(&mut inner, peer.unwrap_or_default(), item));
+                }
+                apply(&mut object.state, op, waiting)
+            }
+        }
+    }
+}
+
+fn op_id(op: &PrimOp) -> u64 {
+    match op {
+        PrimOp::Create { .. } | PrimOp::CreatePipe => 0,
+        PrimOp::Adopt { id, .. }
+        | PrimOp::Release { id }
+        | PrimOp::EventSet { id }
+        | PrimOp::EventClear { id }
+        | PrimOp::EventIsSet { id }
+        | PrimOp::EventWait { id, .. }
+        | PrimOp::Acquire { id, .. }
+        | PrimOp::ReleasePermit { id }
+        | PrimOp::Available { id }
+        | PrimOp::BarrierWait { id, .. }
+        | PrimOp::Put { id, .. }
+        | PrimOp::Get { id, .. }
+        | PrimOp::Len { id }
+        | PrimOp::TaskDone { id }
+        | PrimOp::Join { id, .. }
+        | PrimOp::Send { id, .. }
+        | PrimOp::Recv { id, .. } => *id,
+    }
+}
+
+fn op_kind(op: &PrimOp) -> Option<Kind> {
+    Some(match op {
+        PrimOp::EventSet { .. }
+        | PrimOp::EventClear { .. }
+        | PrimOp::EventIsSet { .. }
+        | PrimOp::EventWait { .. } => Kind::Event,
+        PrimOp::Acquire { .. } | PrimOp::ReleasePermit { .. } | PrimOp::Available { .. } => {
+            Kind::Semaphore
+        }
+        PrimOp::BarrierWait { .. } => Kind::Barrier,
+        PrimOp::Put { .. }
+        | PrimOp::Get { .. }
+        | PrimOp::Len { .. }
+        | PrimOp::TaskDone { .. }
+        | PrimOp::Join { .. } => Kind::Queue,
+        PrimOp::Send { .. } | PrimOp::Recv { .. } => Kind::PipeEnd,
+        _ => return None,
+    })
+}
+
+fn insert(inner: &mut Inner, kind: Kind, holder: Holder, state: State) -> u64 {
+    let id = inner.next_id;
+    inner.next_id += 1;
+    inner.objects.insert(
+        id,
+        Object {
+            kind,
+            leases: HashMap::from([(holder, 1)]),
+            state,
+        },
+    );
+    id
+}
+
+fn drop_lease(inner: &mut Inner, id: u64, holder: Holder) {
+    let Some(object) = inner.objects.get_mut(&id) else {
+        return;
+    };
+    if let Some(count) = object.leases.get_mut(&holder) {
+        *count -= 1;
+        if *count == 0 {
+            object.leases.remove(&holder);
+        }
+    }
+    if object.leases.is_empty() {
+        free(inner, id);
+    }
+}
+
+/// Frees a primitive with no lease left; a pipe end's peer learns it is closed.
+fn free(inner: &mut Inner, id: u64) {
+    let Some(object) = inner.objects.remove(&id) else {
+        return;
+    };
+    inner.inflight.retain(|_, target| *target != id);
+    if let State::PipeEnd { peer, .. } = object.state
+        && let Some(State::PipeEnd {
+            inbox,
+            receivers,
+            peer_closed,
+            ..
+        }) = inner.objects.get_mut(&peer).map(|o| &mut o.state)
+    {
+        *peer_closed = true;
+        if inbox.is_empty() {
+            for receiver in receivers.drain(..) {
+                let _ = receiver.waiter.complete(closed_pipe());
+            }
+        }
+    }
+}
+
+fn closed_pipe() -> PrimReply {
+    PrimReply::Error("the other end of the pipe is closed".into())
+}
+
+fn pipe_send(inner: &mut Inner, peer: u64, item: Vec<u8>) -> PrimReply {
+    let Some(State::PipeEnd {
+        inbox, receivers, ..
+    }) = inner.objects.get_mut(&peer).map(|o| &mut o.state)
+    else {
+        return closed_pipe();
+    };
+    let mut item = item;
+    while let Some(receiver) = receivers.pop_front() {
+        match receiver.waiter.complete(PrimReply::Item(item)) {
+            Ok(()) => return PrimReply::Unit,
+            Err(PrimReply::Item(back)) => item = back,
+            Err(_) => return PrimReply::Unit,
+        }
+    }
+    inbox.push_back(item);
+    PrimReply::Unit
+}
+
+fn grant_permit(
+    available: &mut u64,
+    held: &mut HashMap<Holder, u64>,
+    waiters: &mut VecDeque<Waiting>,
+) {
+    while let Some(next) = waiters.pop_front() {
+        if next.waiter.complete(PrimReply::Bool(true)).is_ok() {
+            *held.entry(next.holder).or_default() += 1;
+            return;
+        }
+    }
+    *available += 1;
+}
+
+fn waits(state: &State) -> usize {
+    match state {
+        State::Event { waiters, .. } => waiters.len(),
+        State::Semaphore { waiters, .. } => waiters.len(),
+        State::Barrier { waiting, .. } => waiting.len(),
+        State::Queue {
+            getters,
+            putters,
+            joiners,
+            ..
+        } => getters.len() + putters.len() + joiners.len(),
+        State::PipeEnd { receivers, .. } => receivers.len(),
+    }
+}
+
+fn retain_waits(state: &mut State, keep: impl Fn(&Waiting) -> bool) {
+    match state {
+        State::Event { waiters, .. } => waiters.retain(&keep),
+        State::Semaphore { waiters, .. } => waiters.retain(&keep),
+        State::Barrier { waiting, .. } => waiting.retain(&keep),
+        State::Queue {
+            getters,
+            putters,
+            joiners,
+            ..
+        } => {
+            getters.retain(&keep);
+            putters.retain(|(w, _)| keep(w));
+            joiners.retain(&keep);
+        }
+        State::PipeEnd { receivers, .. } => receivers.retain(&keep),
+    }
+}
+
+fn withdraw_holder(state: &mut State, holder: Holder) {
+    retain_waits(state, |w| w.holder != holder);
+}
+
+fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
+    let wait = waiting.wait;
+    match (state, op) {
+        (State::Event { set, waiters }, PrimOp::EventSet { .. }) => {
+            *set = true;
+            for waiter in waiters.drain(..) {
+                let _ = waiter.waiter.complete(PrimReply::Bool(true));
+            }
+            Step::Done(PrimReply::Unit)
+        }
+        (State::Event { set, .. }, PrimOp::EventClear { .. }) => {
+            *set = false;
+            Step::Done(PrimReply::Unit)
+        }
+        (State::Event { set, .. }, PrimOp::EventIsSet { .. }) => Step::Done(PrimReply::Bool(*set)),
+        (State::Event { set, waiters }, PrimOp::EventWait { timeout_ms, .. }) => {
+            if *set {
+                Step::Done(PrimReply::Bool(true))
+            } else if timeout_ms == Some(0) {
+                Step::Done(PrimReply::Bool(false))
+            } else {
+                waiters.push(waiting);
+                Step::Waiting(wait)
+            }
+        }
+        (
+            State::Semaphore {
+                available,
+                held,
+                waiters,
+            },
+            PrimOp::Acquire { timeout_ms, .. },
+        ) => {
+            if *available > 0 {
+                *available -= 1;
+                *held.entry(waiting.holder).or_default() += 1;
+                Step::Done(PrimReply::Bool(true))
+            } else if timeout_ms == Some(0) {
+                Step::Done(PrimReply::Bool(false))
+            } else {
+                waiters.push_back(waiting);
+                Step::Waiting(wait)
+            }
+        }
+        (
+            State::Semaphore {
+                available,
+                held,
+                waiters,
+            },
+            PrimOp::ReleasePermit { .. },
+        ) => {
+            let holder = waiting.holder;
+            match held.get_mut(&holder) {
+                Some(count) if *count > 0 => {
+                    *count -= 1;
+                    if *count == 0 {
+                        held.remove(&holder);
+                    }
+                    grant_permit(available, held, waiters);
+                    Step::Done(PrimReply::Unit)
+                }
+                _ => Step::Done(PrimReply::Error(
+                    "this process holds no permit of that semaphore".into(),
+                )),
+            }
+        }
+        (State::Semaphore { available, .. }, PrimOp::Available { .. }) => {
+            Step::Done(PrimReply::Count(*available))
+        }
+        (
+            State::Barrier {
+                parties,
+                waiting: parked,
+                broken,
+            },
+            PrimOp::BarrierWait { timeout_ms, .. },
+        ) => {
+            if let Some(reason) = broken {
+                return Step::Done(PrimReply::Error(reason.clone()));
+            }
+            if parked.len() as u64 + 1 >= *parties {
+                for party in parked.drain(..) {
+                    let _ = party.waiter.complete(PrimReply::Unit);
+                }
+                Step::Done(PrimReply::Unit)
+            } else if timeout_ms == Some(0) {
+                Step::Done(PrimReply::Timeout)
+            } else {
+                parked.push(waiting);
+                Step::Waiting(wait)
+            }
+        }
+        (
+            State::Queue {
+                items,
+                bound,
+                unfinished,
+                getters,
+                putters,
+                ..
+            },
+            PrimOp::Put {
+                item, timeout_ms, ..
+            },
+        ) => {
+            if *bound == 0 || (items.len() as u64) < *bound {
+                *unfinished += 1;
+                hand_to_getter(items, getters, item);
+                Step::Done(PrimReply::Unit)
+            } else if timeout_ms == Some(0) {
+                Step::Done(PrimReply::Timeout)
+            } else {
+                putters.push_back((waiting, item));
+                Step::Waiting(wait)
+            }
+        }
+        (
+            State::Queue {
+                items,
+                bound,
+                unfinished,
+                getters,
+                putters,
+                ..
+            },
+            PrimOp::Get { timeout_ms, .. },
+        ) => match items.pop_front() {
+            Some(item) => {
+                admit_putter(items, *bound, unfinished, getters, putters);
+                Step::Done(PrimReply::Item(item))
+            }
+            None if timeout_ms == Some(0) => Step::Done(PrimReply::Timeout),
+            None => {
+                getters.push_back(waiting);
+                Step::Waiting(wait)
+            }
+        },
+        (State::Queue { items, .. }, PrimOp::Len { .. }) => {
+            Step::Done(PrimReply::Count(items.len() as u64))
+        }
+        (
+            State::Queue {
+                unfinished,
+                joiners,
+                ..
+            },
+            PrimOp::TaskDone { .. },
+        ) => {
+            if *unfinished == 0 {
+                return Step::Done(PrimReply::Error(
+                    "task_done() called more times than there were items".into(),
+                ));
+            }
+            *unfinished -= 1;
+            if *unfinished == 0 {
+                for joiner in joiners.drain(..) {
+                    let _ = joiner.waiter.complete(PrimReply::Bool(true));
+                }
+            }
+            Step::Done(PrimReply::Unit)
+        }
+        (
+            State::Queue {
+                unfinished,
+                joiners,
+                ..
+            },
+            PrimOp::Join { timeout_ms, .. },
+        ) => {
+            if *unfinished == 0 {
+                Step::Done(PrimReply::Bool(true))
+            } else if timeout_ms == Some(0) {
+                Step::Done(PrimReply::Bool(false))
+            } else {
+                joiners.push(waiting);
+                Step::Waiting(wait)
+            }
+        }
+        (
+            State::PipeEnd {
+                inbox,
+                receivers,
+                peer_closed,
+                ..
+            },
+            PrimOp::Recv { timeout_ms, .. },
+        ) => match inbox.pop_front() {
+            Some(item) => Step::Done(PrimReply::Item(item)),
+            None if *peer_closed => Step::Done(closed_pipe()),
+            None if timeout_ms == Some(0) => Step::Done(PrimReply::Timeout),
+            None => {
+                receivers.push_back(waiting);
+                Step::Waiting(wait)
+            }
+        },
+        _ => Step::Done(PrimReply::Error(
+            "operation does not fit the primitive".into(),
+        )),
+    }
+}
+
+fn hand_to_getter(items: &mut VecDeque<Vec<u8>>, getters: &mut VecDeque<Waiting>, item: Vec<u8>) {
+    let mut item = item;
+    while let Some(getter) = getters.pop_front() {
+        match getter.waiter.complete(PrimReply::Item(item)) {
+            Ok(()) => return,
+            Err(PrimReply::Item(back)) => item = back,
+            Err(_) => return,
+        }
+    }
+    items.push_back(item);
+}
+
+fn admit_putter(
+    items: &mut VecDeque<Vec<u8>>,
+    bound: u64,
+    unfinished: &mut u64,
+    getters: &mut VecDeque<Waiting>,
+    putters: &mut VecDeque<(Waiting, Vec<u8>)>,
+) {
+    while bound == 0 || (items.len() as u64) < bound {
+        let Some((putter, item)) = putters.pop_front() else {
+            return;
+        };
+        // The item is accepted only if its putter hears so; a dead putter's item is not.
+        if putter.waiter.complete(PrimReply::Unit).is_ok() {
+            *unfinished += 1;
+            hand_to_getter(items, getters, item);
+        }
+    }
+}

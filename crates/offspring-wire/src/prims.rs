@@ -1,0 +1,166 @@
+//! Messages for the cross-process primitives (events, semaphores, barriers, queues, pipes),
+//! whose state lives in the parent's coordinator. A worker sends a [`PrimOp`] inside
+//! `FromWorker::Call` and, when the call id is not zero, gets a [`PrimReply`] inside
+//! `ToWorker::Reply`. Blocking operations carry their timeout: the parent runs the clock, so
+//! a call that times out in the worker can never still take a permit or an item later.
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of a primitive, checked on every use of a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// `Event`
+    Event,
+    /// `Semaphore` (and `Lock`, a semaphore of one permit)
+    Semaphore,
+    /// `Barrier`
+    Barrier,
+    /// `Queue`
+    Queue,
+    /// One end of a pipe
+    PipeEnd,
+}
+
+/// An operation on a primitive. `timeout_ms`: `None` waits without limit, `Some(0)` only
+/// tries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrimOp {
+    /// Create a primitive (`param`: permits, parties or queue bound, 0 for none) → `Id`.
+    Create {
+        /// Which kind.
+        kind: Kind,
+        /// Its parameter.
+        param: u64,
+    },
+    /// Create a pipe → `Pair`.
+    CreatePipe,
+    /// This process now holds a handle that was sent to it under lease `token`.
+    Adopt {
+        /// The primitive.
+        id: u64,
+        /// The in-flight lease the sender took.
+        token: u64,
+    },
+    /// This process dropped a handle.
+    Release {
+        /// The primitive.
+        id: u64,
+    },
+    /// `Event::set`.
+    EventSet {
+        /// The event.
+        id: u64,
+    },
+    /// `Event::clear`.
+    EventClear {
+        /// The event.
+        id: u64,
+    },
+    /// `Event::is_set` → `Bool`.
+    EventIsSet {
+        /// The event.
+        id: u64,
+    },
+    /// `Event::wait` → `Bool` (whether the flag was set).
+    EventWait {
+        /// The event.
+        id: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// Take a permit → `Bool` (whether one was taken).
+    Acquire {
+        /// The semaphore.
+        id: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// Give back a permit this process holds.
+    ReleasePermit {
+        /// The semaphore.
+        id: u64,
+    },
+    /// Permits free now → `Count`.
+    Available {
+        /// The semaphore.
+        id: u64,
+    },
+    /// Wait at a barrier → `Unit`, `Timeout` or `Error`.
+    BarrierWait {
+        /// The barrier.
+        id: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// Put an item in a queue → `Unit` once accepted, or `Timeout`.
+    Put {
+        /// The queue.
+        id: u64,
+        /// The encoded item.
+        #[serde(with = "serde_bytes")]
+        item: Vec<u8>,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// Take an item from a queue → `Item` or `Timeout`.
+    Get {
+        /// The queue.
+        id: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// Items in a queue → `Count`.
+    Len {
+        /// The queue.
+        id: u64,
+    },
+    /// One item taken from the queue was processed.
+    TaskDone {
+        /// The queue.
+        id: u64,
+    },
+    /// Wait until every item put was marked done → `Bool`.
+    Join {
+        /// The queue.
+        id: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// Send on a pipe end (the other end receives) → `Unit`.
+    Send {
+        /// The sending end.
+        id: u64,
+        /// The encoded message.
+        #[serde(with = "serde_bytes")]
+        item: Vec<u8>,
+    },
+    /// Receive on a pipe end → `Item`, `Timeout`, or `Error` when the other end is gone.
+    Recv {
+        /// The receiving end.
+        id: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+}
+
+/// The answer to a [`PrimOp`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrimReply {
+    /// Done.
+    Unit,
+    /// A yes or no.
+    Bool(bool),
+    /// A count.
+    Count(u64),
+    /// A new primitive's id.
+    Id(u64),
+    /// A new pipe's two ends.
+    Pair(u64, u64),
+    /// An item or message.
+    Item(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The wait ran out of time; nothing was taken.
+    Timeout,
+    /// The operation failed: one lowercase sentence (no such primitive, a party died, the
+    /// other end is gone, ...).
+    Error(String),
+}
