@@ -96,3 +96,23 @@ fn pool_apply_async_prints_like_the_seed() {
 fn callback_prints_like_the_seed() {
     check("callback");
 }
+
+#[test]
+fn pipe_prints_like_the_seed() {
+    check("pipe");
+}
+
+#[test]
+fn event_prints_like_the_seed() {
+    check("event");
+}
+
+#[test]
+fn event_states_prints_like_the_seed() {
+    check("event_states");
+}
+
+#[test]
+fn semaphore_prints_like_the_seed() {
+    check("semaphore");
+}
