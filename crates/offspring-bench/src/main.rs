@@ -23,6 +23,50 @@ fn worker_rss_kib() -> u64 {
     rss_kib(std::process::id()).unwrap_or_default()
 }
 
+/// Answers every message on `end` with the same message, `count` times.
+#[offspring::task]
+fn pipe_echo(end: offspring::Connection<u64>, count: u64) {
+    for _ in 0..count {
+        match end.recv() {
+            Ok(n) => {
+                let _ = end.send(&n);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Takes from `inbox` and puts into `outbox`, `count` times.
+#[offspring::task]
+fn queue_echo(inbox: offspring::Queue<u64>, outbox: offspring::Queue<u64>, count: u64) {
+    for _ in 0..count {
+        match inbox.get() {
+            Ok(n) => {
+                let _ = outbox.put(&n);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Waits for `ping`, clears it and sets `pong`, `count` times.
+#[offspring::task]
+fn event_echo(ping: offspring::Event, pong: offspring::Event, count: u64) {
+    for _ in 0..count {
+        ping.wait();
+        ping.clear();
+        pong.set();
+    }
+}
+
+/// Acquires and releases a permit `count` times.
+#[offspring::task]
+fn semaphore_pairs(sem: offspring::Semaphore, count: u64) {
+    for _ in 0..count {
+        drop(sem.acquire());
+    }
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -205,6 +249,8 @@ fn main() -> offspring::Result<()> {
         sample("idle_worker_rss", pool.apply(worker_rss_kib, ())? as f64);
     }
 
+    primitives(&pool, &settings)?;
+
     ratio(
         "task_round_trip",
         "floor_round_trip",
@@ -212,6 +258,91 @@ fn main() -> offspring::Result<()> {
         3.0,
         "task round trip within 3x of the raw socket floor",
     );
+    Ok(())
+}
+
+fn primitives(pool: &offspring::Pool, settings: &Settings) -> offspring::Result<()> {
+    let rounds = (settings.round_trips / 4).max(100) as u64;
+    figure(
+        "pipe_ping_pong",
+        "us",
+        true,
+        "pipe round trip between the parent and a worker",
+    );
+    let (mine, theirs) = offspring::pipe::<u64>()?;
+    let echo = pool.apply_async(pipe_echo, (theirs, rounds * settings.samples as u64));
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        for n in 0..rounds {
+            mine.send(&n)?;
+            mine.recv()?;
+        }
+        sample("pipe_ping_pong", micros(started.elapsed()) / rounds as f64);
+    }
+    echo.get()?;
+
+    figure(
+        "queue_ping_pong",
+        "us",
+        true,
+        "queue round trip between the parent and a worker",
+    );
+    let (to_worker, from_worker) = (offspring::Queue::new()?, offspring::Queue::new()?);
+    let echo = pool.apply_async(
+        queue_echo,
+        (
+            to_worker.clone(),
+            from_worker.clone(),
+            rounds * settings.samples as u64,
+        ),
+    );
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        for n in 0..rounds {
+            to_worker.put(&n)?;
+            from_worker.get()?;
+        }
+        sample("queue_ping_pong", micros(started.elapsed()) / rounds as f64);
+    }
+    echo.get()?;
+
+    figure(
+        "event_ping_pong",
+        "us",
+        true,
+        "event round trip between the parent and a worker",
+    );
+    let (ping, pong) = (offspring::Event::new()?, offspring::Event::new()?);
+    let echo = pool.apply_async(
+        event_echo,
+        (ping.clone(), pong.clone(), rounds * settings.samples as u64),
+    );
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            ping.set();
+            pong.wait();
+            pong.clear();
+        }
+        sample("event_ping_pong", micros(started.elapsed()) / rounds as f64);
+    }
+    echo.get()?;
+
+    figure(
+        "semaphore_pairs",
+        "pairs/s",
+        false,
+        "acquire/release pairs per second from 2 contending workers",
+    );
+    let sem = offspring::Semaphore::new(1)?;
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        pool.map_chunked(semaphore_pairs, vec![(sem.clone(), rounds); 2], 1)?;
+        sample(
+            "semaphore_pairs",
+            (2 * rounds) as f64 / started.elapsed().as_secs_f64(),
+        );
+    }
     Ok(())
 }
 
