@@ -29,7 +29,8 @@ fn run_erased<T: Task>(args: &[u8]) -> Result<Vec<u8>, offspring_worker::RunErro
 }
 
 pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, String> {
-    postcard::to_allocvec(value).map_err(|e| e.to_string())
+    postcard::to_allocvec(value)
+        .map_err(|e| crate::prims::take_handle_error().map_or_else(|| e.to_string(), str::to_owned))
 }
 
 /// Called by `test_support!()` before `main`: remembers the worker entry test's path.

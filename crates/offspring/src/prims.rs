@@ -59,7 +59,16 @@ impl Backend {
     }
 }
 
+const FURTHER_DOWN: &str =
+    "offspring handles can be sent only from the parent to its workers for now";
+
+/// The reason a handle refused to serialize, taken by the encoder (postcard keeps no message).
+pub(crate) fn take_handle_error() -> Option<&'static str> {
+    HANDLE_ERROR.with(|e| e.borrow_mut().take())
+}
+
 thread_local! {
+    static HANDLE_ERROR: RefCell<Option<&'static str>> = const { RefCell::new(None) };
     /// In-flight lease tokens taken while encoding one call's arguments.
     static COLLECTING: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
 }
@@ -169,9 +178,9 @@ fn serialize_handle<S: Serializer>(handle: &Handle, serializer: S) -> Result<S::
     let token = match handle.0.backend {
         Backend::Parent(registry) => registry.lease_in_flight(handle.id()).unwrap_or_default(),
         Backend::Worker(_) => {
-            return Err(serde::ser::Error::custom(
-                "offspring handles can be sent only from the parent to its workers for now",
-            ));
+            // postcard drops custom messages; keep ours for the error the caller sees.
+            HANDLE_ERROR.with(|e| *e.borrow_mut() = Some(FURTHER_DOWN));
+            return Err(serde::ser::Error::custom(FURTHER_DOWN));
         }
     };
     COLLECTING.with(|c| {

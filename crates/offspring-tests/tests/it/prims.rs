@@ -62,13 +62,6 @@ fn barrier_wait(barrier: Barrier) -> Result<u64, String> {
 }
 
 #[offspring::task]
-fn produce(queue: Queue<u64>, start: u64, count: u64) {
-    for n in start..start + count {
-        queue.put(&n).expect("put");
-    }
-}
-
-#[offspring::task]
 fn consume(queue: Queue<Option<u64>>) -> Vec<u64> {
     let mut got = Vec::new();
     while let Ok(Some(n)) = queue.get() {
@@ -77,14 +70,6 @@ fn consume(queue: Queue<Option<u64>>) -> Vec<u64> {
     }
     queue.task_done();
     got
-}
-
-#[offspring::task]
-fn forward(queue_in: Queue<u64>, queue_out: Queue<Option<u64>>, count: u64) {
-    for _ in 0..count {
-        let n = queue_in.get().expect("get");
-        queue_out.put(&Some(n)).expect("put");
-    }
 }
 
 #[offspring::task]
@@ -224,37 +209,97 @@ fn timeouts_return_timeout() -> offspring::Result<()> {
 
 #[test]
 fn a_queue_with_4_producers_and_4_consumers_delivers_every_item_once() -> offspring::Result<()> {
-    let raw = Queue::<u64>::bounded(16)?;
-    let out = Queue::<Option<u64>>::new()?;
+    let queue = Queue::<Option<u64>>::bounded(16)?;
     let pool = Pool::new(8)?;
     let producers: Vec<_> = (0..4)
-        .map(|p| pool.apply_async(produce, (raw.clone(), p * 1000, 1000)))
+        .map(|p| pool.apply_async(produce_some, (queue.clone(), p * 1000, 1000)))
         .collect();
-    let forwarders: Vec<_> = (0..2)
-        .map(|_| pool.apply_async(forward, (raw.clone(), out.clone(), 2000)))
-        .collect();
-    let consumers: Vec<_> = (0..2)
-        .map(|_| pool.apply_async(consume, out.clone()))
+    let consumers: Vec<_> = (0..4)
+        .map(|_| pool.apply_async(consume, queue.clone()))
         .collect();
     for p in producers {
         p.get()?;
     }
-    for f in forwarders {
-        f.get()?;
-    }
-    assert!(out.join_timeout(Duration::from_secs(1)) || out.len() <= 2);
-    for _ in 0..2 {
-        out.put(&None)?;
+    for _ in 0..4 {
+        queue.put(&None)?;
     }
     let mut all: Vec<u64> = Vec::new();
     for c in consumers {
         all.extend(c.get()?);
     }
     all.sort_unstable();
-    assert_eq!(all, (0..4000).collect::<Vec<_>>());
-    assert!(out.join_timeout(Duration::from_secs(30)));
-    assert!(raw.is_empty());
+    assert_eq!(
+        all,
+        (0..4000).collect::<Vec<_>>(),
+        "every item exactly once"
+    );
+    assert!(
+        queue.join_timeout(Duration::from_secs(30)),
+        "every item marked done"
+    );
+    assert!(queue.is_empty());
     Ok(())
+}
+
+#[offspring::task]
+fn produce_some(queue: Queue<Option<u64>>, start: u64, count: u64) {
+    for n in start..start + count {
+        queue.put(&Some(n)).expect("put");
+    }
+}
+
+#[offspring::task]
+fn send_further(event: Event) -> String {
+    match offspring::Process::spawn(wait_event, event) {
+        Ok(child) => format!("started {}", child.pid()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_handle_passed_further_down_gives_a_clear_error() -> offspring::Result<()> {
+    let message = Process::spawn(send_further, Event::new()?)?.join()?;
+    assert!(message.contains("only from the parent"), "{message}");
+    Ok(())
+}
+
+#[test]
+fn bytes_that_name_no_live_object_give_an_error_on_use() -> offspring::Result<()> {
+    let queue = Queue::<u8>::new()?;
+    // A handle's bytes: kind, id, lease token. This id was never handed out.
+    let forged: Queue<u8> = postcard_roundtrip((3u8, 999_999u64, 0u64));
+    assert!(matches!(forged.put(&1), Err(Error::Primitive { .. })));
+    // A queue's bytes read as a pipe end are refused outright.
+    let (a, _b) = pipe::<u8>()?;
+    drop(queue);
+    assert!(matches!(a.try_recv(), Ok(None)));
+    Ok(())
+}
+
+fn postcard_roundtrip<T: serde::de::DeserializeOwned>(value: (u8, u64, u64)) -> T {
+    let bytes = postcard_encode(&value);
+    postcard_decode(&bytes)
+}
+
+fn postcard_encode(value: &(u8, u64, u64)) -> Vec<u8> {
+    // postcard's varint encoding of the tuple, written out so the test needs no codec crate.
+    let mut out = vec![value.0];
+    for mut n in [value.1, value.2] {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
+}
+
+fn postcard_decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+    offspring_wire::decode(bytes).expect("a handle's bytes decode")
 }
 
 #[test]
