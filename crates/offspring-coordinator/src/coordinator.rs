@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use offspring_transport::{
@@ -313,6 +313,25 @@ async fn authenticate(conn: offspring_transport::Conn, shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// Waits on `condvar` while `waiting` holds, for at most `timeout` (without limit when
+/// `None`), recovering from poisoning like [`lock`]. The caller re-checks the state.
+pub fn wait_for<'a, T>(
+    condvar: &Condvar,
+    guard: std::sync::MutexGuard<'a, T>,
+    timeout: Option<Duration>,
+    waiting: impl FnMut(&mut T) -> bool,
+) -> std::sync::MutexGuard<'a, T> {
+    match timeout {
+        None => condvar
+            .wait_while(guard, waiting)
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        Some(timeout) => condvar
+            .wait_timeout_while(guard, timeout, waiting)
+            .map(|(guard, _)| guard)
+            .unwrap_or_else(|e| e.into_inner().0),
     }
 }
 

@@ -20,6 +20,7 @@ mod worker;
 
 pub use coordinator::{
     Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, SpawnOptions,
+    wait_for,
 };
 pub use error::{Failure, SpawnError};
 pub use pool::{

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::coordinator::lock;
+use crate::coordinator::{lock, wait_for};
 use crate::{BatchSink, Coordinator, Failure, SpawnError, SpawnOptions, WorkerHandle};
 
 /// Consecutive failed worker starts after which a pool gives up.
@@ -297,29 +297,10 @@ impl PoolHandle {
     /// Waits until the pool is drained (closed, every call delivered, every worker exited);
     /// `false` if `timeout` passed first.
     pub fn wait_drained(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut drained = lock(&self.shared.drained);
-        while !*drained {
-            drained = match deadline {
-                None => self
-                    .shared
-                    .drained_cv
-                    .wait(drained)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    self.shared
-                        .drained_cv
-                        .wait_timeout(drained, left)
-                        .map(|(guard, _)| guard)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                }
-            };
-        }
-        true
+        let drained = lock(&self.shared.drained);
+        *wait_for(&self.shared.drained_cv, drained, timeout, |drained| {
+            !*drained
+        })
     }
 
     /// The pool's counters.

@@ -26,12 +26,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use offspring_wire::{Kind, PrimOp, PrimReply, ToWorker, encode};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::coordinator::lock;
+use crate::coordinator::{lock, wait_for};
 
 /// Who holds a lease or a permit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,29 +58,10 @@ impl LocalWait {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> Option<PrimReply> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut reply = lock(&self.reply);
-        loop {
-            if let Some(reply) = reply.take() {
-                return Some(reply);
-            }
-            reply = match deadline {
-                None => self
-                    .ready
-                    .wait(reply)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    self.ready
-                        .wait_timeout(reply, left)
-                        .map(|(guard, _)| guard)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                }
-            };
-        }
+        wait_for(&self.ready, lock(&self.reply), timeout, |reply| {
+            reply.is_none()
+        })
+        .take()
     }
 }
 
@@ -207,8 +188,18 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-fn timeout_of(timeout_ms: Option<u64>) -> Option<Duration> {
-    timeout_ms.map(Duration::from_millis)
+/// The timeout a waiting operation carries (`None`: no wait, or no limit).
+fn op_timeout(op: &PrimOp) -> Option<Duration> {
+    match op {
+        PrimOp::EventWait { timeout_ms, .. }
+        | PrimOp::Acquire { timeout_ms, .. }
+        | PrimOp::BarrierWait { timeout_ms, .. }
+        | PrimOp::Put { timeout_ms, .. }
+        | PrimOp::Get { timeout_ms, .. }
+        | PrimOp::Join { timeout_ms, .. }
+        | PrimOp::Recv { timeout_ms, .. } => timeout_ms.map(Duration::from_millis),
+        _ => None,
+    }
 }
 
 impl Registry {
@@ -236,16 +227,7 @@ impl Registry {
 
     /// Runs `op` for a thread of the parent, waiting as it says.
     pub fn local(&self, op: PrimOp) -> PrimReply {
-        let timeout = match &op {
-            PrimOp::EventWait { timeout_ms, .. }
-            | PrimOp::Acquire { timeout_ms, .. }
-            | PrimOp::BarrierWait { timeout_ms, .. }
-            | PrimOp::Put { timeout_ms, .. }
-            | PrimOp::Get { timeout_ms, .. }
-            | PrimOp::Join { timeout_ms, .. }
-            | PrimOp::Recv { timeout_ms, .. } => timeout_of(*timeout_ms),
-            _ => None,
-        };
+        let timeout = op_timeout(&op);
         let id = op_id(&op);
         let wait = Arc::new(LocalWait::default());
         match self.step(Holder::Parent, op, Waiter::Local(Arc::clone(&wait))) {
@@ -272,16 +254,7 @@ impl Registry {
         op: PrimOp,
         frames: &UnboundedSender<Vec<u8>>,
     ) {
-        let timeout = match &op {
-            PrimOp::EventWait { timeout_ms, .. }
-            | PrimOp::Acquire { timeout_ms, .. }
-            | PrimOp::BarrierWait { timeout_ms, .. }
-            | PrimOp::Put { timeout_ms, .. }
-            | PrimOp::Get { timeout_ms, .. }
-            | PrimOp::Join { timeout_ms, .. }
-            | PrimOp::Recv { timeout_ms, .. } => timeout_of(*timeout_ms),
-            _ => None,
-        };
+        let timeout = op_timeout(&op);
         let id = op_id(&op);
         let waiter = Waiter::Remote {
             call_id,

@@ -11,13 +11,13 @@
 use std::collections::HashMap;
 use std::process::ExitStatus;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use offspring_transport::{Conn, FrameReader};
 use offspring_wire::{Args, FromWorker, Outcome, RunTask, ToWorker, WireError, decode, encode};
 use tokio::sync::mpsc;
 
-use crate::coordinator::lock;
+use crate::coordinator::{lock, wait_for};
 use crate::{Failure, Registry};
 
 /// How long the actor waits for a child's exit status after its connection ended, before it
@@ -145,21 +145,8 @@ impl WorkerHandle {
 
     /// Waits up to `timeout` for the worker to exit; its status if it did.
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        let mut state = lock(&self.shared.exit);
-        while !state.exited {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            state = self
-                .shared
-                .exited
-                .wait_timeout(state, left)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        state.status
+        let state = lock(&self.shared.exit);
+        wait_for(&self.shared.exited, state, Some(timeout), |s| !s.exited).status
     }
 }
 

@@ -19,6 +19,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use offspring_coordinator::wait_for;
+
 use crate::{Error, Result};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -238,61 +240,23 @@ impl<R: Send + 'static> Cell<R> {
     }
 
     fn take(&self, timeout: Option<Duration>) -> Result<R> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.lock();
-        loop {
-            if state.ready && !state.lent {
-                if state.taken {
-                    return Err(Error::AlreadyTaken {
-                        task: self.task.to_owned(),
-                    });
-                }
-                if let Some(outcome) = state.outcome.take() {
-                    state.taken = true;
-                    return outcome;
-                }
+        let mut state = wait_for(&self.changed, self.lock(), timeout, |s| !s.ready || s.lent);
+        if !state.ready || state.lent {
+            return Err(Error::Timeout);
+        }
+        match state.outcome.take() {
+            Some(outcome) if !state.taken => {
+                state.taken = true;
+                outcome
             }
-            state = match deadline {
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout);
-                    }
-                    self.changed
-                        .wait_timeout(state, left)
-                        .map(|(guard, _)| guard)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                }
-            };
+            _ => Err(Error::AlreadyTaken {
+                task: self.task.to_owned(),
+            }),
         }
     }
 
     fn wait(&self, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.lock();
-        while !state.ready {
-            state = match deadline {
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    self.changed
-                        .wait_timeout(state, left)
-                        .map(|(guard, _)| guard)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                }
-            };
-        }
-        true
+        wait_for(&self.changed, self.lock(), timeout, |s| !s.ready).ready
     }
 }
 

@@ -2,7 +2,9 @@
 //! user's threads (which wait on it), handing its value out once.
 
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use offspring_coordinator::wait_for;
 
 enum State<T> {
     Empty,
@@ -56,30 +58,16 @@ impl<T> Slot<T> {
 
     /// Waits until the slot is filled (forever when `timeout` is `None`) and takes the value.
     pub(crate) fn take(&self, timeout: Option<Duration>) -> Result<T, Missing> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.lock();
-        loop {
-            match std::mem::replace(&mut *state, State::Taken) {
-                State::Ready(value) => return Ok(value),
-                State::Taken => return Err(Missing::Taken),
-                State::Empty => *state = State::Empty,
+        let mut state = wait_for(&self.filled, self.lock(), timeout, |state| {
+            matches!(state, State::Empty)
+        });
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Ready(value) => Ok(value),
+            State::Taken => Err(Missing::Taken),
+            State::Empty => {
+                *state = State::Empty;
+                Err(Missing::Timeout)
             }
-            state = match deadline {
-                None => self
-                    .filled
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Missing::Timeout);
-                    }
-                    self.filled
-                        .wait_timeout(state, left)
-                        .map(|(guard, _)| guard)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                }
-            };
         }
     }
 }
