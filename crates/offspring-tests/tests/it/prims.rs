@@ -327,28 +327,3 @@ fn a_receiver_learns_that_the_other_end_died() -> offspring::Result<()> {
     assert!(reply.contains("closed"), "{reply}");
     Ok(())
 }
-
-#[test]
-fn the_table_is_empty_after_100_000_events_some_sent_to_killed_workers() -> offspring::Result<()> {
-    let before = offspring::live_primitives();
-    for _ in 0..100_000 {
-        drop(Event::new()?);
-    }
-    let pool = Pool::new(2)?;
-    let sent: Vec<_> = (0..20)
-        .map(|_| pool.apply_async(wait_event, Event::new().expect("event")))
-        .collect();
-    pool.terminate();
-    for result in sent {
-        assert!(result.get().is_err());
-    }
-    let cleared = offspring_tests::wait_until(Duration::from_secs(30), || {
-        offspring::live_primitives() <= before
-    });
-    assert!(
-        cleared.is_some(),
-        "{} primitives left",
-        offspring::live_primitives()
-    );
-    Ok(())
-}
