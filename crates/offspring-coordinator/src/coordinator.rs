@@ -317,7 +317,7 @@ async fn authenticate(conn: offspring_transport::Conn, shared: Arc<Shared>) {
 }
 
 /// Waits on `condvar` while `waiting` holds, for at most `timeout` (without limit when
-/// `None`), recovering from poisoning like [`lock`]. The caller re-checks the state.
+/// `None`), recovering from poisoning as every lock here does. The caller re-checks the state.
 pub fn wait_for<'a, T>(
     condvar: &Condvar,
     guard: std::sync::MutexGuard<'a, T>,
