@@ -589,15 +589,7 @@ fn pipe_send(inner: &mut Inner, peer: u64, item: Vec<u8>) -> PrimReply {
     else {
         return closed_pipe();
     };
-    let mut item = item;
-    while let Some(receiver) = receivers.pop_front() {
-        match receiver.waiter.complete(PrimReply::Item(item)) {
-            Ok(()) => return PrimReply::Unit,
-            Err(PrimReply::Item(back)) => item = back,
-            Err(_) => return PrimReply::Unit,
-        }
-    }
-    inbox.push_back(item);
+    hand_over(inbox, receivers, item);
     PrimReply::Unit
 }
 
@@ -761,7 +753,7 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
         ) => {
             if *bound == 0 || (items.len() as u64) < *bound {
                 *unfinished += 1;
-                hand_to_getter(items, getters, item);
+                hand_over(items, getters, item);
                 Step::Done(PrimReply::Unit)
             } else if timeout_ms == Some(0) {
                 Step::Done(PrimReply::Timeout)
@@ -855,10 +847,12 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
     }
 }
 
-fn hand_to_getter(items: &mut VecDeque<Vec<u8>>, getters: &mut VecDeque<Waiting>, item: Vec<u8>) {
+/// Gives `item` to the first waiter still there (a queue's getter, a pipe end's receiver), or
+/// keeps it in `items` when none is.
+fn hand_over(items: &mut VecDeque<Vec<u8>>, waiters: &mut VecDeque<Waiting>, item: Vec<u8>) {
     let mut item = item;
-    while let Some(getter) = getters.pop_front() {
-        match getter.waiter.complete(PrimReply::Item(item)) {
+    while let Some(waiter) = waiters.pop_front() {
+        match waiter.waiter.complete(PrimReply::Item(item)) {
             Ok(()) => return,
             Err(PrimReply::Item(back)) => item = back,
             Err(_) => return,
@@ -881,7 +875,7 @@ fn admit_putter(
         // The item is accepted only if its putter hears so; a dead putter's item is not.
         if putter.waiter.complete(PrimReply::Unit).is_ok() {
             *unfinished += 1;
-            hand_to_getter(items, getters, item);
+            hand_over(items, getters, item);
         }
     }
 }
