@@ -550,6 +550,16 @@ fn encode_item<T: Serialize>(item: &T) -> Result<Vec<u8>> {
     })
 }
 
+/// Runs a taking operation (a queue's `Get`, a pipe end's `Recv`): the decoded item, `None`
+/// when it timed out, or the error.
+fn take_item<T: DeserializeOwned>(handle: &Handle, op: PrimOp) -> Result<Option<T>> {
+    match handle.call(op) {
+        PrimReply::Item(bytes) => decode_item(&bytes).map(Some),
+        PrimReply::Timeout => Ok(None),
+        other => Err(unexpected(other)),
+    }
+}
+
 fn decode_item<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::Primitive {
         reason: format!("cannot decode the item: {e}"),
@@ -607,14 +617,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn take(&self, timeout_ms: Option<u64>) -> Result<Option<T>> {
-        match self.handle.call(PrimOp::Get {
-            id: self.handle.id(),
-            timeout_ms,
-        }) {
-            PrimReply::Item(bytes) => decode_item(&bytes).map(Some),
-            PrimReply::Timeout => Ok(None),
-            other => Err(unexpected(other)),
-        }
+        take_item(
+            &self.handle,
+            PrimOp::Get {
+                id: self.handle.id(),
+                timeout_ms,
+            },
+        )
     }
 
     /// Takes the next item, waiting for one.
@@ -770,14 +779,13 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     }
 
     fn take(&self, timeout_ms: Option<u64>) -> Result<Option<T>> {
-        match self.handle.call(PrimOp::Recv {
-            id: self.handle.id(),
-            timeout_ms,
-        }) {
-            PrimReply::Item(bytes) => decode_item(&bytes).map(Some),
-            PrimReply::Timeout => Ok(None),
-            other => Err(unexpected(other)),
-        }
+        take_item(
+            &self.handle,
+            PrimOp::Recv {
+                id: self.handle.id(),
+                timeout_ms,
+            },
+        )
     }
 
     /// Receives the next message, waiting for one.

@@ -51,7 +51,7 @@ impl<T> Slot<T> {
     }
 
     /// Whether a value is waiting to be taken.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn is_ready(&self) -> bool {
         matches!(*self.lock(), State::Ready(_))
     }
