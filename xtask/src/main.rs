@@ -1,6 +1,6 @@
-//! Project automation for offspring, run as `cargo xtask <command>`: `ci` runs every check CI runs, `bench` runs the benchmarks, `cross` is reserved for runs on other platforms.
+//! Project automation for offspring, run as `cargo xtask <command>`: `ci` runs every check CI runs, `bench` runs the benchmarks, `timeline` draws a trace file as SVG, `cross` is reserved for runs on other platforms.
 //!
-//! The crate is std-only on purpose: it must build quickly on a fresh machine before anything else does.
+//! The crate is std-only on purpose: it must build quickly on a fresh machine before anything else does. Its one dependency, `offspring-timeline`, is std-only too.
 
 mod bench;
 mod ci;
@@ -8,6 +8,9 @@ mod util;
 
 use std::env;
 use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bench::BenchOptions;
@@ -22,10 +25,16 @@ Commands:
         Run every CI check in order, stopping at the first failure.
         Steps: fmt, clippy, test, examples, doc, check-targets, bench.
   bench [--quick] [--json]
-        Build and run offspring-bench; print its figures and ratios as
-        tables, or as one JSON object with --json. --quick takes fewer samples.
+        Build and run offspring-bench, then the Python baseline
+        (python3 xtask/bench/baseline.py, skipped with a note if python3 is
+        missing); print offspring, Python and the raw-socket floor side by
+        side with the targets, or one JSON object with --json.
+        --quick takes fewer samples.
   cross
         Runs on other platforms (not yet implemented).
+  timeline <trace.json>
+        Draw a trace-event JSON file (as written with OFFSPRING_TRACE=trace.json)
+        as a self-contained SVG timeline on stdout.
 
 Environment:
   OFFSPRING_SKIP_EXAMPLES  comma-separated examples that `ci` builds but does not run
@@ -39,6 +48,7 @@ enum Task {
     Ci(CiOptions),
     Bench(BenchOptions),
     Cross,
+    Timeline(PathBuf),
     Help,
 }
 
@@ -81,7 +91,22 @@ fn run(task: Task) -> Result<(), String> {
         }
         Task::Ci(options) => ci::run(&Workspace::locate()?, &options),
         Task::Bench(options) => bench::run(&Workspace::locate()?, options),
+        Task::Timeline(path) => timeline(&path),
     }
+}
+
+/// Prints the SVG timeline of the trace file at `path`. Nothing reaches stdout unless the whole
+/// picture was drawn.
+fn timeline(path: &Path) -> Result<(), String> {
+    let json =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let svg =
+        offspring_timeline::render_svg(&json).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(svg.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write the timeline: {e}"))
 }
 
 /// Parses the arguments after `cargo xtask`. An empty message in the error means "just show the usage".
@@ -103,6 +128,7 @@ fn parse_args(args: &[OsString]) -> Result<Task, UsageError> {
             None => Ok(Task::Cross),
             Some(arg) => Err(UsageError(format!("unexpected argument `{arg}` to cross"))),
         },
+        "timeline" => parse_timeline(rest).map(Task::Timeline),
         "help" | "--help" | "-h" => Ok(Task::Help),
         other => Err(UsageError(format!("unknown command `{other}`"))),
     }
@@ -126,6 +152,19 @@ fn parse_ci(args: &[&str]) -> Result<CiOptions, UsageError> {
             .extend(ci::parse_skip(value).map_err(UsageError)?);
     }
     Ok(options)
+}
+
+fn parse_timeline(args: &[&str]) -> Result<PathBuf, UsageError> {
+    match args {
+        [] => Err(UsageError("timeline needs a trace file".to_string())),
+        [path] if path.starts_with('-') => Err(UsageError(format!(
+            "unexpected option `{path}` to timeline"
+        ))),
+        [path] => Ok(PathBuf::from(path)),
+        [_, extra, ..] => Err(UsageError(format!(
+            "unexpected argument `{extra}` to timeline"
+        ))),
+    }
 }
 
 fn parse_bench(args: &[&str]) -> Result<BenchOptions, UsageError> {
@@ -191,5 +230,19 @@ mod tests {
         );
         assert_eq!(parse(&["bench"]), Ok(Task::Bench(BenchOptions::default())));
         assert!(parse(&["bench", "--slow"]).is_err());
+    }
+
+    #[test]
+    fn timeline_takes_one_trace_file() {
+        assert_eq!(
+            parse(&["timeline", "run/trace.json"]),
+            Ok(Task::Timeline(PathBuf::from("run/trace.json")))
+        );
+        assert_eq!(
+            parse(&["timeline"]),
+            Err(UsageError("timeline needs a trace file".into()))
+        );
+        assert!(parse(&["timeline", "a.json", "b.json"]).is_err());
+        assert!(parse(&["timeline", "--open"]).is_err());
     }
 }

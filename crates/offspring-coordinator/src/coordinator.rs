@@ -25,6 +25,9 @@ use offspring_transport::{
 use offspring_wire::WorkerConfig;
 use tokio::sync::oneshot;
 
+use crate::logs::LogCounts;
+use crate::trace::{Timeline, Timelines};
+use crate::worker::Observers;
 use crate::{Registry, SpawnError, WorkerHandle, worker};
 
 /// How long an accepted connection may take to complete the handshake.
@@ -39,8 +42,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct CoordinatorConfig {
     /// This build's identity, compared with every worker's.
     pub identity: BuildIdentity,
-    /// The log filter handed to workers.
-    pub log_filter: String,
+    /// The log filter handed to workers (`RUST_LOG` syntax). `None`: the most verbose level
+    /// the parent's subscriber wants, read at each worker's start, so a worker never sends
+    /// what the parent would discard.
+    pub log_filter: Option<String>,
 }
 
 /// Per-spawn options.
@@ -52,6 +57,10 @@ pub struct SpawnOptions {
     pub connect_timeout: Option<Duration>,
     /// Arguments for the worker process (see `offspring_transport::SpawnSpec::args`).
     pub args: Vec<std::ffi::OsString>,
+    /// A timeline to record the worker in, besides the process's (`OFFSPRING_TRACE`).
+    pub timeline: Option<Arc<Timeline>>,
+    /// Where to count the worker's forwarded and dropped log records.
+    pub logs: Option<Arc<LogCounts>>,
 }
 
 type Ready = oneshot::Sender<Result<Authed, HandshakeError>>;
@@ -64,6 +73,7 @@ struct Pending {
 
 struct Shared {
     config: CoordinatorConfig,
+    timeline: Option<Arc<Timeline>>,
     registry: Arc<Registry>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_worker: AtomicU64,
@@ -116,6 +126,7 @@ impl Coordinator {
         let endpoint = listener.endpoint().clone();
         let shared = Arc::new(Shared {
             config,
+            timeline: crate::trace::from_env(),
             registry: Arc::new(Registry::new(runtime.handle().clone())),
             pending: Mutex::new(HashMap::new()),
             next_worker: AtomicU64::new(1),
@@ -133,6 +144,11 @@ impl Coordinator {
     /// The table of cross-process primitives.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.shared.registry
+    }
+
+    /// The process's timeline (`OFFSPRING_TRACE`), if one is being recorded.
+    pub fn timeline(&self) -> Option<&Arc<Timeline>> {
+        self.shared.timeline.as_ref()
     }
 
     /// A fresh task id, unique in this parent.
@@ -188,6 +204,7 @@ async fn spawn_async(
     options: SpawnOptions,
     handle: tokio::runtime::Handle,
 ) -> Result<WorkerHandle, SpawnError> {
+    let began = std::time::Instant::now();
     let worker_id = shared.next_worker.fetch_add(1, Ordering::Relaxed);
     let secret = Secret::generate().map_err(|e| SpawnError::Io(e.to_string()))?;
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -208,6 +225,12 @@ async fn spawn_async(
         },
         program: options.program,
         args: options.args,
+    };
+    let observers = Observers {
+        worker_id,
+        began,
+        timelines: Timelines::new(shared.timeline.as_ref(), options.timeline.as_ref()),
+        logs: options.logs,
     };
     let forget = |shared: &Shared| lock(&shared.pending).remove(&worker_id);
     let mut child = match spawn_worker(&spec) {
@@ -244,6 +267,7 @@ async fn spawn_async(
                 authed.conn,
                 &handle,
                 Arc::clone(&shared.registry),
+                observers,
             ))
         }
         Err(e) => {
@@ -283,7 +307,11 @@ async fn authenticate(conn: offspring_transport::Conn, shared: Arc<Shared>) {
         })
     };
     let config = WorkerConfig {
-        log_filter: shared.config.log_filter.clone(),
+        log_filter: shared
+            .config
+            .log_filter
+            .clone()
+            .unwrap_or_else(|| tracing::level_filters::LevelFilter::current().to_string()),
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,

@@ -66,3 +66,26 @@ pub enum Failure {
     /// The parent could not send the call (its arguments do not fit in a frame).
     Unsendable(String),
 }
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Panicked {
+                message,
+                location: Some(location),
+            } => write!(f, "panicked at {location}: {message}"),
+            Self::Panicked {
+                message,
+                location: None,
+            } => write!(f, "panicked: {message}"),
+            Self::Died {
+                status: Some(status),
+            } => write!(f, "worker died ({status})"),
+            Self::Died { status: None } => f.write_str("worker died"),
+            Self::UnknownTask => f.write_str("no such task in the worker"),
+            Self::BadArgs(e) => write!(f, "arguments did not decode: {e}"),
+            Self::BadResult(e) => write!(f, "value did not encode: {e}"),
+            Self::Unsendable(e) => write!(f, "arguments cannot be sent: {e}"),
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod error;
 mod logs;
 mod pool;
 mod prims;
+mod trace;
 mod worker;
 
 pub use coordinator::{
@@ -23,9 +24,11 @@ pub use coordinator::{
     wait_for,
 };
 pub use error::{Failure, SpawnError};
+pub use logs::LogCounts;
 pub use pool::{
     CallResult, JobId, JobSink, JobSpec, MAX_START_FAILURES, PoolConfig, PoolCounters, PoolFailure,
     PoolHandle,
 };
 pub use prims::{Holder, Registry};
-pub use worker::{BatchSink, WorkerHandle};
+pub use trace::{MAX_EVENTS, TRACE_ENV, Timeline};
+pub use worker::{BatchContext, BatchSink, WorkerHandle};

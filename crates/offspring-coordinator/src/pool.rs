@@ -35,7 +35,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::coordinator::{lock, wait_for};
-use crate::{BatchSink, Coordinator, Failure, SpawnError, SpawnOptions, WorkerHandle};
+use crate::trace::{Timeline, Timelines};
+use crate::{
+    BatchContext, BatchSink, Coordinator, Failure, LogCounts, SpawnError, SpawnOptions,
+    WorkerHandle,
+};
 
 /// Consecutive failed worker starts after which a pool gives up.
 pub const MAX_START_FAILURES: u32 = 3;
@@ -55,6 +59,8 @@ pub struct PoolConfig {
     pub retries: u32,
     /// Arguments for worker processes (see `SpawnOptions::args`).
     pub worker_args: Vec<std::ffi::OsString>,
+    /// A timeline file of this pool's own, written when the pool ends.
+    pub timeline: Option<Arc<Timeline>>,
 }
 
 /// Why a call of a pool produced no value.
@@ -96,6 +102,9 @@ pub struct JobSpec {
     pub chunk: usize,
     /// Where results go.
     pub sink: Arc<dyn JobSink>,
+    /// The job's span (see [`PoolHandle::job_span`]); ignored for more calls of a job
+    /// already submitted.
+    pub span: tracing::Span,
 }
 
 impl std::fmt::Debug for JobSpec {
@@ -123,6 +132,11 @@ pub struct PoolCounters {
     pub restarted: u64,
     /// Workers started in all.
     pub spawned: u64,
+    /// Log records the pool's workers forwarded to the parent (sent and received, whether or
+    /// not the parent's subscriber kept them).
+    pub logs_forwarded: u64,
+    /// Log records the pool's workers dropped because forwarding fell behind.
+    pub logs_dropped: u64,
 }
 
 #[derive(Default)]
@@ -136,7 +150,9 @@ struct Counters {
 }
 
 struct Shared {
+    id: u64,
     counters: Counters,
+    logs: Arc<LogCounts>,
     closed: AtomicBool,
     next_job: AtomicU64,
     drained: Mutex<bool>,
@@ -192,9 +208,12 @@ enum Event {
 impl PoolHandle {
     /// Starts a pool's scheduler on the coordinator and begins starting its workers.
     pub fn start(coordinator: &'static Coordinator, config: PoolConfig) -> Self {
+        static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
         let (events, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
             counters: Counters::default(),
+            logs: Arc::default(),
             closed: AtomicBool::new(false),
             next_job: AtomicU64::new(1),
             drained: Mutex::new(false),
@@ -212,6 +231,7 @@ impl PoolHandle {
         }
         let actor = Actor {
             coordinator,
+            timelines: Timelines::new(coordinator.timeline(), config.timeline.as_ref()),
             config,
             events: events.clone(),
             shared: Arc::clone(&shared),
@@ -313,7 +333,20 @@ impl PoolHandle {
             failed: c.failed.load(Ordering::Relaxed),
             restarted: c.restarted.load(Ordering::Relaxed),
             spawned: c.spawned.load(Ordering::Relaxed),
+            logs_forwarded: self.shared.logs.forwarded.load(Ordering::Relaxed),
+            logs_dropped: self.shared.logs.dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// This pool's number, unique in the process (shown in logs and timelines).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The span a job's story is told in: made in the caller's thread, so it is a child of
+    /// the caller's current span. Worker log records of the job's calls appear under it.
+    pub fn job_span(&self, id: JobId, name: &str, calls: usize) -> tracing::Span {
+        tracing::info_span!(target: "offspring::task", "task", task = name, task_id = id.0, pool = self.shared.id, calls)
     }
 }
 
@@ -330,6 +363,11 @@ struct Job {
     sink: Arc<dyn JobSink>,
     /// Calls submitted and not yet delivered (pending or running).
     outstanding: usize,
+    span: tracing::Span,
+    submitted: Instant,
+    /// Calls submitted in all, and how many failed.
+    calls: usize,
+    failed: usize,
 }
 
 struct Batch {
@@ -357,6 +395,7 @@ struct Slot {
 
 struct Actor {
     coordinator: &'static Coordinator,
+    timelines: Timelines,
     config: PoolConfig,
     events: mpsc::UnboundedSender<Event>,
     shared: Arc<Shared>,
@@ -460,6 +499,7 @@ impl Actor {
             if self.is_drained() {
                 // Stop: dropping the receiver makes later submissions fail at the sender, where
                 // the facade reports them as closed.
+                self.timelines.each(Timeline::write_logged);
                 *lock(&self.shared.drained) = true;
                 self.shared.drained_cv.notify_all();
                 return;
@@ -560,6 +600,7 @@ impl Actor {
             return;
         }
         let count = spec.items.len();
+        tracing::debug!(target: "offspring::task", parent: &spec.span, calls = count, "queued");
         let pending = spec.items.into_iter().map(|(index, args)| Pending {
             index,
             args,
@@ -569,6 +610,7 @@ impl Actor {
             Some(job) => {
                 job.pending.extend(pending);
                 job.outstanding += count;
+                job.calls += count;
             }
             None => {
                 self.jobs.insert(
@@ -579,6 +621,10 @@ impl Actor {
                         chunk: spec.chunk.max(1),
                         sink: spec.sink,
                         outstanding: count,
+                        span: spec.span,
+                        submitted: Instant::now(),
+                        calls: count,
+                        failed: 0,
                     },
                 );
             }
@@ -657,11 +703,25 @@ impl Actor {
         let task_id = self.coordinator.next_task_id();
         let items = batch.items.iter().map(|p| p.args.clone()).collect();
         let name = Arc::clone(&batch.name);
+        let span = self
+            .jobs
+            .get(&batch.job)
+            .map(|job| job.span.clone())
+            .unwrap_or_else(tracing::Span::none);
+        let pid = slot.handle.pid();
+        tracing::debug!(target: "offspring::task", parent: &span, worker_pid = pid, batch = task_id, calls = count, "dispatched");
+        self.timelines
+            .each(|t| t.dispatched(batch.job.0, task_id, pid, batch.items.len()));
+        let context = BatchContext {
+            job: batch.job.0,
+            span,
+        };
         slot.state = State::Busy(batch);
         slot.handle.submit(
             task_id,
             &name,
             items,
+            context,
             Box::new(Reports {
                 worker,
                 events: self.events.clone(),
@@ -690,6 +750,9 @@ impl Actor {
         batch.reported = index + 1;
         batch.since = Instant::now();
         bump(&self.shared.counters.running, -1);
+        if let Err(failure) = &outcome {
+            self.note_failure(job, call, pid, &PoolFailure::Task(failure.clone()));
+        }
         self.deliver(
             &sink,
             call,
@@ -701,12 +764,27 @@ impl Actor {
         self.settle(job, 1);
     }
 
+    /// Call `index` of job `id`, run by worker `pid`, failed: told in the job's span.
+    fn note_failure(&mut self, id: JobId, index: usize, pid: u32, failure: &PoolFailure) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.failed += 1;
+            tracing::warn!(target: "offspring::task", parent: &job.span, worker_pid = pid, index, error = %failure, "call failed");
+        }
+    }
+
     /// `delivered` calls of job `id` were delivered: forget the job once nothing is left.
     fn settle(&mut self, id: JobId, delivered: usize) {
         if let Some(job) = self.jobs.get_mut(&id) {
             job.outstanding = job.outstanding.saturating_sub(delivered);
-            if job.outstanding == 0 && job.pending.is_empty() {
-                self.jobs.remove(&id);
+            if job.outstanding == 0
+                && job.pending.is_empty()
+                && let Some(job) = self.jobs.remove(&id)
+            {
+                let elapsed = job.submitted.elapsed();
+                tracing::debug!(target: "offspring::task", parent: &job.span, calls = job.calls, failed = job.failed, ?elapsed, "finished");
+                let pool = self.shared.id;
+                self.timelines
+                    .each(|t| t.job(&job.name, id.0, pool, job.calls, job.submitted));
             }
         }
     }
@@ -753,6 +831,7 @@ impl Actor {
                 bump(&self.shared.counters.running, -1);
                 if timed_out {
                     let limit = self.config.task_timeout.unwrap_or_default();
+                    self.note_failure(job, running.index, pid, &PoolFailure::TimedOut(limit));
                     self.deliver(
                         &sink,
                         running.index,
@@ -767,11 +846,13 @@ impl Actor {
                     tracing::debug!(target: "offspring", worker_pid = pid, attempt = running.attempts, "retrying a call whose worker died");
                     requeue.push(running);
                 } else {
+                    let failure = PoolFailure::Task(Failure::Died { status });
+                    self.note_failure(job, running.index, pid, &failure);
                     self.deliver(
                         &sink,
                         running.index,
                         CallResult {
-                            outcome: Err(PoolFailure::Task(Failure::Died { status })),
+                            outcome: Err(failure),
                             pid: Some(pid),
                         },
                     );
@@ -903,6 +984,7 @@ impl Actor {
                     self.coordinator.next_task_id(),
                     name,
                     vec![args.clone()],
+                    BatchContext::default(),
                     Box::new(Reports {
                         worker,
                         events: self.events.clone(),
@@ -947,6 +1029,8 @@ impl Actor {
             self.starting += 1;
             let spawn = self.coordinator.spawn_worker_async(SpawnOptions {
                 args: self.config.worker_args.clone(),
+                timeline: self.config.timeline.clone(),
+                logs: Some(Arc::clone(&self.shared.logs)),
                 ..SpawnOptions::default()
             });
             let events = self.events.clone();
@@ -1019,6 +1103,17 @@ impl Actor {
                 tracing::warn!(target: "offspring", worker_pid = slot.handle.pid(), task = %batch.name, ?limit, "a task ran past its timeout; killing its worker");
                 slot.handle.kill();
             }
+        }
+    }
+}
+
+impl std::fmt::Display for PoolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Task(failure) => failure.fmt(f),
+            Self::TimedOut(limit) => write!(f, "ran past the pool's task timeout of {limit:?}"),
+            Self::Closed => f.write_str("the pool was closed"),
+            Self::Broken(reason) => write!(f, "the pool is broken: {reason}"),
         }
     }
 }

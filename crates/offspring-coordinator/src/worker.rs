@@ -10,14 +10,17 @@
 
 use std::collections::HashMap;
 use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use offspring_transport::{Conn, FrameReader};
 use offspring_wire::{Args, FromWorker, Outcome, RunTask, ToWorker, WireError, decode, encode};
 use tokio::sync::mpsc;
 
 use crate::coordinator::{lock, wait_for};
+use crate::logs::LogCounts;
+use crate::trace::{CallSlice, Timelines};
 use crate::{Failure, Registry};
 
 /// How long the actor waits for a child's exit status after its connection ended, before it
@@ -46,15 +49,38 @@ pub trait BatchSink: Send + 'static {
     fn died(self: Box<Self>, next: usize, status: Option<ExitStatus>, pid: u32);
 }
 
+/// What a batch belongs to in the parent: its job, and the span the job's story is told in.
+#[derive(Debug, Clone)]
+pub struct BatchContext {
+    /// The job's id (the task id users see in logs and timelines).
+    pub job: u64,
+    /// The job's span: the worker's log records for this batch are emitted under it.
+    pub span: tracing::Span,
+}
+
+impl Default for BatchContext {
+    fn default() -> Self {
+        Self {
+            job: 0,
+            span: tracing::Span::none(),
+        }
+    }
+}
+
 struct InFlight {
     name: String,
     sink: Box<dyn BatchSink>,
     reported: usize,
+    context: BatchContext,
+    /// When the running call began, as far as the parent knows: the batch's start, then each
+    /// report (for the timeline slice of a call its worker died in).
+    since: Option<Instant>,
 }
 
 enum Command {
     Run {
         run: RunTask,
+        context: BatchContext,
         sink: Box<dyn BatchSink>,
     },
     Shutdown,
@@ -98,14 +124,21 @@ impl WorkerHandle {
 
     /// Sends a batch of calls of task `name`, each item the encoded arguments of one call.
     /// `sink` hears of each call's end, then of the batch's end or the worker's death.
-    pub fn submit(&self, task_id: u64, name: &str, items: Vec<Vec<u8>>, sink: Box<dyn BatchSink>) {
+    pub fn submit(
+        &self,
+        task_id: u64,
+        name: &str,
+        items: Vec<Vec<u8>>,
+        context: BatchContext,
+        sink: Box<dyn BatchSink>,
+    ) {
         let run = RunTask {
             task_id,
             name: name.to_owned(),
             items: items.into_iter().map(Args).collect(),
         };
         if let Err(mpsc::error::SendError(Command::Run { sink, .. })) =
-            self.commands.send(Command::Run { run, sink })
+            self.commands.send(Command::Run { run, context, sink })
         {
             sink.died(0, self.exit_status(), self.shared.pid);
         }
@@ -155,13 +188,26 @@ enum Event {
     Closed(Option<WireError>),
 }
 
+/// Where a new worker's actor records what it sees.
+pub(crate) struct Observers {
+    pub(crate) worker_id: u64,
+    /// When the parent began starting the worker.
+    pub(crate) began: Instant,
+    pub(crate) timelines: Timelines,
+    pub(crate) logs: Option<Arc<LogCounts>>,
+}
+
 pub(crate) fn start(
     pid: u32,
     child: tokio::process::Child,
     conn: Conn,
     runtime: &tokio::runtime::Handle,
     registry: Arc<Registry>,
+    observers: Observers,
 ) -> WorkerHandle {
+    observers
+        .timelines
+        .each(|t| t.worker_started(pid, observers.worker_id, observers.began));
     let (commands, command_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         pid,
@@ -204,6 +250,9 @@ pub(crate) fn start(
         registry,
         in_flight: HashMap::new(),
         dead: false,
+        timelines: observers.timelines,
+        logs: observers.logs,
+        dropped_seen: 0,
     };
     runtime.spawn(actor.run(command_rx, event_rx));
     WorkerHandle { commands, shared }
@@ -233,6 +282,10 @@ struct Actor {
     registry: Arc<Registry>,
     in_flight: HashMap<u64, InFlight>,
     dead: bool,
+    timelines: Timelines,
+    logs: Option<Arc<LogCounts>>,
+    /// The worker's last reported total of dropped log records.
+    dropped_seen: u64,
 }
 
 impl Actor {
@@ -296,7 +349,11 @@ impl Actor {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Run { run, mut sink } => {
+            Command::Run {
+                run,
+                context,
+                mut sink,
+            } => {
                 if self.dead {
                     sink.died(0, lock(&self.shared.exit).status, self.shared.pid);
                     return;
@@ -311,6 +368,8 @@ impl Actor {
                                 name,
                                 sink,
                                 reported: 0,
+                                context,
+                                since: None,
                             },
                         );
                         let _ = self.frames.send(frame);
@@ -347,6 +406,7 @@ impl Actor {
         match msg {
             FromWorker::Started { task_id } => {
                 if let Some(flight) = self.in_flight.get_mut(&task_id) {
+                    flight.since = Some(Instant::now());
                     flight.sink.started(self.shared.pid);
                 }
             }
@@ -354,11 +414,25 @@ impl Actor {
                 task_id,
                 index,
                 outcome,
+                elapsed_us,
             } => {
                 let Some(flight) = self.in_flight.get_mut(&task_id) else {
                     tracing::warn!(target: "offspring", worker_pid = self.shared.pid, task_id, "worker reported a task it was not given");
                     return;
                 };
+                if !self.timelines.is_empty() {
+                    let described = describe_outcome(&outcome);
+                    let slice = CallSlice {
+                        pid: self.shared.pid,
+                        name: &flight.name,
+                        job: flight.context.job,
+                        task_id,
+                        index: index as usize,
+                        elapsed_us,
+                        outcome: &described,
+                    };
+                    self.timelines.each(|t| t.call(&slice));
+                }
                 let outcome = match outcome {
                     Outcome::Value(bytes) => Ok(bytes),
                     Outcome::Panicked { message, location } => {
@@ -369,6 +443,7 @@ impl Actor {
                     Outcome::BadResult(e) => Err(Failure::BadResult(e)),
                 };
                 flight.reported = index as usize + 1;
+                flight.since = Some(Instant::now());
                 flight.sink.item(index as usize, outcome, self.shared.pid);
             }
             FromWorker::Finished { task_id } => {
@@ -381,11 +456,26 @@ impl Actor {
                     .remote(self.shared.pid, call_id, op, &self.frames);
             }
             FromWorker::Log(record) => {
-                let task = record
-                    .task_id
-                    .and_then(|id| self.in_flight.get(&id))
-                    .map(|flight| flight.name.as_str());
-                crate::logs::emit(self.shared.pid, task, &record);
+                if let Some(logs) = &self.logs {
+                    logs.forwarded.fetch_add(1, Ordering::Relaxed);
+                }
+                let flight = record.task_id.and_then(|id| self.in_flight.get(&id));
+                crate::logs::emit(
+                    self.shared.pid,
+                    flight.map(|f| f.name.as_str()),
+                    flight.map(|f| &f.context.span),
+                    &record,
+                );
+            }
+            FromWorker::LogsDropped { total } => {
+                let grew = total.saturating_sub(self.dropped_seen);
+                self.dropped_seen = self.dropped_seen.max(total);
+                if let Some(logs) = &self.logs {
+                    logs.dropped.fetch_add(grew, Ordering::Relaxed);
+                }
+                if grew > 0 {
+                    tracing::warn!(target: "offspring", worker_pid = self.shared.pid, dropped = grew, "worker dropped log records: its forwarding queue was full");
+                }
             }
         }
     }
@@ -413,11 +503,45 @@ impl Actor {
         }
         self.shared.exited.notify_all();
         self.shared.exit_watch.send_replace(true);
+        if !self.timelines.is_empty() {
+            let exit = status.map_or_else(|| "exit status unknown".to_owned(), |s| s.to_string());
+            for (task_id, flight) in &self.in_flight {
+                // The call that was running when the worker died gets a slice too.
+                if let Some(since) = flight.since {
+                    let slice = CallSlice {
+                        pid: self.shared.pid,
+                        name: &flight.name,
+                        job: flight.context.job,
+                        task_id: *task_id,
+                        index: flight.reported,
+                        elapsed_us: u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        outcome: &format!("worker died ({exit})"),
+                    };
+                    self.timelines.each(|t| t.call(&slice));
+                }
+            }
+            self.timelines
+                .each(|t| t.worker_exited(self.shared.pid, &exit));
+        }
         if !self.in_flight.is_empty() {
             tracing::debug!(target: "offspring", worker_pid = self.shared.pid, ?status, tasks = self.in_flight.len(), "worker died with tasks assigned");
         }
         for (_, flight) in self.in_flight.drain() {
             flight.sink.died(flight.reported, status, self.shared.pid);
         }
+    }
+}
+
+/// A call's outcome in a word or a line, for timelines.
+fn describe_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Value(_) => "ok".to_owned(),
+        Outcome::Panicked { message, location } => match location {
+            Some(location) => format!("panicked: {message} at {location}"),
+            None => format!("panicked: {message}"),
+        },
+        Outcome::UnknownTask => "unknown task".to_owned(),
+        Outcome::BadArgs(e) => format!("bad arguments: {e}"),
+        Outcome::BadResult(e) => format!("bad result: {e}"),
     }
 }

@@ -151,20 +151,49 @@ pub fn remove_at_exit(dir: PathBuf) {
         dirs.push(dir);
         dirs.len() == 1
     };
-    #[cfg(unix)]
     if first {
-        extern "C" fn cleanup() {
+        at_exit(|| {
             let dirs = DIRS
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             for dir in dirs.iter() {
                 let _ = std::fs::remove_dir_all(dir);
             }
+        });
+    }
+}
+
+/// Runs `hook` when the process exits normally (`main` returns or `std::process::exit`), in
+/// the order registered. Hooks must not panic. Not run on a signal or `abort`. On platforms
+/// without `atexit` the hook is never run.
+pub fn at_exit(hook: fn()) {
+    use std::sync::Mutex;
+    static HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+    let first = {
+        let mut hooks = HOOKS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hooks.push(hook);
+        hooks.len() == 1
+    };
+    #[cfg(unix)]
+    if first {
+        extern "C" fn run_hooks() {
+            // Taken out of the lock, so a hook that registers another cannot deadlock.
+            let hooks = std::mem::take(
+                &mut *HOOKS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for hook in hooks {
+                // A panic must not unwind into C.
+                let _ = std::panic::catch_unwind(hook);
+            }
         }
-        // SAFETY: atexit only records a function pointer; `cleanup` is a plain `extern "C"`
-        // function that does not unwind (it ignores every error) and touches only a static.
+        // SAFETY: atexit only records a function pointer; `run_hooks` is a plain `extern "C"`
+        // function that does not unwind (it catches panics) and touches only a static.
         unsafe {
-            libc::atexit(cleanup);
+            libc::atexit(run_hooks);
         }
     }
     #[cfg(not(unix))]

@@ -29,6 +29,8 @@ pub struct LogField {
 /// One span of the context an event was recorded in, outermost first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpanRecord {
+    /// The span's level.
+    pub level: Level,
     /// The span's name.
     pub name: String,
     /// The span's target.

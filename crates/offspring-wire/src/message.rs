@@ -55,6 +55,9 @@ pub enum FromWorker {
         index: u32,
         /// How it ended.
         outcome: Outcome,
+        /// How long the call ran in the worker, in microseconds (for timelines: the parent
+        /// places the call on its own clock as ending when the report arrives).
+        elapsed_us: u64,
     },
     /// Every call of the batch ended; the worker is ready for the next batch.
     Finished {
@@ -69,6 +72,12 @@ pub enum FromWorker {
         call_id: u64,
         /// The operation.
         op: PrimOp,
+    },
+    /// Log records the worker dropped because its forwarding queue was full, counted since
+    /// the worker started. Sent before a batch's [`FromWorker::Finished`] when it grew.
+    LogsDropped {
+        /// The running total.
+        total: u64,
     },
 }
 

@@ -1,9 +1,10 @@
 //! The tracing layer that turns a worker's events into [`LogRecord`]s for the parent.
 //!
 //! Forwarding never blocks a task: records go into the writer's queue, and once
-//! [`MAX_PENDING`] of them are waiting the layer drops new ones and counts them (the counts
-//! are kept in the worker; reporting them to the parent is still to be built). Records keep their order relative to the
-//! task's `Finished` message, so the last lines before a panic arrive before the panic does.
+//! [`MAX_PENDING`] of them are waiting the layer drops new ones and counts them. The worker
+//! reports the running total of dropped records before a batch's `Finished` message, and the
+//! parent counts the records it receives. Records keep their order relative to the task's
+//! reports, so the last lines before a panic arrive before the panic does.
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -125,6 +126,7 @@ where
                 scope
                     .from_root()
                     .map(|span| SpanRecord {
+                        level: level(span.metadata().level()),
                         name: span.name().to_owned(),
                         target: span.metadata().target().to_owned(),
                         fields: span

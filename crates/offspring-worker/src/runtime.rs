@@ -45,6 +45,9 @@ pub const EXIT_PARENT_GONE: i32 = 73;
 /// How long the drain step waits for the last frames to be written.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The name of the thread that owns the socket.
+const IO_THREAD: &str = "offspring-io";
+
 /// Queued frames are gathered into one write up to about this many bytes.
 const COALESCE: usize = 64 * 1024;
 
@@ -77,7 +80,7 @@ pub fn run(env: WorkerEnv) -> ! {
     let io_counters = Arc::clone(&counters);
     let io_outbox = Arc::clone(&outbox);
     let io = std::thread::Builder::new()
-        .name("offspring-io".into())
+        .name(IO_THREAD.into())
         .spawn(move || {
             io_thread(
                 env,
@@ -101,14 +104,41 @@ pub fn run(env: WorkerEnv) -> ! {
         ),
     };
     crate::client::install(Arc::clone(&outbox));
-    install_logging(&config, Arc::clone(&outbox), counters);
+    install_logging(&config, Arc::clone(&outbox), Arc::clone(&counters));
     install_panic_hook();
-    serve(table, &task_rx, &outbox);
+    install_exit_flush(&outbox);
+    serve(table, &task_rx, &outbox, &counters);
+    flush(&outbox, FLUSH_TIMEOUT);
+    std::process::exit(0);
+}
+
+/// How long a task's own `exit` waits for its queued records to be written.
+const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Waits (at most `timeout`) until everything queued so far is in the socket.
+fn flush(outbox: &Outbox, timeout: Duration) {
     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
     if outbox.send(Outgoing::Flush(ack_tx)).is_some() {
-        let _ = ack_rx.recv_timeout(FLUSH_TIMEOUT);
+        let _ = ack_rx.recv_timeout(timeout);
     }
-    std::process::exit(0);
+}
+
+/// A task that calls `std::process::exit` still gets its last log lines to the parent: the
+/// exit handler flushes the queue first.
+fn install_exit_flush(outbox: &Arc<Outbox>) {
+    static OUTBOX: std::sync::OnceLock<Arc<Outbox>> = std::sync::OnceLock::new();
+    if OUTBOX.set(Arc::clone(outbox)).is_ok() {
+        offspring_transport::sys::at_exit(|| {
+            // The i/o thread exits when the parent is gone: nothing can be written then, and
+            // it cannot serve its own flush request.
+            if std::thread::current().name() == Some(IO_THREAD) {
+                return;
+            }
+            if let Some(outbox) = OUTBOX.get() {
+                flush(outbox, EXIT_FLUSH_TIMEOUT);
+            }
+        });
+    }
 }
 
 fn fail(code: i32, message: &str) -> ! {
@@ -166,11 +196,18 @@ fn send_frame(out: &Outbox, msg: &FromWorker) {
         }
         Err(e) => {
             // Only a value can be too large or unencodable; report that as the call's outcome.
-            if let FromWorker::Item { task_id, index, .. } = msg {
+            if let FromWorker::Item {
+                task_id,
+                index,
+                elapsed_us,
+                ..
+            } = msg
+            {
                 let fallback = FromWorker::Item {
                     task_id: *task_id,
                     index: *index,
                     outcome: Outcome::BadResult(e.to_string()),
+                    elapsed_us: *elapsed_us,
                 };
                 if let Ok(frame) = encode(&fallback) {
                     let _ = out.send(Outgoing::Frame(frame));
@@ -197,7 +234,13 @@ fn call(entry: &crate::TaskEntry, task_id: u64, args: &[u8]) -> Outcome {
     }
 }
 
-fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Outbox) {
+fn serve(
+    table: &TaskTable,
+    tasks: &std::sync::mpsc::Receiver<RunTask>,
+    out: &Outbox,
+    counters: &Counters,
+) {
+    let mut dropped_reported = 0;
     while let Ok(run) = tasks.recv() {
         let task_id = run.task_id;
         send_frame(out, &FromWorker::Started { task_id });
@@ -207,10 +250,12 @@ fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Ou
                 // The reports so far must survive this call killing the process.
                 out.wait_written(out.sent());
             }
+            let began = std::time::Instant::now();
             let outcome = match entry {
                 None => Outcome::UnknownTask,
                 Some(entry) => call(entry, task_id, &args.0),
             };
+            let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             send_frame(
                 out,
@@ -218,8 +263,14 @@ fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Ou
                     task_id,
                     index,
                     outcome,
+                    elapsed_us,
                 },
             );
+        }
+        let dropped = counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped != dropped_reported {
+            dropped_reported = dropped;
+            send_frame(out, &FromWorker::LogsDropped { total: dropped });
         }
         send_frame(out, &FromWorker::Finished { task_id });
     }

@@ -102,7 +102,7 @@ pub(crate) fn coordinator() -> Result<&'static Coordinator> {
     let table = offspring_worker::task_table().map_err(|reason| Error::Spawn { reason })?;
     Coordinator::global(|| CoordinatorConfig {
         identity: build_identity(table.descriptions()),
-        log_filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        log_filter: std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty()),
     })
     .map_err(Error::spawn)
 }

@@ -125,9 +125,19 @@ pub struct PoolBuilder {
     max_tasks_per_child: Option<u64>,
     task_timeout: Option<Duration>,
     retries: u32,
+    trace: Option<std::path::PathBuf>,
 }
 
 impl PoolBuilder {
+    /// Records this pool's workers and tasks into a timeline file at `path` (Chrome
+    /// trace-event JSON, for Perfetto or `cargo xtask timeline`), written when the pool ends
+    /// (`join`, `terminate` or drop). `OFFSPRING_TRACE=path` records the whole process
+    /// instead, written at exit.
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.trace = Some(path.into());
+        self
+    }
+
     /// How many worker processes (default: the available parallelism).
     pub fn processes(mut self, processes: usize) -> Self {
         self.processes = Some(processes);
@@ -203,6 +213,7 @@ impl PoolBuilder {
                 task_timeout: self.task_timeout,
                 retries: self.retries,
                 worker_args: crate::init::worker_args(),
+                timeline: self.trace.map(offspring_coordinator::Timeline::new),
             },
         );
         Ok(Pool {
@@ -370,8 +381,25 @@ impl Pool {
         Cell::new(task, Arc::clone(&self.inner.callbacks))
     }
 
-    fn submit(&self, spec: JobSpec) -> std::result::Result<JobId, ()> {
-        self.inner.handle.submit(spec).map_err(|_| ())
+    /// Submits a new job, with its span made here, in the caller's thread.
+    fn submit(
+        &self,
+        task: &'static str,
+        items: Vec<(usize, Vec<u8>)>,
+        chunk: usize,
+        sink: Arc<dyn JobSink>,
+    ) -> std::result::Result<JobId, ()> {
+        let handle = &self.inner.handle;
+        let id = handle.reserve();
+        let span = handle.job_span(id, task, items.len());
+        let spec = JobSpec {
+            name: Arc::from(task),
+            items,
+            chunk,
+            sink,
+            span,
+        };
+        handle.submit_as(id, spec).map(|()| id).map_err(|_| ())
     }
 
     /// Runs `task(args)` on a worker and waits for its value.
@@ -396,13 +424,8 @@ impl Pool {
                     task: T::NAME,
                     leases,
                 });
-                let spec = JobSpec {
-                    name: Arc::from(T::NAME),
-                    items: vec![(0, bytes)],
-                    chunk: 1,
-                    sink: Arc::clone(&sink) as Arc<dyn JobSink>,
-                };
-                if self.submit(spec).is_err() {
+                let job_sink = Arc::clone(&sink) as Arc<dyn JobSink>;
+                if self.submit(T::NAME, vec![(0, bytes)], 1, job_sink).is_err() {
                     crate::prims::end_leases(&sink.leases);
                     cell.resolve(Err(Error::PoolClosed));
                 }
@@ -510,13 +533,8 @@ impl Pool {
             remaining: AtomicUsize::new(len),
             leases,
         });
-        let spec = JobSpec {
-            name: Arc::from(T::NAME),
-            items,
-            chunk,
-            sink: Arc::clone(&sink) as Arc<dyn JobSink>,
-        };
-        if self.submit(spec).is_err() {
+        let job_sink = Arc::clone(&sink) as Arc<dyn JobSink>;
+        if self.submit(T::NAME, items, chunk, job_sink).is_err() {
             sink.leases.end_all();
             cell.resolve(Err(Error::PoolClosed));
         }
@@ -575,6 +593,14 @@ impl Pool {
     }
 }
 
+/// The exact length of an iterator, when its size hint gives one.
+fn iter_len_hint<I: Iterator>(iter: &I) -> Option<usize> {
+    match iter.size_hint() {
+        (low, Some(high)) if low == high => Some(low),
+        _ => None,
+    }
+}
+
 /// One call's encoded arguments and the in-flight leases taken while encoding them.
 type EncodedCall = (Vec<u8>, Vec<u64>);
 
@@ -582,6 +608,7 @@ type EncodedCall = (Vec<u8>, Vec<u64>);
 pub struct Imap<R> {
     pool: Pool,
     job: JobId,
+    span: tracing::Span,
     task: &'static str,
     input: Box<dyn Iterator<Item = Result<EncodedCall>> + Send>,
     input_done: bool,
@@ -592,6 +619,8 @@ pub struct Imap<R> {
     yielded: usize,
     ordered: bool,
     window: usize,
+    #[cfg(feature = "progress")]
+    bar: Option<progress::Bar>,
 }
 
 impl<R> std::fmt::Debug for Imap<R> {
@@ -611,9 +640,13 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
     {
         let (tx, rx) = std::sync::mpsc::channel();
         let input = iter.map(|args| encode_call(T::NAME, None, &args));
+        let job = pool.inner.handle.reserve();
+        // Unknown for an iterator without an exact length: shown as 0.
+        let calls = iter_len_hint(&input).unwrap_or(0);
         Self {
             pool: pool.clone(),
-            job: pool.inner.handle.reserve(),
+            job,
+            span: pool.inner.handle.job_span(job, T::NAME, calls),
             task: T::NAME,
             input: Box::new(input),
             input_done: false,
@@ -627,7 +660,39 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             yielded: 0,
             ordered,
             window: IMAP_AHEAD * pool.inner.processes,
+            #[cfg(feature = "progress")]
+            bar: None,
         }
+    }
+
+    /// Shows a progress bar on stderr as results are consumed: items done (of how many, when
+    /// the input's length is known), failures, rate and time left. Hidden when stderr is not
+    /// a terminal. Needs the `progress` feature (on by default).
+    ///
+    /// ```
+    /// #[offspring::task]
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    ///
+    /// # offspring::test_support!();
+    /// fn main() -> offspring::Result<()> {
+    ///     offspring::init();
+    ///     let pool = offspring::Pool::new(2)?;
+    ///     let total: u64 = pool
+    ///         .imap(square, 0..100u64)
+    ///         .progress()
+    ///         .map(|r| r.unwrap_or(0))
+    ///         .sum();
+    ///     assert_eq!(total, 328_350);
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "progress")]
+    #[must_use]
+    pub fn progress(mut self) -> Self {
+        self.bar = Some(progress::Bar::new(self.task, iter_len_hint(&self.input)));
+        self
     }
 
     /// Pulls and submits input while fewer than `window` items are ahead of the consumer.
@@ -653,6 +718,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
                         items: vec![(index, bytes)],
                         chunk: 1,
                         sink: Arc::clone(&self.sink) as Arc<dyn JobSink>,
+                        span: self.span.clone(),
                     };
                     if self.pool.inner.handle.submit_as(self.job, spec).is_err() {
                         self.sink.leases.end(index);
@@ -677,9 +743,17 @@ impl<R: DeserializeOwned + Send + 'static> Iterator for Imap<R> {
             };
             if let Some(value) = next {
                 self.yielded += 1;
+                #[cfg(feature = "progress")]
+                if let Some(bar) = &mut self.bar {
+                    bar.tick(value.is_ok());
+                }
                 return Some(value);
             }
             if self.yielded == self.submitted && self.input_done {
+                #[cfg(feature = "progress")]
+                if let Some(bar) = self.bar.take() {
+                    bar.finish();
+                }
                 return None;
             }
             match self.results.recv() {
@@ -700,5 +774,58 @@ impl<R: DeserializeOwned + Send + 'static> Iterator for Imap<R> {
 impl<R> Drop for Imap<R> {
     fn drop(&mut self) {
         self.pool.inner.handle.cancel(self.job);
+    }
+}
+
+#[cfg(feature = "progress")]
+mod progress {
+    //! The progress bar of [`Imap::progress`](super::Imap::progress).
+
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+    /// A bar on stderr (drawn only when stderr is a terminal) counting consumed results.
+    pub(super) struct Bar {
+        bar: ProgressBar,
+        failed: u64,
+    }
+
+    impl Bar {
+        pub(super) fn new(task: &str, len: Option<usize>) -> Self {
+            let bar = match len {
+                Some(len) => {
+                    ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr())
+                }
+                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            };
+            let template = match len {
+                Some(_) => "{prefix} [{bar:30}] {pos}/{len} {msg} {per_sec} eta {eta}",
+                None => "{prefix} {spinner} {pos} done {msg} {per_sec}",
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(task.to_owned());
+            Self { bar, failed: 0 }
+        }
+
+        pub(super) fn tick(&mut self, ok: bool) {
+            if !ok {
+                self.failed += 1;
+                self.bar.set_message(format!("({} failed)", self.failed));
+            }
+            self.bar.inc(1);
+        }
+
+        pub(super) fn finish(self) {
+            self.bar.finish();
+        }
+    }
+
+    impl Drop for Bar {
+        fn drop(&mut self) {
+            if !self.bar.is_finished() {
+                self.bar.abandon();
+            }
+        }
     }
 }

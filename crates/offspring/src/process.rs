@@ -5,7 +5,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use offspring_coordinator::{BatchSink, Failure, SpawnOptions, WorkerHandle};
+use offspring_coordinator::{BatchContext, BatchSink, Failure, SpawnOptions, WorkerHandle};
 use serde::de::DeserializeOwned;
 
 use crate::slot::{Missing, Slot};
@@ -56,12 +56,12 @@ pub(crate) fn spawn_with<T: Task>(
         worker: worker.clone(),
         leases,
     };
-    worker.submit(
-        coordinator.next_task_id(),
-        T::NAME,
-        vec![args],
-        Box::new(sink),
-    );
+    let task_id = coordinator.next_task_id();
+    let context = BatchContext {
+        job: task_id,
+        span: tracing::info_span!(target: "offspring::task", "task", task = T::NAME, task_id, worker_pid = worker.pid()),
+    };
+    worker.submit(task_id, T::NAME, vec![args], context, Box::new(sink));
     Ok(ProcessHandle {
         worker,
         slot,

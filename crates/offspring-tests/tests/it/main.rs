@@ -3,6 +3,7 @@
 
 offspring::test_support!();
 
+mod flow;
 mod hostile;
 mod logs;
 mod pool;

@@ -112,6 +112,26 @@ fn imap_yields_each_items_own_result_in_order() -> offspring::Result<()> {
 }
 
 #[test]
+fn a_progress_bar_changes_nothing_about_the_results() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    // stderr is not a terminal here, so the bar is hidden; the results are the same, with the
+    // failure in its place, for known and unknown input lengths.
+    let known: Vec<_> = pool
+        .imap(fail_on, (0..40).map(|n| (n, 7)))
+        .progress()
+        .collect();
+    assert_eq!(known.len(), 40);
+    assert!(matches!(known[7], Err(Error::TaskPanicked { .. })));
+    assert_eq!(known[8].as_ref().ok(), Some(&8));
+    let unknown: Vec<u64> = pool
+        .imap_unordered(square, (0..30).filter(|n| n % 3 == 0))
+        .progress()
+        .collect::<offspring::Result<_>>()?;
+    assert_eq!(unknown.len(), 10);
+    Ok(())
+}
+
+#[test]
 fn imap_pulls_its_input_lazily() -> offspring::Result<()> {
     let pool = Pool::new(2)?;
     let pulled = Arc::new(AtomicUsize::new(0));
