@@ -1,7 +1,7 @@
 //! The offspring protocol: every message that crosses a process boundary, and its framing.
 //!
 //! This crate owns the bytes on the wire and nothing else. It knows nothing of tokio, sockets,
-//! processes or tracing subscribers, so it can be tested (and, later, fuzzed) on its own. The
+//! processes or tracing subscribers, so it can be tested (and fuzzed: see `fuzz/` and `tests/decode_storm.rs`) on its own. The
 //! transport reads and writes frames with it; the coordinator (parent) and the worker (child)
 //! speak its messages.
 //!
@@ -40,4 +40,6 @@ pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker};
 pub use prims::{Kind, PrimOp, PrimReply};
 
 /// The version of the protocol described by this crate. See the extension rule above.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: `FromWorker::Item` carries `elapsed_us`, `SpanRecord` its `level`.
+pub const PROTOCOL_VERSION: u32 = 2;
