@@ -1,42 +1,53 @@
-//! `cargo xtask bench`: builds and runs `offspring-bench`, reads the figures it reports on stdout, and prints them as a table or as JSON.
+//! `cargo xtask bench`: builds and runs `offspring-bench`, then the Python baseline `xtask/bench/baseline.py`, reads the figures both report on stdout, and prints them as tables or as JSON.
 //!
-//! The bench program speaks a line protocol on stdout, one record per line with tab-separated fields; any other line is passed through to stderr:
+//! Both programs speak a line protocol on stdout, one record per line with tab-separated fields; any other line is passed through to stderr:
 //!
 //! - `figure <id> <unit> <lower_is_better: 0|1> <description>` declares a figure;
 //! - `sample <id> <value>` is one measured sample of a figure (many per figure);
 //! - `ratio <id_a> <id_b> <op> <target> <description>` compares median(a)/median(b) against the target with `<=` or `>=`.
 //!
-//! Figures and ratios are reported, never asserted: a missed ratio is printed as `MISSED` but does not fail the run. Only the bench program itself failing (non-zero exit, or overrunning its time limit) does.
+//! An id names its source by its prefix: `python.<base>` is the Python baseline's measure of `<base>`, `floor.<base>` what raw sockets allow for it, and a bare `<base>` is offspring's own. The text report has one row per base, with the three side by side. Records may arrive in any order and from either program: a ratio declared by `offspring-bench` may name `python.` figures.
+//!
+//! Figures and ratios are reported, never asserted: a missed ratio is printed as `MISSED` but does not fail the run. Only `offspring-bench` itself failing (non-zero exit, or overrunning its time limit) does. The Python baseline is optional: when `python3` is missing or the script fails, a note says so, its column shows why, and the ratios that need it are `n/a`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, ExitStatus, Stdio};
+use std::io::{self, BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, Align, Workspace};
 
-/// The longest the bench program may run before it is killed.
+/// The longest `offspring-bench` may run before it is killed.
 const TIME_LIMIT: Duration = Duration::from_secs(1200);
 
-/// How long stdout may stay open after the bench program exits. A worker process that inherited the pipe could keep it open indefinitely, and we would rather lose its last lines than hang.
+/// The longest the Python baseline may run before it is killed. A full run takes a few minutes at most.
+const PYTHON_TIME_LIMIT: Duration = Duration::from_secs(900);
+
+/// The Python interpreter the baseline runs under, found on `PATH`.
+const PYTHON: &str = "python3";
+
+/// The baseline script, relative to the workspace root.
+const PYTHON_SCRIPT: &str = "xtask/bench/baseline.py";
+
+/// How long stdout may stay open after a bench program exits. A worker process that inherited the pipe could keep it open indefinitely, and we would rather lose its last lines than hang.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
-/// How often the bench program is polled for exit while its output is being read.
+/// How often a bench program is polled for exit while its output is being read.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct BenchOptions {
-    /// Pass `--quick` to the bench program: fewer samples, for CI and quick local checks.
+    /// Pass `--quick` to both bench programs: fewer samples, for CI and quick local checks.
     pub(crate) quick: bool,
     /// Print one JSON object on stdout instead of the tables.
     pub(crate) json: bool,
 }
 
-/// Builds and runs the bench program and prints its report.
+/// Builds and runs the bench programs and prints their report.
 pub(crate) fn run(ws: &Workspace, options: BenchOptions) -> Result<(), String> {
     // Progress goes to stderr throughout, so that with `--json` stdout carries nothing but the JSON object.
     eprintln!("bench: building offspring-bench (release)");
@@ -47,26 +58,100 @@ pub(crate) fn run(ws: &Workspace, options: BenchOptions) -> Result<(), String> {
     if options.quick {
         command.arg("--quick");
     }
+    command.current_dir(&ws.root);
+    let mut collector = Collector::default();
+    let status = match run_program("offspring-bench", &mut command, TIME_LIMIT, &mut collector) {
+        Ok(status) => check_status(status),
+        Err(err) => Err(format!("cannot run {}: {err}", exe.display())),
+    };
+
+    // The baseline only means something next to offspring's figures, so it is skipped when those failed.
+    let python = if status.is_ok() {
+        run_python(ws, options, &mut collector)
+    } else {
+        PythonStatus::NotRun
+    };
+    if let Some(note) = python.note() {
+        eprintln!("bench: note: {note}");
+    }
+
+    let report = collector.finish(python);
+    for warning in &report.warnings {
+        eprintln!("bench: warning: {warning}");
+    }
+    if options.json {
+        println!("{}", render_json(&report));
+    } else {
+        print!("{}", render_text(&report));
+    }
+    status
+}
+
+/// Runs the Python baseline into the same collector, turning every way it can fail into a [`PythonStatus`] rather than an error.
+fn run_python(ws: &Workspace, options: BenchOptions, collector: &mut Collector) -> PythonStatus {
+    let mut command = Command::new(PYTHON);
+    command.arg(PYTHON_SCRIPT).current_dir(&ws.root);
+    if options.quick {
+        command.arg("--quick");
+    }
+    match run_program(
+        "the Python baseline",
+        &mut command,
+        PYTHON_TIME_LIMIT,
+        collector,
+    ) {
+        Ok(Some(status)) if status.success() => PythonStatus::Ran,
+        Ok(Some(status)) => PythonStatus::Failed(status.to_string()),
+        Ok(None) => PythonStatus::Failed(format!(
+            "overran its {}s limit and was killed",
+            PYTHON_TIME_LIMIT.as_secs()
+        )),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => PythonStatus::NotFound,
+        Err(err) => PythonStatus::Failed(format!("cannot run {PYTHON}: {err}")),
+    }
+}
+
+/// Starts a bench program with its stdout piped and feeds every line to `collector`, killing the program after `limit`.
+///
+/// # Errors
+///
+/// `Err` only when the program cannot be started, so the caller can tell a missing interpreter apart. Once started, the result is the exit status, or `None` when the limit expired and the program was killed and reaped.
+fn run_program(
+    label: &str,
+    command: &mut Command,
+    limit: Duration,
+    collector: &mut Collector,
+) -> io::Result<Option<ExitStatus>> {
     command
-        .current_dir(&ws.root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    eprintln!("$ {}", util::describe(&command));
+    eprintln!("$ {}", util::describe(command));
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|err| format!("cannot start {}: {err}", exe.display()))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or("the bench program's stdout was not captured")?;
-    let lines = spawn_line_reader(stdout);
+    let mut child = command.spawn()?;
+    let status = collect_output(&mut child, limit, collector);
+    eprintln!(
+        "bench: {label} finished in {}",
+        util::format_duration(started.elapsed())
+    );
+    status
+}
 
-    let mut collector = Collector::default();
+/// Reads a started program's stdout into `collector` until it exits or overruns `limit`, and reaps it either way.
+fn collect_output(
+    child: &mut Child,
+    limit: Duration,
+    collector: &mut Collector,
+) -> io::Result<Option<ExitStatus>> {
+    let started = Instant::now();
+    let Some(stdout) = child.stdout.take() else {
+        util::kill_and_reap(child).map_err(io::Error::other)?;
+        return Err(io::Error::other("stdout was not captured"));
+    };
+    let lines = spawn_line_reader(stdout);
     let mut stdout_open = true;
     let status = loop {
-        // Reading and polling are interleaved so that non-protocol lines are echoed while the bench is still running, and so that a full pipe never blocks it.
+        // Reading and polling are interleaved so that non-protocol lines are echoed while the program is still running, and so that a full pipe never blocks it.
         if stdout_open {
             match lines.recv_timeout(POLL_INTERVAL) {
                 Ok(line) => collector.accept(&line),
@@ -76,35 +161,23 @@ pub(crate) fn run(ws: &Workspace, options: BenchOptions) -> Result<(), String> {
         } else {
             thread::sleep(POLL_INTERVAL);
         }
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|err| format!("cannot poll the bench program: {err}"))?
-        {
-            break Some(status);
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) => {}
+            Err(err) => {
+                util::kill_and_reap(child).map_err(io::Error::other)?;
+                return Err(io::Error::other(format!("cannot poll it: {err}")));
+            }
         }
-        if started.elapsed() >= TIME_LIMIT {
-            util::kill_and_reap(&mut child)?;
+        if started.elapsed() >= limit {
+            util::kill_and_reap(child).map_err(io::Error::other)?;
             break None;
         }
     };
     if stdout_open {
-        drain(&lines, &mut collector);
+        drain(&lines, collector);
     }
-    eprintln!(
-        "bench: offspring-bench finished in {}",
-        util::format_duration(started.elapsed())
-    );
-
-    let report = collector.finish();
-    for warning in &report.warnings {
-        eprintln!("bench: warning: {warning}");
-    }
-    if options.json {
-        println!("{}", render_json(&report));
-    } else {
-        print!("{}", render_text(&report));
-    }
-    check_status(status)
+    Ok(status)
 }
 
 /// Reads the child's stdout on a thread, line by line, so the main thread can keep polling the child and enforce its time limit.
@@ -363,7 +436,92 @@ impl Figure {
     }
 }
 
-/// Everything the bench program reported.
+/// Where a figure comes from, told by the prefix of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A bare id: offspring's own measure.
+    Offspring,
+    /// `python.<base>`: the Python baseline's measure of the same scenario.
+    Python,
+    /// `floor.<base>`: what raw sockets between two processes allow for it.
+    Floor,
+}
+
+impl Source {
+    /// Splits an id into its source and its base, the part the three sources share.
+    pub(crate) fn split(id: &str) -> (Self, &str) {
+        if let Some(base) = id.strip_prefix("python.") {
+            (Self::Python, base)
+        } else if let Some(base) = id.strip_prefix("floor.") {
+            (Self::Floor, base)
+        } else {
+            (Self::Offspring, id)
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Offspring => "offspring",
+            Self::Python => "python",
+            Self::Floor => "floor",
+        }
+    }
+}
+
+/// What became of the Python baseline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum PythonStatus {
+    /// It ran and exited 0.
+    Ran,
+    /// There is no `python3` on `PATH`.
+    NotFound,
+    /// It could not be started, exited non-zero or overran its limit; the figures it reported before that are kept.
+    Failed(String),
+    /// It was not started, because `offspring-bench` failed first.
+    #[default]
+    NotRun,
+}
+
+impl PythonStatus {
+    /// The status in a few words, for the JSON report and the python column.
+    pub(crate) fn summary(&self) -> String {
+        match self {
+            Self::Ran => "ok".to_string(),
+            Self::NotFound => format!("{PYTHON} not found"),
+            Self::Failed(reason) => format!("failed: {reason}"),
+            Self::NotRun => "not run".to_string(),
+        }
+    }
+
+    /// What a python cell says when the baseline has no figure for the row.
+    fn missing_cell(&self) -> &'static str {
+        match self {
+            Self::Ran => "-",
+            Self::NotFound => "python3 not found",
+            Self::Failed(_) => "python failed",
+            Self::NotRun => "not run",
+        }
+    }
+
+    /// A sentence for the reader when the baseline did not run cleanly.
+    pub(crate) fn note(&self) -> Option<String> {
+        let consequence = "ratios that need its figures are n/a";
+        match self {
+            Self::Ran => None,
+            Self::NotFound => Some(format!(
+                "{PYTHON} not found on PATH: the Python baseline was skipped, and {consequence}"
+            )),
+            Self::Failed(reason) => Some(format!(
+                "the Python baseline ({PYTHON} {PYTHON_SCRIPT}) failed: {reason}; figures it reported are kept, and {consequence}"
+            )),
+            Self::NotRun => Some(format!(
+                "the Python baseline was not run because offspring-bench failed; {consequence}"
+            )),
+        }
+    }
+}
+
+/// Everything the bench programs reported.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Report {
     /// Figures in declaration order.
@@ -371,6 +529,7 @@ pub(crate) struct Report {
     pub(crate) ratios: Vec<RatioDecl>,
     /// Malformed or inconsistent lines, reported but not fatal, since figures are never asserted.
     pub(crate) warnings: Vec<String>,
+    pub(crate) python: PythonStatus,
 }
 
 impl Report {
@@ -384,9 +543,86 @@ impl Report {
         let b = self.figure(&ratio.b)?.stats()?.median;
         if b == 0.0 { None } else { Some(a / b) }
     }
+
+    /// Groups the figures into one row per base.
+    ///
+    /// Rows follow offspring's figures in declaration order. A base that offspring does not measure (Python's chunk size 1, say) gets a row of its own, placed after the row of the figure its source declared just before it, so that it lands next to its relatives.
+    pub(crate) fn rows(&self) -> Vec<Row<'_>> {
+        let mut rows: Vec<Row<'_>> = Vec::new();
+        for source in [Source::Offspring, Source::Floor, Source::Python] {
+            let mut after: Option<usize> = None;
+            for figure in &self.figures {
+                let (from, base) = Source::split(&figure.decl.id);
+                if from != source {
+                    continue;
+                }
+                let at = match rows.iter().position(|row| row.base == base) {
+                    Some(at) => at,
+                    None => {
+                        let at = after.map_or(rows.len(), |after| after + 1);
+                        rows.insert(at, Row::new(base));
+                        at
+                    }
+                };
+                rows[at].set(source, figure);
+                after = Some(at);
+            }
+        }
+        rows
+    }
 }
 
-/// Accumulates protocol lines into a [`Report`]. Samples may arrive before their figure's declaration, so they are joined only at the end.
+/// One row of the text report: a base and the figures each source reported for it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row<'a> {
+    pub(crate) base: &'a str,
+    pub(crate) offspring: Option<&'a Figure>,
+    pub(crate) python: Option<&'a Figure>,
+    pub(crate) floor: Option<&'a Figure>,
+}
+
+impl<'a> Row<'a> {
+    fn new(base: &'a str) -> Self {
+        Self {
+            base,
+            offspring: None,
+            python: None,
+            floor: None,
+        }
+    }
+
+    fn set(&mut self, source: Source, figure: &'a Figure) {
+        let slot = match source {
+            Source::Offspring => &mut self.offspring,
+            Source::Python => &mut self.python,
+            Source::Floor => &mut self.floor,
+        };
+        *slot = Some(figure);
+    }
+
+    /// The figure that speaks for the row's unit and direction: offspring's, else Python's, else the floor's.
+    fn lead(&self) -> Option<&'a Figure> {
+        self.offspring.or(self.python).or(self.floor)
+    }
+}
+
+/// How many times better offspring's median is than `other`'s: above 1 is better, whichever way the figure is read. For a lower-is-better figure (a time, a size) that is other / offspring; for a higher-is-better one (a rate) offspring / other. `None` when either has no samples or a median of zero.
+pub(crate) fn advantage(offspring: &Figure, other: &Figure) -> Option<f64> {
+    let ours = offspring.stats()?.median;
+    let theirs = other.stats()?.median;
+    let (numerator, denominator) = if offspring.decl.lower_is_better {
+        (theirs, ours)
+    } else {
+        (ours, theirs)
+    };
+    if denominator == 0.0 {
+        None
+    } else {
+        Some(numerator / denominator)
+    }
+}
+
+/// Accumulates protocol lines into a [`Report`]. Samples may arrive before their figure's declaration, and ratios before the figures they name (or from the other program), so they are joined only at the end.
 #[derive(Debug, Default)]
 pub(crate) struct Collector {
     decls: Vec<FigureDecl>,
@@ -422,7 +658,8 @@ impl Collector {
         }
     }
 
-    pub(crate) fn finish(mut self) -> Report {
+    /// Joins samples and declarations into the report. A ratio naming a `python.` figure that never came is worth a warning only when the baseline ran cleanly; otherwise the note about the baseline already explains it.
+    pub(crate) fn finish(mut self, python: PythonStatus) -> Report {
         let figures: Vec<Figure> = self
             .decls
             .into_iter()
@@ -437,18 +674,27 @@ impl Collector {
             self.warnings
                 .push(format!("samples for undeclared figure {id:?} were ignored"));
         }
+        let mut undeclared: Vec<&str> = Vec::new();
         for ratio in &self.ratios {
-            for id in [&ratio.a, &ratio.b] {
-                if !figures.iter().any(|figure| &figure.decl.id == id) {
-                    self.warnings
-                        .push(format!("ratio refers to undeclared figure {id:?}"));
+            for id in [ratio.a.as_str(), ratio.b.as_str()] {
+                let expected = python == PythonStatus::Ran || Source::split(id).0 != Source::Python;
+                if expected
+                    && !undeclared.contains(&id)
+                    && !figures.iter().any(|figure| figure.decl.id == id)
+                {
+                    undeclared.push(id);
                 }
             }
+        }
+        for id in undeclared {
+            self.warnings
+                .push(format!("ratio refers to undeclared figure {id:?}"));
         }
         Report {
             figures,
             ratios: self.ratios,
             warnings: self.warnings,
+            python,
         }
     }
 }
@@ -469,58 +715,94 @@ pub(crate) fn format_value(value: f64) -> String {
     }
 }
 
-/// Renders the figures table and, when there are ratios, the ratios table.
+/// One figure's cell: the median with its spread, and the unit when it differs from the row's.
+fn figure_cell(figure: &Figure, row_unit: &str) -> String {
+    let Some(stats) = figure.stats() else {
+        return "no samples".to_string();
+    };
+    let mut cell = format_value(stats.median);
+    if let Some(spread) = stats.spread_percent() {
+        let _ = write!(cell, " ±{spread:.0}%");
+    }
+    if figure.decl.unit != row_unit {
+        let _ = write!(cell, " {}", figure.decl.unit);
+    }
+    cell
+}
+
+/// The cell comparing offspring with another source, as `<times>x` (see [`advantage`]).
+fn advantage_cell(offspring: Option<&Figure>, other: Option<&Figure>) -> String {
+    offspring
+        .zip(other)
+        .and_then(|(ours, theirs)| advantage(ours, theirs))
+        .map_or_else(
+            || "-".to_string(),
+            |times| format!("{}x", format_value(times)),
+        )
+}
+
+/// Renders the status of the Python baseline, the figures table (one row per base), the ratios table and the figures' descriptions.
 pub(crate) fn render_text(report: &Report) -> String {
     let mut out = String::new();
-    if report.figures.is_empty() {
-        out.push_str("bench: no figures reported\n");
-    } else {
-        let rows: Vec<Vec<String>> = report
-            .figures
-            .iter()
-            .map(|figure| {
-                let dash = || "-".to_string();
-                let stats = figure.stats();
-                vec![
-                    figure.decl.id.clone(),
-                    stats.map_or_else(dash, |s| format_value(s.median)),
-                    figure.decl.unit.clone(),
-                    stats.map_or_else(dash, |s| format_value(s.min)),
-                    stats.map_or_else(dash, |s| format_value(s.max)),
-                    stats
-                        .and_then(|s| s.spread_percent())
-                        .map_or_else(dash, |p| format!("{p:.1}")),
-                    stats.map_or(0, |s| s.n).to_string(),
-                    figure.decl.description.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&util::render_table(
-            &[
-                "figure",
-                "median",
-                "unit",
-                "min",
-                "max",
-                "spread%",
-                "n",
-                "description",
-            ],
-            &[
-                Align::Left,
-                Align::Right,
-                Align::Left,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Right,
-                Align::Left,
-            ],
-            &rows,
-        ));
+    if let Some(note) = report.python.note() {
+        let _ = writeln!(out, "note: {note}\n");
     }
+    let rows = report.rows();
+    if rows.is_empty() {
+        out.push_str("bench: no figures reported\n");
+        return out;
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let unit = row.lead().map_or("", |figure| figure.decl.unit.as_str());
+            let cell = |figure: Option<&Figure>| {
+                figure.map_or_else(|| "-".to_string(), |figure| figure_cell(figure, unit))
+            };
+            vec![
+                row.base.to_string(),
+                unit.to_string(),
+                cell(row.offspring),
+                row.python.map_or_else(
+                    || report.python.missing_cell().to_string(),
+                    |figure| figure_cell(figure, unit),
+                ),
+                cell(row.floor),
+                advantage_cell(row.offspring, row.python),
+                advantage_cell(row.offspring, row.floor),
+            ]
+        })
+        .collect();
+    out.push_str(&util::render_table(
+        &[
+            "figure",
+            "unit",
+            "offspring",
+            "python",
+            "floor",
+            "vs python",
+            "vs floor",
+        ],
+        &[
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+        &table,
+    ));
+    let _ = writeln!(
+        out,
+        "\nCells: median ±spread (max - min, as % of the median). python: {PYTHON_SCRIPT}, multiprocessing\n\
+         with spawn. floor: raw std Unix sockets between two processes. The vs columns say how many times\n\
+         better offspring is (above 1: better): the other's median over offspring's for times and sizes,\n\
+         offspring's over the other's for rates."
+    );
     if !report.ratios.is_empty() {
-        let rows: Vec<Vec<String>> = report
+        let ratio_rows: Vec<Vec<String>> = report
             .ratios
             .iter()
             .map(|ratio| {
@@ -549,30 +831,56 @@ pub(crate) fn render_text(report: &Report) -> String {
                 Align::Left,
                 Align::Left,
             ],
-            &rows,
+            &ratio_rows,
         ));
     }
+    let descriptions: Vec<Vec<String>> = rows
+        .iter()
+        .flat_map(|row| [row.offspring, row.python, row.floor])
+        .flatten()
+        .map(|figure| {
+            let n = figure.samples.len();
+            vec![
+                figure.decl.id.clone(),
+                n.to_string(),
+                figure.decl.description.clone(),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&util::render_table(
+        &["figure", "n", "what it measures"],
+        &[Align::Left, Align::Right, Align::Left],
+        &descriptions,
+    ));
     out
 }
 
-/// Renders the report as one JSON object (written by hand: xtask has no dependencies). A ratio that cannot be computed has `null` value and `met`.
+/// Renders the report as one JSON object (written by hand: xtask has no dependencies). `python` is the baseline's status in a few words (`ok` when it ran cleanly). A ratio that cannot be computed has `null` value and `met`.
 pub(crate) fn render_json(report: &Report) -> String {
-    let mut out = String::from("{\"figures\":[");
+    let mut out = format!(
+        "{{\"python\":{},\"figures\":[",
+        json_string(&report.python.summary())
+    );
     for (index, figure) in report.figures.iter().enumerate() {
         if index > 0 {
             out.push(',');
         }
         let stats = figure.stats();
+        let (source, base) = Source::split(&figure.decl.id);
         let samples: Vec<String> = figure.samples.iter().copied().map(json_number).collect();
         // Writing to a String cannot fail, so the fmt::Result is safely ignored.
         let _ = write!(
             out,
-            "{{\"id\":{},\"unit\":{},\"median\":{},\"min\":{},\"max\":{},\"n\":{},\"samples\":[{}],\"description\":{},\"lower_is_better\":{}}}",
+            "{{\"id\":{},\"source\":{},\"base\":{},\"unit\":{},\"median\":{},\"min\":{},\"max\":{},\"spread_percent\":{},\"n\":{},\"samples\":[{}],\"description\":{},\"lower_is_better\":{}}}",
             json_string(&figure.decl.id),
+            json_string(source.as_str()),
+            json_string(base),
             json_string(&figure.decl.unit),
             json_option(stats.map(|s| s.median)),
             json_option(stats.map(|s| s.min)),
             json_option(stats.map(|s| s.max)),
+            json_option(stats.and_then(|s| s.spread_percent())),
             figure.samples.len(),
             samples.join(","),
             json_string(&figure.decl.description),
@@ -647,6 +955,10 @@ mod tests {
     use super::*;
 
     fn report_from(lines: &[&str]) -> Report {
+        report_with(lines, PythonStatus::Ran)
+    }
+
+    fn report_with(lines: &[&str], python: PythonStatus) -> Report {
         let mut collector = Collector::default();
         for line in lines {
             match parse_line(line) {
@@ -655,7 +967,7 @@ mod tests {
                 Err(err) => collector.warnings.push(err),
             }
         }
-        collector.finish()
+        collector.finish(python)
     }
 
     #[test]
@@ -678,11 +990,11 @@ mod tests {
         );
         assert_eq!(
             parse_line(
-                "ratio\ttask_round_trip\tfloor_round_trip\t<=\t3\tround trip within 3x of the raw socket floor"
+                "ratio\ttask_round_trip\tfloor.task_round_trip\t<=\t3\tround trip within 3x of the raw socket floor"
             ),
             Ok(Some(Record::Ratio(RatioDecl {
                 a: "task_round_trip".into(),
-                b: "floor_round_trip".into(),
+                b: "floor.task_round_trip".into(),
                 op: Op::AtMost,
                 target: 3.0,
                 description: "round trip within 3x of the raw socket floor".into(),
@@ -781,101 +1093,329 @@ mod tests {
         assert!(report.warnings.iter().any(|w| w.contains("oops")));
     }
 
+    /// A run of both programs in the order they report: the floor first, offspring, offspring's ratios, then Python.
     const SAMPLE_RUN: &[&str] = &[
+        "figure\tfloor.task_round_trip\tus\t1\traw socket",
+        "sample\tfloor.task_round_trip\t10",
+        "sample\tfloor.task_round_trip\t8",
+        "sample\tfloor.task_round_trip\t12",
         "figure\ttask_round_trip\tus\t1\tone task, there and back",
-        "figure\tfloor_round_trip\tus\t1\traw socket",
         "sample\ttask_round_trip\t30",
         "sample\ttask_round_trip\t20",
         "sample\ttask_round_trip\t25",
-        "sample\tfloor_round_trip\t10",
-        "sample\tfloor_round_trip\t8",
-        "sample\tfloor_round_trip\t12",
-        "ratio\ttask_round_trip\tfloor_round_trip\t<=\t3\twithin 3x of the floor",
-        "ratio\ttask_round_trip\tfloor_round_trip\t<=\t2\twithin 2x of the floor",
-        "ratio\ttask_round_trip\tmissing\t>=\t1\tno such figure",
+        "figure\tmap_throughput_auto\titems/s\t0\tmap, automatic chunks",
+        "sample\tmap_throughput_auto\t1000",
+        "figure\tidle_worker_rss\tKiB\t1\tidle worker",
+        "sample\tidle_worker_rss\t4000",
+        "ratio\ttask_round_trip\tfloor.task_round_trip\t<=\t3\twithin 3x of the floor",
+        "ratio\ttask_round_trip\tfloor.task_round_trip\t<=\t2\twithin 2x of the floor",
+        "ratio\tpython.task_round_trip\ttask_round_trip\t>=\t4\t4x faster than Python",
+        "ratio\tmap_throughput_auto\tpython.map_throughput_best\t>=\t10\t10x Python's best",
+        "figure\tpython.task_round_trip\tus\t1\tPool.apply",
+        "sample\tpython.task_round_trip\t100",
+        "figure\tpython.map_throughput_chunk_1\titems/s\t0\tmap, chunk 1",
+        "sample\tpython.map_throughput_chunk_1\t50",
+        "figure\tpython.map_throughput_auto\titems/s\t0\tmap, Python's default",
+        "sample\tpython.map_throughput_auto\t400",
+        "figure\tpython.map_throughput_best\titems/s\t0\tmap, best chunk",
+        "sample\tpython.map_throughput_best\t500",
+        "figure\tpython.idle_worker_rss\tKiB\t1\tspawn worker",
+        "sample\tpython.idle_worker_rss\t16000",
     ];
+
+    /// The words of the line of `text` that starts with `first` and a space.
+    fn words_of<'a>(text: &'a str, first: &str) -> Option<Vec<&'a str>> {
+        text.lines()
+            .find(|line| line.split_whitespace().next() == Some(first))
+            .map(|line| line.split_whitespace().collect())
+    }
+
+    #[test]
+    fn ids_split_into_source_and_base() {
+        assert_eq!(
+            Source::split("python.task_round_trip"),
+            (Source::Python, "task_round_trip")
+        );
+        assert_eq!(
+            Source::split("floor.payload_64mib"),
+            (Source::Floor, "payload_64mib")
+        );
+        assert_eq!(
+            Source::split("task_round_trip"),
+            (Source::Offspring, "task_round_trip")
+        );
+        assert_eq!(Source::split("pythonic"), (Source::Offspring, "pythonic"));
+    }
+
+    #[test]
+    fn rows_follow_offspring_and_place_others_after_their_predecessor() {
+        let report = report_from(SAMPLE_RUN);
+        let rows = report.rows();
+        let bases: Vec<&str> = rows.iter().map(|row| row.base).collect();
+        // Python's chunk size 1 follows task_round_trip, the figure Python declared just before it; Python's best, which offspring does not report here, follows Python's map_throughput_auto.
+        assert_eq!(
+            bases,
+            vec![
+                "task_round_trip",
+                "map_throughput_chunk_1",
+                "map_throughput_auto",
+                "map_throughput_best",
+                "idle_worker_rss"
+            ]
+        );
+        let first = &rows[0];
+        assert_eq!(
+            first.offspring.map(|f| f.decl.id.as_str()),
+            Some("task_round_trip")
+        );
+        assert_eq!(
+            first.python.map(|f| f.decl.id.as_str()),
+            Some("python.task_round_trip")
+        );
+        assert_eq!(
+            first.floor.map(|f| f.decl.id.as_str()),
+            Some("floor.task_round_trip")
+        );
+        assert!(rows[1].offspring.is_none() && rows[1].python.is_some());
+    }
+
+    #[test]
+    fn a_source_that_only_adds_rows_appends_them() {
+        let report = report_from(&[
+            "figure\tpython.only\tus\t1\tpython alone",
+            "figure\ta\tus\t1\toffspring's",
+            "figure\tfloor.b\tus\t1\tthe floor alone",
+        ]);
+        let bases: Vec<&str> = report.rows().iter().map(|row| row.base).collect();
+        assert_eq!(bases, vec!["a", "b", "only"]);
+    }
+
+    #[test]
+    fn advantage_reads_above_one_as_better_either_way() {
+        let figure = |id: &str, lower_is_better: bool, value: f64| Figure {
+            decl: FigureDecl {
+                id: id.into(),
+                unit: "u".into(),
+                lower_is_better,
+                description: String::new(),
+            },
+            samples: vec![value],
+        };
+        // Times: 25 us against Python's 100 us is 4x better.
+        assert_eq!(
+            advantage(&figure("t", true, 25.0), &figure("python.t", true, 100.0)),
+            Some(4.0)
+        );
+        // Rates: 1000/s against 500/s is 2x better.
+        assert_eq!(
+            advantage(
+                &figure("r", false, 1000.0),
+                &figure("python.r", false, 500.0)
+            ),
+            Some(2.0)
+        );
+        // Below one is worse: 25 us against a floor of 10 us.
+        assert_eq!(
+            advantage(&figure("t", true, 25.0), &figure("floor.t", true, 10.0)),
+            Some(0.4)
+        );
+        assert_eq!(
+            advantage(&figure("t", true, 0.0), &figure("python.t", true, 1.0)),
+            None
+        );
+    }
 
     #[test]
     fn ratios_are_met_missed_or_not_available() {
         let report = report_from(SAMPLE_RUN);
         assert_eq!(report.ratio_value(&report.ratios[0]), Some(2.5));
-        assert_eq!(report.ratio_value(&report.ratios[2]), None);
+        assert_eq!(report.ratio_value(&report.ratios[2]), Some(4.0));
         let text = render_text(&report);
-        let ratio_lines: Vec<&str> = text
-            .lines()
-            .filter(|line| line.starts_with("task_round_trip / "))
-            .collect();
-        assert_eq!(ratio_lines.len(), 3, "{text}");
+        let ratio_lines: Vec<&str> = text.lines().filter(|line| line.contains(" / ")).collect();
+        assert_eq!(ratio_lines.len(), 4, "{text}");
         assert!(ratio_lines[0].contains("2.50") && ratio_lines[0].contains("<= 3"));
         assert!(ratio_lines[0].contains(" met "));
         assert!(ratio_lines[1].contains("MISSED"));
-        assert!(ratio_lines[2].contains("n/a") && ratio_lines[2].contains(">= 1"));
+        assert!(ratio_lines[2].contains("4.00") && ratio_lines[2].contains(" met "));
+        assert!(ratio_lines[3].contains("2.00") && ratio_lines[3].contains("MISSED"));
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     }
 
     #[test]
-    fn text_report_lists_every_figure() {
-        let report = report_from(SAMPLE_RUN);
-        let text = render_text(&report);
-        let mut lines = text.lines();
+    fn text_report_has_one_row_per_base_with_the_three_sources() {
+        let text = render_text(&report_from(SAMPLE_RUN));
+        assert!(!text.starts_with("note:"), "{text}");
         assert_eq!(
-            lines
+            text.lines()
                 .next()
-                .map(str::split_whitespace)
-                .map(Iterator::collect::<Vec<_>>),
+                .map(|line| line.split_whitespace().collect()),
             Some(vec![
                 "figure",
-                "median",
                 "unit",
-                "min",
-                "max",
-                "spread%",
-                "n",
-                "description"
+                "offspring",
+                "python",
+                "floor",
+                "vs",
+                "python",
+                "vs",
+                "floor"
             ])
         );
-        let task = text
-            .lines()
-            .find(|line| line.starts_with("task_round_trip "))
-            .map(|line| line.split_whitespace().collect::<Vec<_>>());
+        // Offspring 25 us ±40%, Python 100 us, floor 10 us: 4x better than Python, 0.4x the floor.
         assert_eq!(
-            task,
+            words_of(&text, "task_round_trip"),
             Some(vec![
                 "task_round_trip",
-                "25.00",
                 "us",
-                "20.00",
-                "30.00",
-                "40.0",
-                "3",
-                "one",
-                "task,",
-                "there",
-                "and",
-                "back"
+                "25.00",
+                "±40%",
+                "100",
+                "±0%",
+                "10.00",
+                "±40%",
+                "4.00x",
+                "0.400x"
+            ])
+        );
+        // A rate: higher is better, and no floor.
+        assert_eq!(
+            words_of(&text, "map_throughput_auto"),
+            Some(vec![
+                "map_throughput_auto",
+                "items/s",
+                "1000",
+                "±0%",
+                "400",
+                "±0%",
+                "-",
+                "2.50x",
+                "-"
+            ])
+        );
+        // A size: lower is better.
+        assert_eq!(
+            words_of(&text, "idle_worker_rss").map(|words| words[7]),
+            Some("4.00x")
+        );
+        // A base only Python measures.
+        assert_eq!(
+            words_of(&text, "map_throughput_chunk_1"),
+            Some(vec![
+                "map_throughput_chunk_1",
+                "items/s",
+                "-",
+                "50.00",
+                "±0%",
+                "-",
+                "-",
+                "-"
+            ])
+        );
+        // Every figure is described, under its full id.
+        assert_eq!(
+            words_of(&text, "python.map_throughput_best"),
+            Some(vec![
+                "python.map_throughput_best",
+                "1",
+                "map,",
+                "best",
+                "chunk"
             ])
         );
     }
 
     #[test]
-    fn json_report_has_figures_and_ratios() {
+    fn cells_name_a_unit_that_differs_from_the_row() {
+        let report = report_from(&[
+            "figure\tx\tus\t1\tx",
+            "sample\tx\t2",
+            "figure\tpython.x\tms\t1\tx in ms",
+            "sample\tpython.x\t1",
+        ]);
+        assert_eq!(
+            words_of(&render_text(&report), "x").map(|words| words[4..7].to_vec()),
+            Some(vec!["1.00", "±0%", "ms"])
+        );
+    }
+
+    #[test]
+    fn without_python_its_column_says_why_and_its_ratios_are_not_available() {
+        let offspring_only: Vec<&str> = SAMPLE_RUN
+            .iter()
+            .copied()
+            .filter(|line| {
+                !line.starts_with("figure\tpython.") && !line.starts_with("sample\tpython.")
+            })
+            .collect();
+        let report = report_with(&offspring_only, PythonStatus::NotFound);
+        // The missing Python figures are explained by the note, not warned about one by one.
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let text = render_text(&report);
+        assert!(
+            text.starts_with("note: python3 not found on PATH"),
+            "{text}"
+        );
+        let row = text
+            .lines()
+            .find(|line| line.starts_with("task_round_trip "))
+            .unwrap_or_default();
+        assert!(row.contains("python3 not found"), "{row}");
+        let na: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains(" / python.") || line.starts_with("python."))
+            .collect();
+        assert_eq!(na.len(), 2, "{text}");
+        assert!(na.iter().all(|line| line.contains("n/a")), "{text}");
+
+        let failed = report_with(
+            &offspring_only,
+            PythonStatus::Failed("exit status: 1".into()),
+        );
+        let text = render_text(&failed);
+        assert!(
+            text.contains("xtask/bench/baseline.py) failed: exit status: 1;"),
+            "{text}"
+        );
+        assert!(text.contains("python failed"), "{text}");
+    }
+
+    #[test]
+    fn a_ratio_to_a_missing_python_figure_warns_when_python_ran() {
+        let report = report_from(&[
+            "figure\ta\tus\t1\ta",
+            "ratio\tpython.a\ta\t>=\t2\tfaster than Python",
+            "ratio\ta\tpython.a\t<=\t0.5\tthe same, the other way",
+        ]);
+        assert_eq!(
+            report.warnings,
+            vec!["ratio refers to undeclared figure \"python.a\"".to_string()]
+        );
+    }
+
+    #[test]
+    fn json_report_has_python_status_figures_and_ratios() {
         let report = report_from(&[
             "figure\tx\tns\t1\tsays \"hi\"",
             "sample\tx\t1.5",
             "sample\tx\t2",
-            "figure\tempty\tns\t0\tnothing measured",
-            "ratio\tx\tempty\t>=\t0.5\tcannot be computed",
+            "figure\tpython.empty\tns\t0\tnothing measured",
+            "ratio\tx\tpython.empty\t>=\t0.5\tcannot be computed",
         ]);
         assert_eq!(
             render_json(&report),
             concat!(
-                r#"{"figures":["#,
-                r#"{"id":"x","unit":"ns","median":1.75,"min":1.5,"max":2,"n":2,"samples":[1.5,2],"description":"says \"hi\"","lower_is_better":true},"#,
-                r#"{"id":"empty","unit":"ns","median":null,"min":null,"max":null,"n":0,"samples":[],"description":"nothing measured","lower_is_better":false}"#,
+                r#"{"python":"ok","figures":["#,
+                r#"{"id":"x","source":"offspring","base":"x","unit":"ns","median":1.75,"min":1.5,"max":2,"spread_percent":28.57142857142857,"n":2,"samples":[1.5,2],"description":"says \"hi\"","lower_is_better":true},"#,
+                r#"{"id":"python.empty","source":"python","base":"empty","unit":"ns","median":null,"min":null,"max":null,"spread_percent":null,"n":0,"samples":[],"description":"nothing measured","lower_is_better":false}"#,
                 r#"],"ratios":["#,
-                r#"{"a":"x","b":"empty","value":null,"op":">=","target":0.5,"met":null,"description":"cannot be computed"}"#,
+                r#"{"a":"x","b":"python.empty","value":null,"op":">=","target":0.5,"met":null,"description":"cannot be computed"}"#,
                 r#"]}"#
             )
         );
+        let missing = report_with(&[], PythonStatus::NotFound);
+        assert!(render_json(&missing).starts_with(r#"{"python":"python3 not found","#));
+        let failed = report_with(&[], PythonStatus::Failed("killed".into()));
+        assert!(render_json(&failed).starts_with(r#"{"python":"failed: killed","#));
     }
 
     #[test]
@@ -883,7 +1423,7 @@ mod tests {
         let report = report_from(SAMPLE_RUN);
         let json = render_json(&report);
         assert!(json.contains(
-            r#"{"a":"task_round_trip","b":"floor_round_trip","value":2.5,"op":"<=","target":3,"met":true,"description":"within 3x of the floor"}"#
+            r#"{"a":"task_round_trip","b":"floor.task_round_trip","value":2.5,"op":"<=","target":3,"met":true,"description":"within 3x of the floor"}"#
         ));
         assert!(json.contains(r#""value":2.5,"op":"<=","target":2,"met":false"#));
     }

@@ -1,10 +1,14 @@
 //! The benchmark program `cargo xtask bench` runs. It measures offspring next to the floor
-//! the OS allows (a raw `std` Unix-socket ping-pong between two processes, measured in the
-//! same run) and prints tab-separated lines that xtask turns into a table:
+//! the OS allows (raw `std` Unix-socket transfers between two processes, measured in the same
+//! run, with ids prefixed `floor.`) and prints tab-separated lines that xtask turns into a
+//! table:
 //!
 //! - `figure\t<id>\t<unit>\t<lower_is_better>\t<description>`
 //! - `sample\t<id>\t<value>`
 //! - `ratio\t<a>\t<b>\t<op>\t<target>\t<description>` (median(a) / median(b) against target)
+//!
+//! The ratios also name the `python.` figures of `xtask/bench/baseline.py`, which measures the
+//! same scenarios with Python's `multiprocessing`; xtask runs it next and reads both.
 //!
 //! Run it through `cargo xtask bench [--quick] [--json]`; `--quick` takes fewer samples.
 
@@ -102,7 +106,8 @@ fn main() -> offspring::Result<()> {
     offspring::init();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--floor-child") {
-        floor::child(args.get(2).map(String::as_str).unwrap_or_default());
+        let arg = |index: usize| args.get(index).map(String::as_str).unwrap_or_default();
+        floor::child(arg(2), arg(3));
         return Ok(());
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -192,36 +197,16 @@ fn main() -> offspring::Result<()> {
         );
     }
 
+    map_throughput(&pool, &settings)?;
+
     figure(
-        "map_throughput_auto",
-        "items/s",
-        false,
-        "map of trivial items on 2 workers, automatic chunk size",
+        "idle_worker_rss",
+        "KiB",
+        true,
+        "resident memory of an idle worker, before any large payload",
     );
-    for _ in 0..settings.samples {
-        let started = Instant::now();
-        pool.map(nothing, vec![(); settings.map_items])?;
-        sample(
-            "map_throughput_auto",
-            settings.map_items as f64 / started.elapsed().as_secs_f64(),
-        );
-    }
-    for chunk in [64, 1024, 8192] {
-        let id = format!("map_throughput_chunk_{chunk}");
-        figure(
-            &id,
-            "items/s",
-            false,
-            &format!("map of trivial items on 2 workers, chunk size {chunk}"),
-        );
-        for _ in 0..settings.samples {
-            let started = Instant::now();
-            pool.map_chunked(nothing, vec![(); settings.map_items], chunk)?;
-            sample(
-                &id,
-                settings.map_items as f64 / started.elapsed().as_secs_f64(),
-            );
-        }
+    for _ in 0..settings.samples.min(3) {
+        sample("idle_worker_rss", pool.apply(worker_rss_kib, ())? as f64);
     }
 
     figure(
@@ -232,33 +217,176 @@ fn main() -> offspring::Result<()> {
     );
     let payload = vec![7u8; 64 * 1024 * 1024];
     for _ in 0..settings.samples.min(5) {
+        // The copy is the bench's own, to send the same payload again, so it is made before the
+        // clock starts; Python's baseline passes its bytes object without one.
+        let argument = payload.clone();
         let started = Instant::now();
-        let back = pool.apply(echo_bytes, payload.clone())?;
+        let back = pool.apply(echo_bytes, argument)?;
         let took = started.elapsed();
         assert_eq!(back.len(), payload.len());
         sample("payload_64mib", 128.0 / took.as_secs_f64());
     }
 
     figure(
-        "idle_worker_rss",
+        "worker_rss_after_64mib",
         "KiB",
         true,
-        "resident memory of an idle worker",
+        "resident memory of an idle worker after the 64 MiB payloads",
     );
     for _ in 0..settings.samples.min(3) {
-        sample("idle_worker_rss", pool.apply(worker_rss_kib, ())? as f64);
+        sample(
+            "worker_rss_after_64mib",
+            pool.apply(worker_rss_kib, ())? as f64,
+        );
     }
 
     primitives(&pool, &settings)?;
+    targets();
+    Ok(())
+}
 
+/// Measures `map` of trivial items with the automatic chunk size and with fixed ones, then
+/// repeats the samples of the best of them as `map_throughput_best`, so that the automatic
+/// choice can be compared with the best one measured.
+fn map_throughput(pool: &offspring::Pool, settings: &Settings) -> offspring::Result<()> {
+    let mut measured: Vec<(String, Vec<f64>)> = Vec::new();
+    for chunk in [None, Some(64), Some(1024), Some(8192)] {
+        let (id, label) = match chunk {
+            None => ("map_throughput_auto".to_string(), "automatic".to_string()),
+            Some(chunk) => (format!("map_throughput_chunk_{chunk}"), chunk.to_string()),
+        };
+        figure(
+            &id,
+            "items/s",
+            false,
+            &format!("map of trivial items on 2 workers, chunk size {label}"),
+        );
+        let mut samples = Vec::with_capacity(settings.samples);
+        for _ in 0..settings.samples {
+            let items = vec![(); settings.map_items];
+            let started = Instant::now();
+            match chunk {
+                None => pool.map(nothing, items)?,
+                Some(chunk) => pool.map_chunked(nothing, items, chunk)?,
+            };
+            let rate = settings.map_items as f64 / started.elapsed().as_secs_f64();
+            sample(&id, rate);
+            samples.push(rate);
+        }
+        measured.push((label, samples));
+    }
+    let best = measured
+        .iter()
+        .max_by(|a, b| median(&a.1).total_cmp(&median(&b.1)));
+    if let Some((label, samples)) = best {
+        figure(
+            "map_throughput_best",
+            "items/s",
+            false,
+            &format!("map of trivial items on 2 workers, best chunk size measured: {label}"),
+        );
+        for &rate in samples {
+            sample("map_throughput_best", rate);
+        }
+    }
+    Ok(())
+}
+
+/// Declares the targets of issue #7. Each reads as "median(a) / median(b) op target"; the
+/// `python.` figures come from `xtask/bench/baseline.py`, run after this program.
+fn targets() {
     ratio(
         "task_round_trip",
-        "floor_round_trip",
+        "floor.task_round_trip",
         "<=",
         3.0,
         "task round trip within 3x of the raw socket floor",
     );
-    Ok(())
+    ratio(
+        "python.task_round_trip",
+        "task_round_trip",
+        ">=",
+        4.0,
+        "task round trip at least 4x faster than Python's Pool.apply",
+    );
+    ratio(
+        "apply_async_throughput",
+        "python.apply_async_throughput",
+        ">=",
+        10.0,
+        "apply_async throughput at least 10x Python's",
+    );
+    ratio(
+        "map_throughput_best",
+        "python.map_throughput_best",
+        ">=",
+        10.0,
+        "map of trivial items, best chunk sizes, at least 10x Python's",
+    );
+    ratio(
+        "map_throughput_auto",
+        "python.map_throughput_best",
+        ">=",
+        10.0,
+        "map of trivial items, automatic chunk size against Python's best",
+    );
+    ratio(
+        "payload_64mib",
+        "python.payload_64mib",
+        ">=",
+        4.0,
+        "64 MiB payload at least 4x Python's throughput",
+    );
+    ratio(
+        "payload_64mib",
+        "floor.payload_64mib",
+        ">=",
+        0.5,
+        "64 MiB payload at least half the raw socket's throughput",
+    );
+    for prim in ["pipe", "queue", "event"] {
+        ratio(
+            &format!("python.{prim}_ping_pong"),
+            &format!("{prim}_ping_pong"),
+            ">=",
+            2.0,
+            &format!("{prim} round trip at least 2x faster than Python's"),
+        );
+    }
+    ratio(
+        "python.pool2_first_result_fork",
+        "pool2_first_result",
+        ">=",
+        1.0,
+        "pool of 2 to first result faster than Python's with fork",
+    );
+    ratio(
+        "python.pool2_first_result",
+        "pool2_first_result",
+        ">=",
+        10.0,
+        "pool of 2 to first result at least 10x faster than Python's with spawn",
+    );
+    ratio(
+        "python.idle_worker_rss",
+        "idle_worker_rss",
+        ">=",
+        3.0,
+        "idle worker at most a third of a Python spawn worker's resident memory",
+    );
+}
+
+/// The median of `samples`, or minus infinity for none, so that an empty series is never
+/// chosen as the best.
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => f64::NEG_INFINITY,
+        n if n % 2 == 1 => sorted[mid],
+        _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
+    }
 }
 
 fn primitives(pool: &offspring::Pool, settings: &Settings) -> offspring::Result<()> {
@@ -356,23 +484,33 @@ fn millis(d: Duration) -> f64 {
 
 #[cfg(target_os = "linux")]
 mod floor {
-    //! The floor: a raw `std` Unix-socket ping-pong between this process and a child.
+    //! The floor: what raw `std` Unix sockets between this process and a child allow.
+    //!
+    //! - `floor.task_round_trip`: a ping-pong of 8 bytes, the least a round trip can cost.
+    //! - `floor.payload_64mib`: 64 MiB written to the child, which reads all of it and writes
+    //!   it back, as a worker decodes a whole argument before it answers. Both buffers are
+    //!   allocated before the clock starts.
 
     use std::io::{Read, Write};
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+    use std::process::Child;
     use std::time::Instant;
 
     use super::{Settings, figure, micros, sample};
 
-    pub(super) fn child(name: &str) {
+    const PAYLOAD: usize = 64 * 1024 * 1024;
+
+    /// The child's side: dials `name` and echoes, in `ping` mode every 8 bytes at once, in
+    /// `bulk` mode every [`PAYLOAD`] bytes once all of them have arrived.
+    pub(super) fn child(name: &str, mode: &str) {
         let Ok(addr) = SocketAddr::from_abstract_name(name) else {
             return;
         };
         let Ok(mut stream) = UnixStream::connect_addr(&addr) else {
             return;
         };
-        let mut buf = [0u8; 8];
+        let mut buf = vec![0u8; if mode == "bulk" { PAYLOAD } else { 8 }];
         while stream.read_exact(&mut buf).is_ok() {
             if stream.write_all(&buf).is_err() {
                 return;
@@ -380,48 +518,102 @@ mod floor {
         }
     }
 
-    pub(super) fn measure(settings: &Settings) {
-        figure(
-            "floor_round_trip",
-            "us",
-            true,
-            "raw std Unix-socket ping-pong of 8 bytes between two processes",
-        );
-        let name = format!("offspring-bench-floor-{}", std::process::id());
+    /// A floor child, killed and reaped when dropped, whatever the measurement did.
+    struct Peer {
+        child: Child,
+        stream: UnixStream,
+    }
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn start(mode: &str) -> Option<Peer> {
+        let name = format!("offspring-bench-floor-{mode}-{}", std::process::id());
         let listener =
             SocketAddr::from_abstract_name(&name).and_then(|addr| UnixListener::bind_addr(&addr));
         let Ok(listener) = listener else {
             eprintln!("bench: cannot bind the floor socket");
-            return;
+            return None;
         };
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
+        let exe = std::env::current_exe().ok()?;
         let Ok(mut child) = std::process::Command::new(exe)
-            .args(["--floor-child", &name])
+            .args(["--floor-child", &name, mode])
             .spawn()
         else {
             eprintln!("bench: cannot start the floor child");
-            return;
+            return None;
         };
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut buf = [0u8; 8];
-            for _ in 0..settings.samples {
-                let started = Instant::now();
-                for i in 0..settings.round_trips {
-                    buf.copy_from_slice(&(i as u64).to_le_bytes());
-                    if stream.write_all(&buf).is_err() || stream.read_exact(&mut buf).is_err() {
-                        break;
-                    }
-                }
-                sample(
-                    "floor_round_trip",
-                    micros(started.elapsed()) / settings.round_trips as f64,
-                );
+        match listener.accept() {
+            Ok((stream, _)) => Some(Peer { child, stream }),
+            Err(err) => {
+                eprintln!("bench: the floor child did not connect: {err}");
+                let _ = child.kill();
+                let _ = child.wait();
+                None
             }
         }
-        let _ = child.kill();
-        let _ = child.wait();
+    }
+
+    pub(super) fn measure(settings: &Settings) {
+        round_trip(settings);
+        payload(settings);
+    }
+
+    fn round_trip(settings: &Settings) {
+        figure(
+            "floor.task_round_trip",
+            "us",
+            true,
+            "raw std Unix-socket ping-pong of 8 bytes between two processes",
+        );
+        let Some(mut peer) = start("ping") else {
+            return;
+        };
+        let mut buf = [0u8; 8];
+        for _ in 0..settings.samples {
+            let started = Instant::now();
+            for i in 0..settings.round_trips {
+                buf.copy_from_slice(&(i as u64).to_le_bytes());
+                if peer.stream.write_all(&buf).is_err() || peer.stream.read_exact(&mut buf).is_err()
+                {
+                    return;
+                }
+            }
+            sample(
+                "floor.task_round_trip",
+                micros(started.elapsed()) / settings.round_trips as f64,
+            );
+        }
+    }
+
+    fn payload(settings: &Settings) {
+        figure(
+            "floor.payload_64mib",
+            "MiB/s",
+            false,
+            "raw std Unix socket: 64 MiB to a child and back (MiB moved per second, both ways)",
+        );
+        let Some(mut peer) = start("bulk") else {
+            return;
+        };
+        let payload = vec![7u8; PAYLOAD];
+        let mut back = vec![0u8; PAYLOAD];
+        for _ in 0..settings.samples.min(5) {
+            let started = Instant::now();
+            if peer.stream.write_all(&payload).is_err()
+                || peer.stream.read_exact(&mut back).is_err()
+            {
+                return;
+            }
+            sample(
+                "floor.payload_64mib",
+                128.0 / started.elapsed().as_secs_f64(),
+            );
+        }
     }
 }
 
@@ -431,7 +623,7 @@ mod floor {
 
     use super::Settings;
 
-    pub(super) fn child(_name: &str) {}
+    pub(super) fn child(_name: &str, _mode: &str) {}
 
     pub(super) fn measure(_settings: &Settings) {}
 }
