@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
 //!
-//! Steps (the names `--skip` accepts): `fmt`, `clippy`, `test`, `examples`, `doc`, `check-targets` (one step per cross target, type-checked only), `bench` (figures printed, never asserted).
+//! Steps (the names `--skip` accepts): `fmt`, `clippy`, `test`, `examples`, `doc`, `cross` (the whole suite and every example as Windows binaries under Wine, and both macOS targets checked and linted: see `cross.rs`), `bench` (figures printed, never asserted).
 //!
 //! The `examples` step runs every `[[example]]` of `examples/Cargo.toml` except those named in the comma-separated `OFFSPRING_SKIP_EXAMPLES` environment variable.
 
@@ -10,25 +10,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bench::{self, BenchOptions};
+use crate::cross::{self, Part};
 use crate::util::{self, Align, Workspace};
 
 /// The step names, in the order the steps run.
-pub(crate) const STEP_NAMES: [&str; 7] = [
-    "fmt",
-    "clippy",
-    "test",
-    "examples",
-    "doc",
-    "check-targets",
-    "bench",
-];
-
-/// The targets that are type-checked besides the host. Nothing is linked for them, so no cross linker or SDK is needed.
-const CHECK_TARGETS: [&str; 3] = [
-    "x86_64-pc-windows-gnu",
-    "x86_64-apple-darwin",
-    "aarch64-apple-darwin",
-];
+pub(crate) const STEP_NAMES: [&str; 7] =
+    ["fmt", "clippy", "test", "examples", "doc", "cross", "bench"];
 
 /// Names of examples that the `examples` step does not run, comma-separated.
 pub(crate) const SKIP_EXAMPLES_ENV: &str = "OFFSPRING_SKIP_EXAMPLES";
@@ -80,6 +67,8 @@ enum Action {
     },
     /// Build every example, then run each under a time limit.
     Examples,
+    /// One part of `cargo xtask cross`.
+    Cross(Part),
     /// `cargo xtask bench --quick`, in-process.
     Bench,
 }
@@ -87,7 +76,7 @@ enum Action {
 /// One step of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Step {
-    /// The name `--skip` matches; several steps may share one (`check-targets`).
+    /// The name `--skip` matches; several steps may share one (`cross`).
     name: &'static str,
     /// What the header and summary show.
     label: String,
@@ -138,14 +127,11 @@ fn plan() -> Vec<Step> {
             },
         },
     ];
-    for target in CHECK_TARGETS {
+    for part in Part::ALL {
         steps.push(Step {
-            name: "check-targets",
-            label: format!("check-targets {target}"),
-            action: Action::Cargo {
-                args: vec!["check", "--workspace", "--all-targets", "--target", target],
-                envs: Vec::new(),
-            },
+            name: "cross",
+            label: format!("cross {}", part.name()),
+            action: Action::Cross(part),
         });
     }
     steps.push(Step {
@@ -213,6 +199,7 @@ fn execute(ws: &Workspace, action: &Action) -> Result<(), String> {
             util::run_checked(&mut command)
         }
         Action::Examples => run_examples(ws),
+        Action::Cross(part) => cross::run_part(ws, *part),
         Action::Bench => bench::run(
             ws,
             BenchOptions {
@@ -292,7 +279,22 @@ fn quoted(value: &str) -> Option<&str> {
 /// Builds every example in release mode, then runs each to completion, reporting all failures together rather than stopping at the first, since they are independent.
 fn run_examples(ws: &Workspace) -> Result<(), String> {
     util::run_checked(&mut ws.cargo(["build", "--release", "-p", "examples", "--examples"]))?;
+    run_built_examples(ws, &|name| release_example(ws, name))
+}
 
+/// The command running the release build of example `name`; the error is the table's status.
+fn release_example(ws: &Workspace, name: &str) -> Result<Command, String> {
+    let exe = ws.release_binary(&format!("examples/{name}"));
+    exe.is_file()
+        .then(|| Command::new(&exe))
+        .ok_or_else(|| format!("FAILED (no binary at {})", exe.display()))
+}
+
+/// Runs every example (but those in [`SKIP_EXAMPLES_ENV`]) with the command `command_for` makes for it, and prints a table; the error lists the failures.
+pub(crate) fn run_built_examples(
+    ws: &Workspace,
+    command_for: &dyn Fn(&str) -> Result<Command, String>,
+) -> Result<(), String> {
     let manifest_path = ws.root.join("examples").join("Cargo.toml");
     let manifest = fs::read_to_string(&manifest_path)
         .map_err(|err| format!("cannot read {}: {err}", manifest_path.display()))?;
@@ -327,7 +329,7 @@ fn run_examples(ws: &Workspace) -> Result<(), String> {
         }
         println!("--> example {name}");
         let started = Instant::now();
-        let status = run_example(ws, name);
+        let status = command_for(name).and_then(|command| run_example(ws, command));
         let elapsed = util::format_duration(started.elapsed());
         let status = match status {
             Ok(()) => "ok".to_string(),
@@ -359,19 +361,15 @@ fn run_examples(ws: &Workspace) -> Result<(), String> {
     }
 }
 
-/// Runs one example binary with stdin closed, under [`EXAMPLE_TIME_LIMIT`]. The error is the short status shown in the table.
-fn run_example(ws: &Workspace, name: &str) -> Result<(), String> {
-    let exe = ws.release_binary(&format!("examples/{name}"));
-    if !exe.is_file() {
-        return Err(format!("FAILED (no binary at {})", exe.display()));
-    }
-    let mut child = Command::new(&exe)
+/// Runs one example's command with stdin closed, under [`EXAMPLE_TIME_LIMIT`]. The error is the short status shown in the table.
+fn run_example(ws: &Workspace, mut command: Command) -> Result<(), String> {
+    let mut child = command
         .current_dir(&ws.root)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|err| format!("FAILED (cannot start {}: {err})", exe.display()))?;
+        .map_err(|err| format!("FAILED (cannot start {}: {err})", util::describe(&command)))?;
     // Killing the example on expiry ends only that process; its workers are expected to exit once their connection to it closes.
     match util::wait_with_limit(&mut child, EXAMPLE_TIME_LIMIT) {
         Ok(Some(status)) if status.success() => Ok(()),
@@ -428,10 +426,7 @@ path = "src/main.rs"
     #[test]
     fn skip_accepts_known_steps() -> Result<(), String> {
         assert_eq!(parse_skip("bench")?, vec!["bench"]);
-        assert_eq!(
-            parse_skip("examples, check-targets,")?,
-            vec!["examples", "check-targets"]
-        );
+        assert_eq!(parse_skip("examples, cross,")?, vec!["examples", "cross"]);
         Ok(())
     }
 
@@ -453,9 +448,10 @@ path = "src/main.rs"
                 "test",
                 "examples",
                 "doc",
-                "check-targets x86_64-pc-windows-gnu",
-                "check-targets x86_64-apple-darwin",
-                "check-targets aarch64-apple-darwin",
+                "cross setup",
+                "cross windows-test",
+                "cross windows-examples",
+                "cross darwin",
                 "bench",
             ]
         );
@@ -493,9 +489,10 @@ path = "src/main.rs"
     fn examples_pass_on_exit_zero_and_fail_otherwise() -> Result<(), String> {
         let ws = fake_examples(&[("good", "read line; exit 0"), ("bad", "exit 7")])?;
         // The read proves stdin is closed: it returns at end of input instead of waiting.
-        let good = run_example(&ws, "good");
-        let bad = run_example(&ws, "bad");
-        let missing = run_example(&ws, "missing");
+        let run = |name| release_example(&ws, name).and_then(|command| run_example(&ws, command));
+        let good = run("good");
+        let bad = run("bad");
+        let missing = run("missing");
         let _ = fs::remove_dir_all(&ws.root);
         assert_eq!(good, Ok(()));
         assert_eq!(bad, Err("FAILED (exit status: 7)".to_string()));

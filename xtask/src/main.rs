@@ -1,9 +1,10 @@
-//! Project automation for offspring, run as `cargo xtask <command>`: `ci` runs every check CI runs, `bench` runs the benchmarks, `timeline` draws a trace file as SVG, `cross` is reserved for runs on other platforms.
+//! Project automation for offspring, run as `cargo xtask <command>`: `ci` runs every check CI runs, `bench` runs the benchmarks, `timeline` draws a trace file as SVG, `cross` runs the suite as Windows binaries under Wine and checks macOS.
 //!
 //! The crate is std-only on purpose: it must build quickly on a fresh machine before anything else does. Its one dependency, `offspring-timeline`, is std-only too.
 
 mod bench;
 mod ci;
+mod cross;
 mod util;
 
 use std::env;
@@ -23,7 +24,7 @@ Usage: cargo xtask <command> [options]
 Commands:
   ci [--skip <step>[,<step>...]]
         Run every CI check in order, stopping at the first failure.
-        Steps: fmt, clippy, test, examples, doc, check-targets, bench.
+        Steps: fmt, clippy, test, examples, doc, cross, bench.
   bench [--quick] [--json]
         Build and run offspring-bench, then the Python baseline
         (python3 xtask/bench/baseline.py, skipped with a note if python3 is
@@ -31,13 +32,17 @@ Commands:
         side with the targets, or one JSON object with --json.
         --quick takes fewer samples.
   cross
-        Runs on other platforms (not yet implemented).
+        Install what is missing (apt: wine, mingw; rustup targets; a Wine
+        prefix with the ProcessPrng shim), run the whole test suite and every
+        example as x86_64-pc-windows-gnu binaries under Wine, then cargo check
+        and clippy -D warnings for both macOS targets.
   timeline <trace.json>
         Draw a trace-event JSON file (as written with OFFSPRING_TRACE=trace.json)
         as a self-contained SVG timeline on stdout.
 
 Environment:
   OFFSPRING_SKIP_EXAMPLES  comma-separated examples that `ci` builds but does not run
+  OFFSPRING_UNDER_WINE     set by `cross` for the Windows tests: heavy tests scale down
   CARGO                    the cargo binary to use (default: cargo)
   CARGO_TARGET_DIR         the target directory (default: target/ at the workspace root)
 ";
@@ -83,12 +88,7 @@ fn run(task: Task) -> Result<(), String> {
             print!("{USAGE}");
             Ok(())
         }
-        Task::Cross => {
-            println!(
-                "cross: not yet implemented (Windows under Wine and darwin checks beyond `cargo check`)"
-            );
-            Ok(())
-        }
+        Task::Cross => cross::run(&Workspace::locate()?),
         Task::Ci(options) => ci::run(&Workspace::locate()?, &options),
         Task::Bench(options) => bench::run(&Workspace::locate()?, options),
         Task::Timeline(path) => timeline(&path),

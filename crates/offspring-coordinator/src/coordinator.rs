@@ -146,6 +146,11 @@ impl Coordinator {
         &self.shared.registry
     }
 
+    /// The endpoint workers connect to.
+    pub fn endpoint(&self) -> &offspring_transport::Endpoint {
+        &self.endpoint
+    }
+
     /// The process's timeline (`OFFSPRING_TRACE`), if one is being recorded.
     pub fn timeline(&self) -> Option<&Arc<Timeline>> {
         self.shared.timeline.as_ref()

@@ -6,7 +6,27 @@
 
 use std::time::{Duration, Instant};
 
+/// Whether `pid` names a process that exists and has not exited.
+#[cfg(windows)]
+pub fn process_running(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, WAIT_TIMEOUT};
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, PROCESS_SYNCHRONIZE, WaitForSingleObject,
+    };
+    // SAFETY: OpenProcess takes plain integers; the handle is checked, used once and closed.
+    unsafe {
+        let handle = OpenProcess(PROCESS_SYNCHRONIZE, 0, pid);
+        if handle.is_null() {
+            return false;
+        }
+        let running = WaitForSingleObject(handle, 0) == WAIT_TIMEOUT;
+        CloseHandle(handle);
+        running
+    }
+}
+
 /// Whether `pid` names a process that exists and is not a zombie.
+#[cfg(not(windows))]
 pub fn process_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the first field after the parenthesised command name.
@@ -44,4 +64,16 @@ pub fn abstract_sockets(prefix: &str) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// Whether the tests run as Windows binaries under Wine (`cargo xtask cross` sets
+/// `OFFSPRING_UNDER_WINE=1`), where every process start costs a few hundred milliseconds.
+pub fn under_wine() -> bool {
+    std::env::var_os("OFFSPRING_UNDER_WINE").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `n` for a heavy test's iteration count, or a tenth of it (at least 1) under Wine: every
+/// scenario still runs, with fewer repetitions.
+pub fn scaled(n: usize) -> usize {
+    if under_wine() { (n / 10).max(1) } else { n }
 }

@@ -76,7 +76,8 @@ fn oversized_length_prefixes_are_refused_without_allocating_them() {
             let (error, largest) = refused_after(header, authenticated).await;
             println!("header {header} (authenticated: {authenticated}): {error}; largest allocation {largest} bytes");
             assert!(matches!(error, WireError::TooLarge { .. }), "{error}");
-            assert!(largest < 64 * 1024, "allocated {largest} bytes for a refused frame");
+            // The connection's read buffer (64 KiB) is the most a refused frame may cost.
+            assert!(largest <= 64 * 1024, "allocated {largest} bytes for a refused frame");
         }
     });
 }

@@ -79,6 +79,8 @@ impl Conn {
             .ok()
             .and_then(|creds| creds.pid())
             .and_then(|pid| u32::try_from(i64::from(pid)).ok());
+        #[cfg(target_vendor = "apple")]
+        let peer_pid = peer_pid.or_else(|| apple_peer_pid(&stream));
         let (read, write) = tokio::io::split(stream);
         // Buffered, so that a small frame costs one read call rather than two, and frames
         // that arrived together are parsed from memory.
@@ -93,6 +95,32 @@ impl Conn {
     /// Raises the frame cap after the peer has authenticated.
     pub fn authenticated(&mut self) {
         self.reader.set_max(MAX_FRAME);
+    }
+}
+
+/// The peer's pid from `LOCAL_PEERPID` (the credentials macOS reports carry none).
+#[cfg(target_vendor = "apple")]
+fn apple_peer_pid(stream: &LocalSocketStream) -> Option<u32> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let LocalSocketStream::UdSocket(inner) = stream;
+    let fd = inner.as_fd().as_raw_fd();
+    let mut pid: libc::pid_t = 0;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::pid_t>()).ok()?;
+    // SAFETY: `fd` is a live socket borrowed from `stream` for the call; the option value
+    // pointer and length describe `pid`, which outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERPID,
+            std::ptr::from_mut(&mut pid).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 && pid > 0 {
+        u32::try_from(pid).ok()
+    } else {
+        None
     }
 }
 

@@ -13,7 +13,8 @@ pub const ENV_SECRET: &str = "OFFSPRING_SECRET";
 /// The parent's pid, to check `getppid()` against after arming the parent-death signal.
 pub const ENV_PARENT_PID: &str = "OFFSPRING_PARENT_PID";
 /// Testing switch: when set (in the parent's environment, which workers inherit), workers do
-/// not arm the OS's parent-death help, so tests can prove the socket lifeline alone.
+/// not arm the OS's parent-death help (and a Windows parent puts them in no job object), so
+/// tests can prove the socket lifeline alone.
 pub const ENV_NO_PDEATHSIG: &str = "OFFSPRING_NO_PDEATHSIG";
 
 const SECRET_VARS: [&str; 5] = [

@@ -44,7 +44,17 @@ pub fn spawn_worker(spec: &SpawnSpec) -> Result<tokio::process::Child, Transport
         // Show the program's own name in `ps` rather than /proc/self/exe.
         command.arg0(arg0);
     }
-    command
+    let child = command
         .spawn()
-        .map_err(TransportError::io("start a worker process"))
+        .map_err(TransportError::io("start a worker process"))?;
+    #[cfg(windows)]
+    if std::env::var_os(crate::ENV_NO_PDEATHSIG).is_none()
+        && let Some(handle) = child.raw_handle()
+        && let Err(error) = sys::kill_with_parent(handle)
+    {
+        // The socket lifeline still ends the worker when the parent goes; the job object only
+        // makes that immediate, so a failure here is worth a note, not a refusal.
+        eprintln!("offspring: cannot put worker in the parent's job object: {error}");
+    }
+    Ok(child)
 }

@@ -77,28 +77,108 @@ fn create_private(dir: &std::path::Path) -> io::Result<()> {
     std::fs::create_dir(dir)
 }
 
-/// Asks the OS to kill this process when its parent dies, where the OS offers that (Linux
-/// `PR_SET_PDEATHSIG`), then checks the parent did not already die before it was armed.
-/// Returns `false` when the parent is already gone.
+/// Ends this process when its parent dies, by the fastest means the OS has, besides the
+/// socket lifeline: Linux `PR_SET_PDEATHSIG` (SIGKILL), a macOS kqueue `NOTE_EXIT` watch, a
+/// Windows wait on the parent's process handle (`exit_code` is the status for the last two).
+/// Then checks the parent did not already die before it was armed; returns `false` when it
+/// is already gone.
 ///
-/// The signal fires when the *thread* that started this process exits, so the parent starts
-/// workers from a thread that lives as long as it does (the coordinator's).
-pub fn arm_parent_death(parent_pid: u32) -> bool {
+/// Linux's signal fires when the *thread* that started this process exits, so the parent
+/// starts workers from a thread that lives as long as it does (the coordinator's).
+pub fn arm_parent_death(parent_pid: u32, exit_code: i32) -> bool {
     #[cfg(target_os = "linux")]
     {
+        let _ = exit_code;
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
         // A failure leaves the lifeline as the only way out; the check below still runs.
         let _ = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
+    #[cfg(target_vendor = "apple")]
+    watch_parent_apple(parent_pid, exit_code);
+    #[cfg(windows)]
+    return watch_parent_windows(parent_pid, exit_code);
     #[cfg(unix)]
     {
         std::os::unix::process::parent_id() == parent_pid
     }
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     {
-        let _ = parent_pid;
+        let _ = (parent_pid, exit_code);
         true
     }
+}
+
+/// A thread that waits on a kqueue for the parent's exit (`EVFILT_PROC`, `NOTE_EXIT`) and then
+/// exits this process with `exit_code`, without running exit hooks (nobody is left to read).
+#[cfg(target_vendor = "apple")]
+fn watch_parent_apple(parent_pid: u32, exit_code: i32) {
+    let Ok(ident) = usize::try_from(parent_pid) else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("offspring-parent-watch".into())
+        .spawn(move || {
+            // SAFETY: kqueue takes no arguments; the descriptor is checked before use.
+            let kq = unsafe { libc::kqueue() };
+            if kq < 0 {
+                return;
+            }
+            let change = libc::kevent {
+                ident,
+                filter: libc::EVFILT_PROC,
+                flags: libc::EV_ADD | libc::EV_ONESHOT,
+                fflags: libc::NOTE_EXIT,
+                data: 0,
+                udata: std::ptr::null_mut(),
+            };
+            // SAFETY: all-zero is a valid `kevent` (integers and a null pointer).
+            let mut event: libc::kevent = unsafe { std::mem::zeroed() };
+            loop {
+                // SAFETY: one change and room for one event, both pointing at live locals; a
+                // null timeout blocks until the event (or a signal).
+                let n = unsafe { libc::kevent(kq, &change, 1, &mut event, 1, std::ptr::null()) };
+                if n > 0 || (n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)) {
+                    // SAFETY: _exit ends the process at once; it has no preconditions.
+                    unsafe { libc::_exit(exit_code) };
+                }
+                if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+        });
+    drop(spawned);
+}
+
+/// A thread that waits on the parent's process handle and exits this process with
+/// `exit_code` when the parent is gone (the parent's job object normally kills the worker
+/// first). Returns `false` when the parent is already gone.
+#[cfg(windows)]
+fn watch_parent_windows(parent_pid: u32, exit_code: i32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, WAIT_OBJECT_0};
+    use windows_sys::Win32::System::Threading::{
+        INFINITE, OpenProcess, PROCESS_SYNCHRONIZE, WaitForSingleObject,
+    };
+    // SAFETY: OpenProcess takes plain integers; the handle is checked before use.
+    let handle = unsafe { OpenProcess(PROCESS_SYNCHRONIZE, 0, parent_pid) };
+    if handle.is_null() {
+        // Gone already (or not ours to watch): the socket lifeline decides.
+        return io::Error::last_os_error().raw_os_error() != Some(87);
+    }
+    let handle = handle as usize;
+    let spawned = std::thread::Builder::new()
+        .name("offspring-parent-watch".into())
+        .spawn(move || {
+            let handle = handle as windows_sys::Win32::Foundation::HANDLE;
+            // SAFETY: `handle` is the open process handle from above, owned by this thread.
+            let waited = unsafe { WaitForSingleObject(handle, INFINITE) };
+            // SAFETY: closing the handle this thread owns, once.
+            unsafe { CloseHandle(handle) };
+            if waited == WAIT_OBJECT_0 {
+                std::process::exit(exit_code);
+            }
+        });
+    drop(spawned);
+    true
 }
 
 /// Makes Ctrl-C the parent's decision: a worker ignores SIGINT and leaves through the
@@ -109,6 +189,11 @@ pub fn ignore_interrupt() {
     // memory-safety preconditions.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    #[cfg(windows)]
+    // SAFETY: a null handler with TRUE makes this process ignore Ctrl-C; no memory is passed.
+    unsafe {
+        windows_sys::Win32::System::Console::SetConsoleCtrlHandler(None, 1);
     }
 }
 
@@ -176,7 +261,7 @@ pub fn at_exit(hook: fn()) {
         hooks.push(hook);
         hooks.len() == 1
     };
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     if first {
         extern "C" fn run_hooks() {
             // Taken out of the lock, so a hook that registers another cannot deadlock.
@@ -196,6 +281,64 @@ pub fn at_exit(hook: fn()) {
             libc::atexit(run_hooks);
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     let _ = first;
+}
+
+/// Puts a worker process in the parent's job object, created on first use with
+/// `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`: when the parent exits or is killed, Windows closes its
+/// last handle to the job and kills every worker in it at once.
+///
+/// # Errors
+///
+/// The OS error of creating, configuring or assigning the job.
+#[cfg(windows)]
+pub fn kill_with_parent(process: std::os::windows::io::RawHandle) -> io::Result<()> {
+    use std::sync::OnceLock;
+
+    use windows_sys::Win32::Foundation::HANDLE;
+    use windows_sys::Win32::System::JobObjects::{
+        AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+        SetInformationJobObject,
+    };
+
+    /// The job's handle, kept open for the life of the process (closing it would kill the
+    /// workers); stored as an integer because raw handles are not `Sync`.
+    static JOB: OnceLock<Result<usize, i32>> = OnceLock::new();
+    let job = JOB.get_or_init(|| {
+        // SAFETY: null attributes and a null name ask for an unnamed job with default
+        // security; the returned handle is checked before use.
+        let job: HANDLE = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+        if job.is_null() {
+            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
+        }
+        // SAFETY: all-zero is a valid JOBOBJECT_EXTENDED_LIMIT_INFORMATION (plain integers).
+        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        // SAFETY: `job` is a valid job handle; the pointer and length describe `info`, which
+        // outlives the call.
+        let ok = unsafe {
+            SetInformationJobObject(
+                job,
+                JobObjectExtendedLimitInformation,
+                std::ptr::from_ref(&info).cast(),
+                u32::try_from(std::mem::size_of_val(&info)).unwrap_or(u32::MAX),
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
+        }
+        Ok(job as usize)
+    });
+    let job = match job {
+        Ok(job) => *job as HANDLE,
+        Err(code) => return Err(io::Error::from_raw_os_error(*code)),
+    };
+    // SAFETY: `job` stays open for the process's life and `process` is the live handle of a
+    // child the caller just started (it owns it and has not closed it).
+    if unsafe { AssignProcessToJobObject(job, process.cast()) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

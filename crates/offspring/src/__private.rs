@@ -38,6 +38,16 @@ pub fn register_test_harness(module_path: &str) {
     crate::init::register_test_entry(module_path);
 }
 
+/// The endpoint this parent's workers connect to, starting the coordinator if needed (for
+/// tests that play a stranger on it).
+///
+/// # Errors
+///
+/// The errors of starting the coordinator.
+pub fn coordinator_endpoint() -> crate::Result<offspring_transport::Endpoint> {
+    Ok(crate::init::coordinator()?.endpoint().clone())
+}
+
 /// Starts `task` in a child running `program` instead of this executable. Tests use it to
 /// show that a different binary holding a real secret is refused.
 ///

@@ -156,3 +156,79 @@ fn a_wrong_secret_is_refused_by_both_sides() {
         assert!(server.is_some(), "the parent accepted a wrong secret");
     });
 }
+
+/// Strangers on every platform (a Windows named pipe, a Linux abstract socket, a macOS socket
+/// file), dialled the way a worker would: each is dropped within a bounded time, and a real
+/// task completes meanwhile.
+#[test]
+fn strangers_are_dropped_on_every_platform() -> offspring::Result<()> {
+    use offspring_wire::{ClientHello, PROTOCOL_VERSION, encode};
+
+    #[offspring::task]
+    fn quadruple(n: u64) -> u64 {
+        n * 4
+    }
+
+    let endpoint = offspring::__private::coordinator_endpoint()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let hello = encode(&ClientHello {
+        protocol: PROTOCOL_VERSION,
+        worker_id: u64::MAX,
+        pid: std::process::id(),
+        nonce: [0; offspring_wire::NONCE_LEN],
+        build_id: [0; offspring_wire::NONCE_LEN],
+        table_id: [0; offspring_wire::NONCE_LEN],
+    })
+    .expect("encode a hello");
+    let mut garbage = 64u32.to_le_bytes().to_vec();
+    garbage.extend([0xA5; 64]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("silence", Vec::new()),
+        ("garbage behind a valid length", garbage),
+        ("a 4 GiB length prefix", u32::MAX.to_le_bytes().to_vec()),
+        ("a hello from an unknown worker", hello),
+    ];
+    let strangers = runtime.block_on(async {
+        let mut opened = Vec::new();
+        for (what, bytes) in cases {
+            let mut conn = offspring_transport::connect(&endpoint)
+                .await
+                .expect("connect as a stranger");
+            if !bytes.is_empty() {
+                // The peer may close before everything is written; that is a drop too.
+                let _ = conn.writer.write_frame(&bytes).await;
+            }
+            opened.push((what, conn, std::time::Instant::now()));
+        }
+        opened
+    });
+    // A real task completes while the strangers wait for their verdict.
+    let started = std::time::Instant::now();
+    assert_eq!(offspring::Process::spawn(quadruple, 5)?.join()?, 20);
+    println!("a real task completed in {:?} among strangers", started.elapsed());
+    runtime.block_on(async {
+        for (what, mut conn, opened) in strangers {
+            let verdict = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                conn.reader.read_frame(),
+            )
+            .await;
+            let took = opened.elapsed();
+            match verdict {
+                Ok(Ok(None) | Err(_)) => {}
+                Ok(Ok(Some(frame))) => panic!("{what}: the parent answered with {frame:?}"),
+                Err(_) => panic!("{what}: still connected after 30 s"),
+            }
+            println!("{what}: dropped after {took:?}");
+            // The handshake deadline is 5 s; anything else is dropped at once.
+            assert!(
+                took < std::time::Duration::from_secs(20),
+                "{what} kept for {took:?}"
+            );
+        }
+    });
+    Ok(())
+}

@@ -1,6 +1,5 @@
 //! Re-execution: the lifeline after parent death, build identity, a program without `init()`.
 
-#[cfg(target_os = "linux")]
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,8 +38,8 @@ impl Drop for Reap {
     }
 }
 
-#[cfg(target_os = "linux")]
 fn parent_death(without_pdeathsig: bool) -> Duration {
+    #[cfg(target_os = "linux")]
     become_subreaper();
     let mut command = Command::new(env!("CARGO_BIN_EXE_orphan_parent"));
     command.stdout(Stdio::piped()).stdin(Stdio::null());
@@ -62,6 +61,7 @@ fn parent_death(without_pdeathsig: bool) -> Duration {
         .ok()
         .flatten()
         .expect("the worker never started spinning");
+    #[cfg(target_os = "linux")]
     let _reap = Reap(worker);
     assert!(offspring_tests::process_running(worker));
     parent.kill().expect("kill the parent");
@@ -78,18 +78,18 @@ fn parent_death(without_pdeathsig: bool) -> Duration {
     took
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn a_busy_worker_exits_when_its_parent_is_killed() {
     let took = parent_death(false);
-    println!("worker gone {took:?} after its parent was SIGKILLed (parent-death signal armed)");
+    println!(
+        "worker gone {took:?} after its parent was killed (parent-death signal or job object armed)"
+    );
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn the_lifeline_alone_ends_a_busy_worker_whose_parent_is_killed() {
     let took = parent_death(true);
-    println!("worker gone {took:?} after its parent was SIGKILLed (lifeline only)");
+    println!("worker gone {took:?} after its parent was killed (lifeline only)");
 }
 
 #[test]
@@ -120,7 +120,8 @@ fn a_child_that_exits_before_connecting_is_a_spawn_error() {
     match result {
         Err(Error::Spawn { reason }) => {
             assert!(reason.contains("exited before connecting"), "{reason}");
-            assert!(reason.contains("exit status: 3"), "{reason}");
+            // "exit status: 3" on Unix, "exit code: 3" on Windows.
+            assert!(reason.contains(": 3)"), "{reason}");
         }
         other => panic!("expected a spawn error, got {other:?}"),
     }

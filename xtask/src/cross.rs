@@ -1,0 +1,255 @@
+//! `cargo xtask cross`: the test suite and every example as Windows binaries under Wine, and
+//! both macOS targets checked and linted, on a Linux machine.
+//!
+//! Parts, in order (each a `ci` step named `cross`):
+//!
+//! 1. `setup`: installs what is missing: the Debian packages `wine`, `wine64` and
+//!    `gcc-mingw-w64-x86-64` (as root, with apt), the rustup targets, and a Wine prefix in the
+//!    target directory with a `bcryptprimitives.dll` stand-in (`xtask/wine/`): Wine 8.0 lacks
+//!    `ProcessPrng`, which every Rust program since 1.78 calls at start.
+//! 2. `windows-test`: `cargo test --workspace --target x86_64-pc-windows-gnu`, run by Wine (the
+//!    target's `runner` in `.cargo/config.toml`), doctests included, with
+//!    `OFFSPRING_UNDER_WINE=1` so heavy tests scale their counts down (process starts cost a
+//!    few hundred milliseconds there). `xtask` itself is a host tool and is left out.
+//! 3. `windows-examples`: every example, built for Windows and run under Wine.
+//! 4. `darwin`: `cargo clippy --workspace --all-targets -D warnings` (which type-checks
+//!    everything) for `x86_64-apple-darwin` and `aarch64-apple-darwin`. Nothing is linked: there
+//!    is no macOS SDK here.
+//!
+//! Wine's server is stopped at the end of each Wine part, so no process outlives the run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::ci;
+use crate::util::{self, Workspace};
+
+/// The Windows target run under Wine.
+pub(crate) const WINDOWS: &str = "x86_64-pc-windows-gnu";
+
+/// The macOS targets, type-checked and linted only.
+pub(crate) const DARWIN: [&str; 2] = ["x86_64-apple-darwin", "aarch64-apple-darwin"];
+
+/// Debian packages the Windows part needs.
+const PACKAGES: [&str; 3] = ["wine", "wine64", "gcc-mingw-w64-x86-64"];
+
+/// Set in the Windows tests' environment; tests read it to scale heavy loops down.
+pub(crate) const UNDER_WINE_ENV: &str = "OFFSPRING_UNDER_WINE";
+
+/// One part of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Setup,
+    WindowsTest,
+    WindowsExamples,
+    Darwin,
+}
+
+impl Part {
+    pub(crate) const ALL: [Part; 4] = [
+        Part::Setup,
+        Part::WindowsTest,
+        Part::WindowsExamples,
+        Part::Darwin,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Part::Setup => "setup",
+            Part::WindowsTest => "windows-test",
+            Part::WindowsExamples => "windows-examples",
+            Part::Darwin => "darwin",
+        }
+    }
+}
+
+/// Runs every part in order, printing how long each took; stops at the first failure.
+pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
+    let mut times = Vec::new();
+    for part in Part::ALL {
+        println!("==> cross {}", part.name());
+        let started = Instant::now();
+        run_part(ws, part).map_err(|e| format!("cross {} failed: {e}", part.name()))?;
+        let took = util::format_duration(started.elapsed());
+        println!("<== cross {} passed in {took}", part.name());
+        times.push(format!("{} {took}", part.name()));
+    }
+    println!("cross: all parts passed ({})", times.join(", "));
+    Ok(())
+}
+
+/// Runs one part.
+pub(crate) fn run_part(ws: &Workspace, part: Part) -> Result<(), String> {
+    match part {
+        Part::Setup => setup(ws),
+        Part::WindowsTest => with_wine_server(ws, || {
+            let mut command = ws.cargo([
+                "test",
+                "--workspace",
+                "--exclude",
+                "xtask",
+                "--target",
+                WINDOWS,
+            ]);
+            wine_env(ws, &mut command);
+            command.env(UNDER_WINE_ENV, "1");
+            util::run_checked(&mut command)
+        }),
+        Part::WindowsExamples => with_wine_server(ws, || {
+            let mut build =
+                ws.cargo(["build", "-p", "examples", "--examples", "--target", WINDOWS]);
+            util::run_checked(&mut build)?;
+            let dir = ws.target_dir.join(WINDOWS).join("debug").join("examples");
+            ci::run_built_examples(ws, &|name| {
+                let exe = dir.join(format!("{name}.exe"));
+                if !exe.is_file() {
+                    return Err(format!("FAILED (no binary at {})", exe.display()));
+                }
+                let mut command = Command::new("wine");
+                command.arg(&exe);
+                wine_env(ws, &mut command);
+                Ok(command)
+            })
+        }),
+        Part::Darwin => {
+            for target in DARWIN {
+                util::run_checked(&mut ws.cargo([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--target",
+                    target,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The Wine prefix, kept in the target directory so a clean checkout makes its own.
+fn prefix(ws: &Workspace) -> PathBuf {
+    ws.target_dir.join("wine-prefix")
+}
+
+fn wine_env(ws: &Workspace, command: &mut Command) {
+    command
+        .env("WINEPREFIX", prefix(ws))
+        .env("WINEDEBUG", "-all")
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+}
+
+/// Runs `body` with a Wine server started first (so every test shares one, started quietly)
+/// and stopped after, whatever `body` returned.
+fn with_wine_server(
+    ws: &Workspace,
+    body: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    let mut server = Command::new("wineserver");
+    server
+        .arg("-p")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    wine_env(ws, &mut server);
+    util::run_checked(&mut server)?;
+    let result = body();
+    let mut stop = Command::new("wineserver");
+    stop.arg("-k")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    wine_env(ws, &mut stop);
+    // A server that already exited is fine.
+    let _ = stop.status();
+    result
+}
+
+fn setup(ws: &Workspace) -> Result<(), String> {
+    install_packages()?;
+    let mut targets = Command::new("rustup");
+    targets
+        .current_dir(&ws.root)
+        .args(["target", "add", WINDOWS])
+        .args(DARWIN);
+    util::run_checked(&mut targets)?;
+    let prefix = prefix(ws);
+    let system32 = prefix.join("drive_c").join("windows").join("system32");
+    if !system32.is_dir() {
+        let mut boot = Command::new("wineboot");
+        boot.arg("--init")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        wine_env(ws, &mut boot);
+        util::run_checked(&mut boot)?;
+        let mut wait = Command::new("wineserver");
+        wait.arg("-w");
+        wine_env(ws, &mut wait);
+        util::run_checked(&mut wait)?;
+    }
+    if !system32.is_dir() {
+        return Err(format!("wineboot made no {}", system32.display()));
+    }
+    build_shim(ws, &system32.join("bcryptprimitives.dll"))
+}
+
+/// Installs the Debian packages that are missing (needs root and apt).
+fn install_packages() -> Result<(), String> {
+    let missing: Vec<&str> = [
+        ("wine", "wine"),
+        ("wine64", "wine64"),
+        ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64"),
+    ]
+    .into_iter()
+    .filter(|(tool, _)| !on_path(tool))
+    .map(|(_, package)| package)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("cross: installing {}", missing.join(", "));
+    let install = |update: bool| -> Result<(), String> {
+        if update {
+            util::run_checked(Command::new("apt-get").args(["update", "-q"]))?;
+        }
+        util::run_checked(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(PACKAGES)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    // The package lists may be stale or absent on a fresh machine: update once and retry.
+    install(false).or_else(|_| install(true))
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Builds the `ProcessPrng` stand-in with mingw into the prefix, unless it is up to date.
+fn build_shim(ws: &Workspace, dll: &Path) -> Result<(), String> {
+    let source = ws
+        .root
+        .join("xtask")
+        .join("wine")
+        .join("bcryptprimitives.c");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(written)) = (modified(dll), modified(&source))
+        && built >= written
+    {
+        return Ok(());
+    }
+    util::run_checked(
+        Command::new("x86_64-w64-mingw32-gcc")
+            .args(["-O2", "-shared", "-o"])
+            .arg(dll)
+            .arg(&source)
+            .arg("-ladvapi32"),
+    )
+}
