@@ -157,15 +157,20 @@ fn with_wine_server(
     wine_env(ws, &mut server);
     util::run_checked(&mut server)?;
     let result = body();
+    stop_wine_server(ws);
+    result
+}
+
+/// Stops the prefix's Wine server and every Wine process under it, if any run.
+fn stop_wine_server(ws: &Workspace) {
     let mut stop = Command::new("wineserver");
     stop.arg("-k")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     wine_env(ws, &mut stop);
-    // A server that already exited is fine.
+    // No server running is fine.
     let _ = stop.status();
-    result
 }
 
 fn setup(ws: &Workspace) -> Result<(), String> {
