@@ -8,7 +8,7 @@
 //! function marked [`#[offspring::task]`](task) becomes a task *value* you hand to
 //! [`Process::spawn`].
 //!
-//! ```
+//! ```standalone_crate
 //! #[offspring::task]
 //! fn square(n: u64) -> u64 {
 //!     n * n

@@ -245,7 +245,7 @@ impl Drop for Inner {
 /// A pool of worker processes. `Clone + Send + Sync`: clones share the workers (a callback
 /// can hold one and submit more work), and the workers stop when the last clone is dropped.
 ///
-/// ```
+/// ```standalone_crate
 /// #[offspring::task]
 /// fn add(a: i64, b: i64) -> i64 {
 ///     a + b
@@ -669,7 +669,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
     /// the input's length is known), failures, rate and time left. Hidden when stderr is not
     /// a terminal. Needs the `progress` feature (on by default).
     ///
-    /// ```
+    /// ```standalone_crate
     /// #[offspring::task]
     /// fn square(n: u64) -> u64 {
     ///     n * n
