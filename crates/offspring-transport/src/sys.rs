@@ -137,7 +137,9 @@ fn watch_parent_apple(parent_pid: u32, exit_code: i32) {
                 // SAFETY: one change and room for one event, both pointing at live locals; a
                 // null timeout blocks until the event (or a signal).
                 let n = unsafe { libc::kevent(kq, &change, 1, &mut event, 1, std::ptr::null()) };
-                if n > 0 || (n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)) {
+                if n > 0
+                    || (n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH))
+                {
                     // SAFETY: _exit ends the process at once; it has no preconditions.
                     unsafe { libc::_exit(exit_code) };
                 }

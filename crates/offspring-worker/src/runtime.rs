@@ -64,7 +64,9 @@ pub(crate) enum Outgoing {
 /// Runs this process as a worker for the parent described by `env`. Never returns.
 pub fn run(env: WorkerEnv) -> ! {
     sys::ignore_interrupt();
-    if std::env::var_os(ENV_NO_PDEATHSIG).is_none() && !sys::arm_parent_death(env.parent_pid, EXIT_PARENT_GONE) {
+    if std::env::var_os(ENV_NO_PDEATHSIG).is_none()
+        && !sys::arm_parent_death(env.parent_pid, EXIT_PARENT_GONE)
+    {
         std::process::exit(EXIT_PARENT_GONE);
     }
     let table = match task_table() {

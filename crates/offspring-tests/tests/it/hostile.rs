@@ -208,14 +208,15 @@ fn strangers_are_dropped_on_every_platform() -> offspring::Result<()> {
     // A real task completes while the strangers wait for their verdict.
     let started = std::time::Instant::now();
     assert_eq!(offspring::Process::spawn(quadruple, 5)?.join()?, 20);
-    println!("a real task completed in {:?} among strangers", started.elapsed());
+    println!(
+        "a real task completed in {:?} among strangers",
+        started.elapsed()
+    );
     runtime.block_on(async {
         for (what, mut conn, opened) in strangers {
-            let verdict = tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                conn.reader.read_frame(),
-            )
-            .await;
+            let verdict =
+                tokio::time::timeout(std::time::Duration::from_secs(30), conn.reader.read_frame())
+                    .await;
             let took = opened.elapsed();
             match verdict {
                 Ok(Ok(None) | Err(_)) => {}
