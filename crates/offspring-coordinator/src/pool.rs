@@ -123,6 +123,11 @@ pub struct PoolCounters {
     pub restarted: u64,
     /// Workers started in all.
     pub spawned: u64,
+    /// Workers that died while one of their calls was running (not yet reported), whatever
+    /// the cause: a crash, a kill from outside, or the pool's own kill after `task_timeout`.
+    /// Each such death blames exactly that one call: it fails with the death (or its timeout),
+    /// or is run again while retries remain. Deaths of idle workers are not counted here.
+    pub died_running: u64,
 }
 
 #[derive(Default)]
@@ -133,6 +138,7 @@ struct Counters {
     failed: AtomicU64,
     restarted: AtomicU64,
     spawned: AtomicU64,
+    died_running: AtomicU64,
 }
 
 struct Shared {
@@ -313,6 +319,7 @@ impl PoolHandle {
             failed: c.failed.load(Ordering::Relaxed),
             restarted: c.restarted.load(Ordering::Relaxed),
             spawned: c.spawned.load(Ordering::Relaxed),
+            died_running: c.died_running.load(Ordering::Relaxed),
         }
     }
 }
@@ -751,6 +758,7 @@ impl Actor {
             let mut delivered = 0;
             if let Some(mut running) = items.next() {
                 bump(&self.shared.counters.running, -1);
+                bump(&self.shared.counters.died_running, 1);
                 if timed_out {
                     let limit = self.config.task_timeout.unwrap_or_default();
                     self.deliver(
