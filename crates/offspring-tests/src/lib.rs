@@ -47,6 +47,14 @@ pub fn abstract_sockets(prefix: &str) -> Vec<String> {
     names
 }
 
+/// The parent of `pid`, while `pid` exists (zombies included).
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name: the state, then the parent's pid.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The pids of the processes whose parent is `parent`, zombies included, read from `/proc`.
 pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -54,16 +62,7 @@ pub fn children_of(parent: u32) -> Vec<u32> {
     };
     let mut children: Vec<u32> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // After the command name: state, then the parent's pid.
-                    let (_, rest) = stat.rsplit_once(')')?;
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                .is_some_and(|ppid| ppid == parent)
-        })
+        .filter(|pid| parent_of(*pid) == Some(parent))
         .collect();
     children.sort_unstable();
     children
