@@ -19,8 +19,8 @@ mod prims;
 mod worker;
 
 pub use coordinator::{
-    Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, SpawnOptions,
-    wait_for,
+    Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_STRANGERS,
+    SpawnOptions, wait_for,
 };
 pub use error::{Failure, SpawnError};
 pub use pool::{
