@@ -36,6 +36,8 @@ fn work(n: u64) -> (u64, u32) {
 
 /// What one run saw.
 struct Run {
+    /// Every worker that returned a value.
+    pids: Vec<u32>,
     values: u64,
     died: Vec<usize>,
     kills: usize,
@@ -113,6 +115,7 @@ fn run_under_kills(pool: &Pool, seed: u64) -> Run {
     done.store(true, Ordering::SeqCst);
     let (kills, kills_during_run) = killer.join().expect("killer thread");
     Run {
+        pids: known.into_iter().collect(),
         values,
         died,
         kills,
@@ -143,8 +146,9 @@ fn bounded(scenario: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// After the pool is gone, no child of this process is left, running or zombie.
-fn nothing_left() {
+/// After the pool is gone, no child of this process is left, running or zombie, and none of
+/// the workers that ran calls lives on elsewhere (an orphan would have a new parent).
+fn nothing_left(pids: &[u32]) {
     let me = std::process::id();
     let gone = offspring_tests::wait_until(Duration::from_secs(20), || children_of(me).is_empty());
     assert!(
@@ -152,6 +156,13 @@ fn nothing_left() {
         "children left after the pool was dropped: {:?}",
         children_of(me)
     );
+    let alive: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|&p| process_running(p))
+        .collect();
+    assert!(alive.is_empty(), "workers still running: {alive:?}");
+    println!("{} workers ran calls; none is left", pids.len());
 }
 
 #[test]
@@ -190,7 +201,7 @@ fn every_call_ends_with_its_value_or_worker_died_while_workers_are_killed_at_ran
         assert_eq!(pool.apply(work, 20).expect("one more call").0, 41);
         assert_eq!(pool.counters().spawned, (WORKERS + KILLS) as u64);
         drop(pool);
-        nothing_left();
+        nothing_left(&run.pids);
     });
 }
 
@@ -219,6 +230,6 @@ fn with_three_retries_every_call_returns_its_value_while_workers_are_killed_at_r
         assert_eq!(counters.failed, 0, "{counters:?}");
         assert_eq!(pool.apply(work, 20).expect("one more call").0, 41);
         drop(pool);
-        nothing_left();
+        nothing_left(&run.pids);
     });
 }
