@@ -10,11 +10,16 @@
 //!    deadline makes the spawn fail instead: never a hang.
 //!
 //! Strangers (no secret, garbage, silence) are dropped after at most [`HANDSHAKE_TIMEOUT`]
-//! each, in tasks of their own, so they never delay a real worker.
+//! each, in tasks of their own, so they never delay a real worker. At most
+//! [`MAX_STRANGERS`] of them are handled at once: beyond that, a new connection is closed as
+//! soon as it is accepted, so no crowd can take the parent's descriptors or memory. A real
+//! worker is never counted among them: the coordinator knows the pid of every child it is
+//! waiting for, and the OS reports the pid of the peer (where it does not, a connection is
+//! let past a full cap while a spawn is waiting, since it may be that worker).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -32,6 +37,14 @@ use crate::{Registry, SpawnError, WorkerHandle, worker};
 
 /// How long an accepted connection may take to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many connections from unknown peers may be in their handshake at once. Each holds a
+/// descriptor and a read buffer for at most [`HANDSHAKE_TIMEOUT`].
+pub const MAX_STRANGERS: usize = 256;
+
+/// Rejections of strangers are logged at most this often; the rest are counted into the next
+/// warning, so a crowd cannot flood the parent's logs either.
+const REJECT_LOG_PERIOD: Duration = Duration::from_secs(1);
 
 /// How long a started child may take to connect, unless configured otherwise. Generous: a
 /// process start under Wine or on a loaded machine takes a while.
@@ -78,6 +91,25 @@ struct Shared {
     pending: Mutex<HashMap<u64, Pending>>,
     next_worker: AtomicU64,
     next_task: AtomicU64,
+    /// Connections from unknown peers in their handshake now (at most [`MAX_STRANGERS`]).
+    strangers: AtomicUsize,
+    rejections: Mutex<Rejections>,
+}
+
+/// Strangers refused since the last warning, and when that was.
+#[derive(Default)]
+struct Rejections {
+    unlogged: u64,
+    last_warning: Option<std::time::Instant>,
+}
+
+/// One of the [`MAX_STRANGERS`] places, given back when the handshake ends either way.
+struct StrangerPlace(Arc<Shared>);
+
+impl Drop for StrangerPlace {
+    fn drop(&mut self) {
+        self.0.strangers.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The parent's coordinator. One per process, started on first use and never stopped: its
@@ -131,6 +163,8 @@ impl Coordinator {
             pending: Mutex::new(HashMap::new()),
             next_worker: AtomicU64::new(1),
             next_task: AtomicU64::new(1),
+            strangers: AtomicUsize::new(0),
+            rejections: Mutex::new(Rejections::default()),
         });
         runtime.spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::debug!(target: "offspring", endpoint = ?endpoint, "coordinator started");
@@ -288,7 +322,24 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok(conn) => {
-                tokio::spawn(authenticate(conn, Arc::clone(&shared)));
+                if expected(&shared, conn.peer_pid) {
+                    tokio::spawn(authenticate(conn, Arc::clone(&shared), None));
+                } else if let Some(place) = stranger_place(&shared) {
+                    tokio::spawn(authenticate(conn, Arc::clone(&shared), Some(place)));
+                } else if conn.peer_pid.is_none() && awaiting_connection(&shared) {
+                    // No peer pid to tell a stranger from the worker being waited for: let it
+                    // past the full cap rather than refuse a real worker.
+                    tokio::spawn(authenticate(conn, Arc::clone(&shared), None));
+                } else {
+                    // Closing it now is the point: the cap keeps a crowd from holding more.
+                    let peer = conn.peer_pid;
+                    drop(conn);
+                    log_rejection(
+                        &shared,
+                        peer,
+                        &format_args!("{MAX_STRANGERS} unauthenticated connections are open"),
+                    );
+                }
             }
             Err(e) => {
                 // Accept errors are transient (for example out of descriptors); back off
@@ -300,7 +351,56 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     }
 }
 
-async fn authenticate(conn: offspring_transport::Conn, shared: Arc<Shared>) {
+/// Whether `peer` is a child the coordinator started and is waiting for.
+fn expected(shared: &Shared, peer: Option<u32>) -> bool {
+    peer.is_some_and(|pid| {
+        lock(&shared.pending)
+            .values()
+            .any(|p| p.pid == Some(pid) && p.ready.is_some())
+    })
+}
+
+/// Whether any started child has yet to connect.
+fn awaiting_connection(shared: &Shared) -> bool {
+    lock(&shared.pending).values().any(|p| p.ready.is_some())
+}
+
+/// Takes a place for a stranger's handshake, if one of the [`MAX_STRANGERS`] is free.
+fn stranger_place(shared: &Arc<Shared>) -> Option<StrangerPlace> {
+    shared
+        .strangers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_STRANGERS).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| StrangerPlace(Arc::clone(shared)))
+}
+
+/// Logs a refused connection: a warning at most once per [`REJECT_LOG_PERIOD`], counting the
+/// refusals since the last one, and the rest at debug level.
+fn log_rejection(shared: &Shared, peer: Option<u32>, reason: &dyn std::fmt::Display) {
+    let mut rejections = lock(&shared.rejections);
+    rejections.unlogged += 1;
+    let due = rejections
+        .last_warning
+        .is_none_or(|last| last.elapsed() >= REJECT_LOG_PERIOD);
+    if due {
+        tracing::warn!(target: "offspring", peer_pid = ?peer, error = %reason, refused = rejections.unlogged, "rejected a connection (refused counts those since the last warning)");
+        rejections.unlogged = 0;
+        rejections.last_warning = Some(std::time::Instant::now());
+    } else {
+        tracing::debug!(target: "offspring", peer_pid = ?peer, error = %reason, "rejected a connection");
+    }
+}
+
+/// Runs the parent's side of the handshake on an accepted connection. `_place` is the
+/// stranger's place under the cap, held until the handshake ends; `None` for a peer whose pid
+/// is one the coordinator waits for.
+async fn authenticate(
+    conn: offspring_transport::Conn,
+    shared: Arc<Shared>,
+    _place: Option<StrangerPlace>,
+) {
     let peer = conn.peer_pid;
     let lookup_shared = Arc::clone(&shared);
     let mut claimed = None;
@@ -334,7 +434,7 @@ async fn authenticate(conn: offspring_transport::Conn, shared: Arc<Shared>) {
             }
         }
         Err(e) => {
-            tracing::warn!(target: "offspring", peer_pid = ?peer, error = %e, "rejected a connection");
+            log_rejection(&shared, peer, &e);
             // Only a peer that proved the secret may fail its spawn with the reason; anyone
             // else could otherwise cancel a real worker's start by naming its id.
             if let (HandshakeError::Mismatch(_), Some(id)) = (&e, claimed) {

@@ -20,8 +20,8 @@ mod trace;
 mod worker;
 
 pub use coordinator::{
-    Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, SpawnOptions,
-    wait_for,
+    Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_STRANGERS,
+    SpawnOptions, wait_for,
 };
 pub use error::{Failure, SpawnError};
 pub use logs::LogCounts;

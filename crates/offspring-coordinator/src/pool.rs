@@ -4,7 +4,9 @@
 //! # Scheduling
 //!
 //! A submission is a *job*: calls of one task, each with its input index, cut into batches of
-//! `chunk` calls. An idle worker gets the next batch from the job at the front of the queue;
+//! `chunk` calls, fewer when their arguments would not fit in one frame together (a call too
+//! large on its own goes alone, and fails alone). An idle worker gets the next batch from the
+//! job at the front of the queue;
 //! each worker has at most one batch, so no worker holds a second batch while another worker
 //! idles (within a batch, calls wait for their turn on their worker). A worker reports each call as it ends; when it dies, the call
 //! that was running (the first one not reported) fails with the death, or goes back to the
@@ -137,6 +139,11 @@ pub struct PoolCounters {
     pub logs_forwarded: u64,
     /// Log records the pool's workers dropped because forwarding fell behind.
     pub logs_dropped: u64,
+    /// Workers that died while one of their calls was running (not yet reported), whatever
+    /// the cause: a crash, a kill from outside, or the pool's own kill after `task_timeout`.
+    /// Each such death blames exactly that one call: it fails with the death (or its timeout),
+    /// or is run again while retries remain. Deaths of idle workers are not counted here.
+    pub died_running: u64,
 }
 
 #[derive(Default)]
@@ -147,6 +154,7 @@ struct Counters {
     failed: AtomicU64,
     restarted: AtomicU64,
     spawned: AtomicU64,
+    died_running: AtomicU64,
 }
 
 struct Shared {
@@ -335,6 +343,7 @@ impl PoolHandle {
             spawned: c.spawned.load(Ordering::Relaxed),
             logs_forwarded: self.shared.logs.forwarded.load(Ordering::Relaxed),
             logs_dropped: self.shared.logs.dropped.load(Ordering::Relaxed),
+            died_running: c.died_running.load(Ordering::Relaxed),
         }
     }
 
@@ -481,6 +490,30 @@ fn describe(failure: &Failure) -> String {
         Failure::BadResult(e) => format!("the initializer's value did not encode: {e}"),
         Failure::Unsendable(e) => format!("the initializer's arguments cannot be sent: {e}"),
     }
+}
+
+/// Room left in a `Run` frame for its envelope: the message tag, the batch id, the task
+/// name's length prefix and the item count, each at most a 10-byte varint. Generous on purpose.
+const RUN_ENVELOPE: usize = 64;
+
+/// Room per call for its length prefix (a varint of at most 10 bytes).
+const CALL_ENVELOPE: usize = 10;
+
+/// How many of the calls at the front of `pending` go into the next batch: at most `chunk`,
+/// and no more than fit in one frame together. At least one, so a call too large on its own
+/// is sent alone and fails alone (the worker's actor reports it as unsendable).
+fn batch_len(name: &str, pending: &VecDeque<Pending>, chunk: usize) -> usize {
+    let budget = offspring_wire::MAX_FRAME as usize;
+    let mut used = RUN_ENVELOPE + name.len();
+    let mut take = 0;
+    for call in pending.iter().take(chunk) {
+        used += call.args.len() + CALL_ENVELOPE;
+        if take > 0 && used > budget {
+            break;
+        }
+        take += 1;
+    }
+    take.max(1).min(pending.len())
 }
 
 fn bump(counter: &AtomicU64, delta: i64) {
@@ -676,7 +709,7 @@ impl Actor {
                 self.queue.pop_front();
                 continue;
             }
-            let take = job.chunk.min(job.pending.len());
+            let take = batch_len(&job.name, &job.pending, job.chunk);
             let items: Vec<Pending> = job.pending.drain(..take).collect();
             let batch = Batch {
                 job: id,
@@ -829,6 +862,7 @@ impl Actor {
             let mut delivered = 0;
             if let Some(mut running) = items.next() {
                 bump(&self.shared.counters.running, -1);
+                bump(&self.shared.counters.died_running, 1);
                 if timed_out {
                     let limit = self.config.task_timeout.unwrap_or_default();
                     self.note_failure(job, running.index, pid, &PoolFailure::TimedOut(limit));
@@ -1115,5 +1149,33 @@ impl std::fmt::Display for PoolFailure {
             Self::Closed => f.write_str("the pool was closed"),
             Self::Broken(reason) => write!(f, "the pool is broken: {reason}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(sizes: &[usize]) -> VecDeque<Pending> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(index, &size)| Pending {
+                index,
+                args: vec![0; size],
+                attempts: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_takes_chunk_calls_while_they_fit_in_a_frame() {
+        let mib = 1024 * 1024;
+        assert_eq!(batch_len("t", &calls(&[1, 2, 3, 4, 5]), 3), 3);
+        assert_eq!(batch_len("t", &calls(&[1, 2]), 8), 2);
+        assert_eq!(batch_len("t", &calls(&[20 * mib; 4]), 4), 3);
+        // A call too large on its own goes alone.
+        assert_eq!(batch_len("t", &calls(&[70 * mib, 1, 1]), 3), 1);
+        assert_eq!(batch_len("t", &calls(&[1, 70 * mib, 1]), 3), 1);
     }
 }

@@ -360,6 +360,7 @@ impl Actor {
                 }
                 let task_id = run.task_id;
                 let name = run.name.clone();
+                let calls = run.items.len();
                 match encode(&ToWorker::Run(run)) {
                     Ok(frame) => {
                         self.in_flight.insert(
@@ -376,7 +377,16 @@ impl Actor {
                     }
                     Err(e) => {
                         // Too large for a frame: nothing was sent, so the worker is still free.
-                        sink.item(0, Err(Failure::Unsendable(e.to_string())), self.shared.pid);
+                        // Every call of the batch fails (the pool cuts batches so that this
+                        // only happens to a call too large on its own), so none is lost.
+                        let reason = e.to_string();
+                        for index in 0..calls {
+                            sink.item(
+                                index,
+                                Err(Failure::Unsendable(reason.clone())),
+                                self.shared.pid,
+                            );
+                        }
                         sink.finished(self.shared.pid);
                     }
                 }

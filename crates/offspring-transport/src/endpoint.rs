@@ -17,7 +17,7 @@ use crate::{FrameReader, FrameWriter, TransportError, sys};
 /// Selects the filesystem socket kind on Linux (it is the only kind on macOS).
 pub const ENV_SOCKET_KIND: &str = "OFFSPRING_SOCKET_KIND";
 
-/// Bytes buffered on the read side of a connection.
+/// Bytes buffered on the read side of an authenticated connection.
 const READ_BUFFER: usize = 64 * 1024;
 
 /// The address of a parent's listener, as handed to its workers.
@@ -82,9 +82,8 @@ impl Conn {
         #[cfg(target_vendor = "apple")]
         let peer_pid = peer_pid.or_else(|| apple_peer_pid(&stream));
         let (read, write) = tokio::io::split(stream);
-        // Buffered, so that a small frame costs one read call rather than two, and frames
-        // that arrived together are parsed from memory.
-        let read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
+        // Not buffered until the peer has authenticated: the handshake is three small frames,
+        // and a stranger then costs no 64 KiB buffer while it waits to be dropped.
         Self {
             reader: FrameReader::new(Box::new(read), max),
             writer: FrameWriter::new(Box::new(write)),
@@ -92,9 +91,10 @@ impl Conn {
         }
     }
 
-    /// Raises the frame cap after the peer has authenticated.
+    /// Raises the frame cap after the peer has authenticated, and starts buffering reads.
     pub fn authenticated(&mut self) {
         self.reader.set_max(MAX_FRAME);
+        self.reader.buffer(READ_BUFFER);
     }
 }
 

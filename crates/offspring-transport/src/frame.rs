@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub struct FrameReader {
     inner: Box<dyn AsyncRead + Send + Unpin>,
     max: u32,
+    buffered: bool,
 }
 
 impl std::fmt::Debug for FrameReader {
@@ -23,9 +24,30 @@ impl std::fmt::Debug for FrameReader {
 }
 
 impl FrameReader {
-    /// Wraps a reader with the given frame cap.
+    /// Wraps a reader with the given frame cap. Reads are not buffered until
+    /// [`FrameReader::buffer`] is called.
     pub fn new(inner: Box<dyn AsyncRead + Send + Unpin>, max: u32) -> Self {
-        Self { inner, max }
+        Self {
+            inner,
+            max,
+            buffered: false,
+        }
+    }
+
+    /// Buffers reads from now on, up to `capacity` bytes at a time, so that a small frame
+    /// costs one read call and frames that arrived together are parsed from memory. A second
+    /// call does nothing.
+    ///
+    /// Until then each frame is read as it is announced, header then body, and nothing is
+    /// read ahead: so wrapping the reader now loses no bytes, and an unauthenticated peer
+    /// costs no buffer beyond its (capped) frame.
+    pub fn buffer(&mut self, capacity: usize) {
+        if self.buffered {
+            return;
+        }
+        let inner = std::mem::replace(&mut self.inner, Box::new(tokio::io::empty()));
+        self.inner = Box::new(tokio::io::BufReader::with_capacity(capacity, inner));
+        self.buffered = true;
     }
 
     /// Changes the cap (raised once the peer has authenticated).

@@ -8,8 +8,8 @@ use serde::{Serialize, de::DeserializeOwned};
 pub const HEADER_LEN: usize = 4;
 
 /// The largest body accepted before the peer has authenticated: handshake messages are a few
-/// hundred bytes, so a stranger can never make the parent allocate a larger frame body (the
-/// transport's fixed read buffer aside).
+/// hundred bytes, so a stranger can never make the parent allocate a larger frame body (and
+/// the transport buffers reads only once the peer has authenticated).
 pub const PRE_AUTH_MAX_FRAME: u32 = 4 * 1024;
 
 /// The largest body accepted from an authenticated peer: a 64 MiB payload plus its envelope.

@@ -372,7 +372,7 @@ impl Pool {
     }
 
     /// The pool's counters: calls queued, running, done and failed; workers restarted and
-    /// spawned.
+    /// spawned; workers that died while running a call.
     pub fn counters(&self) -> PoolCounters {
         self.inner.handle.counters()
     }

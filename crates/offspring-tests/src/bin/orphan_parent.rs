@@ -1,30 +1,97 @@
-//! A parent that starts one worker spinning on the CPU and waits to be killed. The worker
-//! prints `spinning <pid>` on the shared stdout once it is in its loop, so the parent-death
-//! test kills the parent while the worker is provably busy.
+//! A parent that starts a pool and waits to be killed, with its workers in the state the first
+//! argument names:
+//!
+//! - `idle`: three workers waiting for work;
+//! - `busy`: three workers spinning on the CPU;
+//! - `event`: three workers blocked in `Event::wait` on an event nobody sets;
+//! - `write <go-file>`: one worker of two returns a 60 MiB value once `<go-file>` exists (the
+//!   test stops this parent first, so the worker blocks writing to a socket nobody reads).
+//!
+//! Each worker prints `up <pid>` once started (from the pool's initializer), and the state it
+//! reached (`busy <pid>`, `waiting <pid>`, `writing <pid>`) on the shared stdout, so the test
+//! kills this parent when the workers are provably there.
 
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use offspring::{Event, Pool};
+
+/// The size of the value the `write` worker returns.
+const LARGE: usize = 60 * 1024 * 1024;
+
+fn say(what: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{what} {}", std::process::id());
+    let _ = out.flush();
+}
+
+#[offspring::task]
+fn up() {
+    say("up");
+}
 
 #[offspring::task]
 fn spin() {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "spinning {}", std::process::id());
-    let _ = out.flush();
-    drop(out);
+    say("busy");
     let mut x: u64 = 0;
     loop {
         x = std::hint::black_box(x.wrapping_add(1));
     }
 }
 
+#[offspring::task]
+fn wait_for(event: Event) -> bool {
+    say("waiting");
+    event.wait_timeout(Duration::from_secs(3600))
+}
+
+/// A string rather than a `Vec<u8>`: postcard copies it whole instead of byte by byte.
+#[offspring::task]
+fn large_after(go: PathBuf) -> String {
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let value = "x".repeat(LARGE);
+    say("writing");
+    value
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("orphan_parent: {message}");
+    std::process::exit(1);
+}
+
 fn main() {
     offspring::init();
-    let child = match offspring::Process::spawn(spin, ()) {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("orphan_parent: {e}");
-            std::process::exit(1);
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "busy".to_owned());
+    let workers = if mode == "write" { 2 } else { 3 };
+    let pool = Pool::builder()
+        .processes(workers)
+        .initializer(up, ())
+        .build()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    // Each call below blocks for as long as this parent lives: it waits to be killed.
+    let outcome = match mode.as_str() {
+        "idle" => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        "busy" => pool.map(spin, vec![(); workers]).map(drop),
+        "event" => {
+            let event = Event::new().unwrap_or_else(|e| fail(&e.to_string()));
+            pool.map_chunked(wait_for, vec![event; workers], 1)
+                .map(drop)
         }
+        "write" => {
+            let go = args
+                .next()
+                .map_or_else(|| fail("write needs a go-file"), PathBuf::from);
+            pool.apply(large_after, go).map(drop)
+        }
+        other => fail(&format!("unknown mode {other:?}")),
     };
-    // Wait to be killed; the join never returns because the task never ends.
-    let _ = child.join();
+    fail(&format!(
+        "the {mode} call ended before this parent was killed: {outcome:?}"
+    ));
 }

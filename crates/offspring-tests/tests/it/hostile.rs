@@ -113,6 +113,29 @@ fn strangers_are_dropped_while_a_real_task_completes() -> offspring::Result<()> 
     Ok(())
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_child_presenting_a_wrong_secret_is_refused_and_its_spawn_fails() {
+    // The right worker id and pid (the parent started it), the wrong secret: the parent's
+    // proof does not verify under it, so the child gives up, and the spawn reports its exit.
+    let started = Instant::now();
+    let result = offspring::__private::spawn_with_program(
+        env!("CARGO_BIN_EXE_wrong_secret").into(),
+        triple,
+        1,
+    );
+    let took = started.elapsed();
+    match result {
+        Err(offspring::Error::Spawn { reason }) => {
+            println!("refused after {took:?}: {reason}");
+            assert!(reason.contains("exited before connecting"), "{reason}");
+            assert!(reason.contains("exit status: 72"), "{reason}");
+        }
+        other => panic!("expected a spawn error, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
 #[test]
 fn a_wrong_secret_is_refused_by_both_sides() {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,6 +1,6 @@
-//! Re-execution: the lifeline after parent death, build identity, a program without `init()`.
+//! Re-execution: build identity, a program without `init()`, the filesystem socket. (Parent
+//! death has its own test binary, `tests/parent_death.rs`.)
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,87 +9,6 @@ use offspring::{Error, Process};
 #[offspring::task]
 fn double(n: u32) -> u32 {
     n * 2
-}
-
-#[cfg(target_os = "linux")]
-/// Makes this test process the reaper of orphans, so a worker whose parent we kill becomes
-/// our child: visible, and reaped by us rather than left for init.
-fn become_subreaper() {
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes integers and touches no memory.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER failed");
-}
-
-#[cfg(target_os = "linux")]
-/// Kills and reaps `pid` if it is still there when dropped, so a failing test leaves nothing.
-struct Reap(u32);
-
-#[cfg(target_os = "linux")]
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let pid = self.0 as libc::pid_t;
-        // SAFETY: kill and waitpid take integers and a valid out-pointer; the pid is our child
-        // (reparented to this subreaper) or gone, in which case both calls fail harmlessly.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            let mut status = 0;
-            libc::waitpid(pid, &mut status, 0);
-        }
-    }
-}
-
-fn parent_death(without_pdeathsig: bool) -> Duration {
-    #[cfg(target_os = "linux")]
-    become_subreaper();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orphan_parent"));
-    command.stdout(Stdio::piped()).stdin(Stdio::null());
-    if without_pdeathsig {
-        command.env("OFFSPRING_NO_PDEATHSIG", "1");
-    }
-    let mut parent = command.spawn().expect("start orphan_parent");
-    let stdout = parent.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(pid) = line.strip_prefix("spinning ") {
-                let _ = tx.send(pid.trim().parse::<u32>().ok());
-            }
-        }
-    });
-    let worker = rx
-        .recv_timeout(Duration::from_secs(60))
-        .ok()
-        .flatten()
-        .expect("the worker never started spinning");
-    #[cfg(target_os = "linux")]
-    let _reap = Reap(worker);
-    assert!(offspring_tests::process_running(worker));
-    parent.kill().expect("kill the parent");
-    let killed = Instant::now();
-    parent.wait().expect("reap the parent");
-    let gone = offspring_tests::wait_until(Duration::from_secs(10), || {
-        !offspring_tests::process_running(worker)
-    });
-    let took = killed.elapsed();
-    assert!(
-        gone.is_some(),
-        "worker {worker} still running 10 s after its parent was killed"
-    );
-    took
-}
-
-#[test]
-fn a_busy_worker_exits_when_its_parent_is_killed() {
-    let took = parent_death(false);
-    println!(
-        "worker gone {took:?} after its parent was killed (parent-death signal or job object armed)"
-    );
-}
-
-#[test]
-fn the_lifeline_alone_ends_a_busy_worker_whose_parent_is_killed() {
-    let took = parent_death(true);
-    println!("worker gone {took:?} after its parent was killed (lifeline only)");
 }
 
 #[test]
@@ -202,4 +121,73 @@ fn the_filesystem_socket_works_and_its_private_directory_is_removed_at_exit() {
     assert_eq!(stdout.trim(), "process 5 pool 90");
     let left: Vec<_> = dirs().difference(&before).cloned().collect();
     assert!(left.is_empty(), "socket directories left behind: {left:?}");
+}
+
+/// Kills `orphan_parent` while its three workers are in `mode` (`busy` or `event`), on any
+/// platform, and returns how long the last worker outlived it. (`tests/parent_death.rs` covers
+/// every mode on Linux, with a subreaper; this is the version Windows runs too.)
+fn workers_outlive_their_parent_by(mode: &str, state: &str, without_os_help: bool) -> Duration {
+    use std::io::{BufRead, BufReader};
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orphan_parent"));
+    command
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null());
+    if without_os_help {
+        command.env("OFFSPRING_NO_PDEATHSIG", "1");
+    }
+    let mut parent = command.spawn().expect("start orphan_parent");
+    let stdout = parent.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let word = format!("{state} ");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(pid) = line.strip_prefix(&word)
+                && let Ok(pid) = pid.trim().parse::<u32>()
+                && tx.send(pid).is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut workers = Vec::new();
+    while workers.len() < 3 {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(pid) => workers.push(pid),
+            Err(e) => {
+                let _ = parent.kill();
+                let _ = parent.wait();
+                panic!("{mode}: only {workers:?} reached `{state}`: {e}");
+            }
+        }
+    }
+    parent.kill().expect("kill the parent");
+    let killed = Instant::now();
+    parent.wait().expect("reap the parent");
+    let gone = offspring_tests::wait_until(Duration::from_secs(20), || {
+        workers
+            .iter()
+            .all(|&pid| !offspring_tests::process_running(pid))
+    });
+    assert!(
+        gone.is_some(),
+        "{mode}: workers {workers:?} still running 20 s after their parent was killed"
+    );
+    killed.elapsed()
+}
+
+#[test]
+fn busy_and_waiting_workers_exit_when_their_parent_is_killed_on_every_platform() {
+    for (mode, state) in [("busy", "busy"), ("event", "waiting")] {
+        for without_os_help in [false, true] {
+            let took = workers_outlive_their_parent_by(mode, state, without_os_help);
+            let how = if without_os_help {
+                "the lifeline alone"
+            } else {
+                "with the OS's help (parent-death signal, kqueue or job object)"
+            };
+            println!("{mode}: last worker gone {took:?} after the parent was killed, {how}");
+        }
+    }
 }
