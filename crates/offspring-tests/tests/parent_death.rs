@@ -235,3 +235,53 @@ fn a_worker_blocked_writing_a_large_value_exits_when_its_parent_is_killed() {
         "a worker blocked writing 60 MiB to a stopped parent, and an idle one",
     );
 }
+
+/// Ctrl-C in a terminal sends SIGINT to the whole foreground process group: the parent and
+/// every worker. Workers ignore it (the parent decides), so the parent's default action ends
+/// it, and its busy workers follow it through the parent-death signal and the lifeline, with no
+/// traceback, no hang and no orphan.
+#[test]
+fn ctrl_c_to_the_process_group_ends_the_parent_and_then_its_busy_workers() {
+    use std::os::unix::process::CommandExt;
+
+    become_subreaper();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orphan_parent"));
+    command
+        .arg("busy")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        // A process group of its own, as a shell gives a foreground job.
+        .process_group(0);
+    let mut parent = command.spawn().expect("start orphan_parent");
+    let mut lines = Lines::of(&mut parent);
+    let group = parent.id();
+    let mut reap = Reap {
+        parent,
+        workers: Vec::new(),
+    };
+    reap.workers = lines.expect("up", 3);
+    lines.expect("busy", 3);
+    // SAFETY: kill with a negative pid signals that process group; no memory is involved.
+    let sent = unsafe { libc::kill(-(group as libc::pid_t), libc::SIGINT) } == 0;
+    assert!(sent, "could not signal the process group");
+    let interrupted = Instant::now();
+    let status = reap.parent.wait().expect("reap the parent");
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGINT), "{status}");
+    }
+    let gone = offspring_tests::wait_until(BOUND, || {
+        reap.workers.iter().all(|&pid| !process_running(pid))
+    });
+    let took = interrupted.elapsed();
+    assert!(
+        gone.is_some(),
+        "workers {:?} still running {BOUND:?} after Ctrl-C",
+        reap.workers
+    );
+    println!(
+        "Ctrl-C: the parent ended by SIGINT, its 3 busy workers gone {:.2} ms after the signal",
+        took.as_secs_f64() * 1e3
+    );
+    drop(reap);
+}

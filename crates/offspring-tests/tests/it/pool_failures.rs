@@ -46,6 +46,15 @@ fn die(how: Death) {
     }
 }
 
+/// Puts this worker's pid in `pids`, then hangs.
+#[offspring::task]
+fn hang_telling(pids: offspring::Queue<u32>) {
+    let _ = pids.put(&std::process::id());
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
 /// Returns `n`, except that it aborts the worker on the chosen items: always, or (with a
 /// marker directory) only on the first attempt of each.
 #[offspring::task]
@@ -149,52 +158,17 @@ fn every_kind_of_death_fails_one_call_and_the_pool_recovers() -> offspring::Resu
     // Killed from outside while running.
     #[cfg(target_os = "linux")]
     {
-        let running = pool.apply_async(die, Death::Hang);
-        let victim = wait_for_running_pid(&pool);
+        // The hanging call says which worker runs it: other tests' workers are children of
+        // this process too, so the process table alone cannot tell.
+        let pids = offspring::Queue::new()?;
+        let running = pool.apply_async(hang_telling, pids.clone());
+        let victim = pids.get_timeout(Duration::from_secs(60))?;
         kill(victim);
         assert!(matches!(running.get(), Err(Error::WorkerDied { pid, .. }) if pid == victim));
         assert_eq!(pool.apply(spin_ms, 1)?, 1);
         assert!(pool.counters().restarted >= 4, "{:?}", pool.counters());
     }
     Ok(())
-}
-
-#[cfg(target_os = "linux")]
-/// The pid of a worker that is running a call, found through the pool's counters and the
-/// process table (children of this process running the test binary).
-fn wait_for_running_pid(pool: &Pool) -> u32 {
-    let started = Instant::now();
-    while pool.counters().running == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nothing started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // The hanging call sleeps; the idle worker is blocked reading. Ask the pool itself which
-    // workers exist by elimination: the idle one answers `pid` calls.
-    let idle: HashSet<u32> = pool
-        .map_chunked(worker_pid, vec![(); 20], 1)
-        .expect("idle workers answer")
-        .into_iter()
-        .collect();
-    let me = std::process::id();
-    let children = std::fs::read_dir("/proc")
-        .expect("proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')
-                        .map(|(_, r)| r.split_whitespace().nth(1).map(str::to_owned))
-                })
-                .flatten()
-                .is_some_and(|ppid| ppid == me.to_string())
-        })
-        .filter(|p| offspring_tests::process_running(*p))
-        .filter(|p| !idle.contains(p));
-    children.into_iter().next().expect("a busy worker")
 }
 
 #[cfg(target_os = "linux")]
