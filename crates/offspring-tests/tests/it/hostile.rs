@@ -214,36 +214,48 @@ fn strangers_are_dropped_on_every_platform() -> offspring::Result<()> {
         ("a 4 GiB length prefix", u32::MAX.to_le_bytes().to_vec()),
         ("a hello from an unknown worker", hello),
     ];
-    let strangers = runtime.block_on(async {
-        let mut opened = Vec::new();
+    runtime.block_on(async {
+        let mut watchers = Vec::new();
         for (what, bytes) in cases {
             let mut conn = offspring_transport::connect(&endpoint)
                 .await
                 .expect("connect as a stranger");
+            let opened = std::time::Instant::now();
             if !bytes.is_empty() {
                 // The peer may close before everything is written; that is a drop too.
                 let _ = conn.writer.write_frame(&bytes).await;
             }
-            opened.push((what, conn, std::time::Instant::now()));
+            // Each stranger waits for its verdict on its own, so each drop is timed alone.
+            watchers.push(tokio::spawn(async move {
+                let verdict = tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    conn.reader.read_frame(),
+                )
+                .await;
+                (
+                    what,
+                    verdict.map(|read| read.ok().flatten()),
+                    opened.elapsed(),
+                )
+            }));
         }
-        opened
-    });
-    // A real task completes while the strangers wait for their verdict.
-    let started = std::time::Instant::now();
-    assert_eq!(offspring::Process::spawn(quadruple, 5)?.join()?, 20);
-    println!(
-        "a real task completed in {:?} among strangers",
-        started.elapsed()
-    );
-    runtime.block_on(async {
-        for (what, mut conn, opened) in strangers {
-            let verdict =
-                tokio::time::timeout(std::time::Duration::from_secs(30), conn.reader.read_frame())
-                    .await;
-            let took = opened.elapsed();
+        // A real task completes while the strangers wait for their verdict.
+        let started = std::time::Instant::now();
+        let real = tokio::task::spawn_blocking(|| {
+            offspring::Process::spawn(quadruple, 5).and_then(|child| child.join())
+        })
+        .await
+        .expect("the real task's thread");
+        assert_eq!(real.ok(), Some(20));
+        println!(
+            "a real task completed in {:?} among strangers",
+            started.elapsed()
+        );
+        for watcher in watchers {
+            let (what, verdict, took) = watcher.await.expect("a stranger's watcher");
             match verdict {
-                Ok(Ok(None) | Err(_)) => {}
-                Ok(Ok(Some(frame))) => panic!("{what}: the parent answered with {frame:?}"),
+                Ok(None) => {}
+                Ok(Some(frame)) => panic!("{what}: the parent answered with {frame:?}"),
                 Err(_) => panic!("{what}: still connected after 30 s"),
             }
             println!("{what}: dropped after {took:?}");
