@@ -15,7 +15,8 @@ pub enum SpawnError {
     Io(String),
     /// The child exited before it connected and authenticated.
     #[error(
-        "worker {pid} exited before connecting ({status}); does main call offspring::init() first?"
+        "worker {pid} exited before connecting ({status}); {}",
+        offspring_transport::early_exit_hint(status.code())
     )]
     ExitedEarly {
         /// The child's pid.

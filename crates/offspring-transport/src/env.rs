@@ -17,6 +17,28 @@ pub const ENV_PARENT_PID: &str = "OFFSPRING_PARENT_PID";
 /// tests can prove the socket lifeline alone.
 pub const ENV_NO_PDEATHSIG: &str = "OFFSPRING_NO_PDEATHSIG";
 
+/// A worker's exit status when the worker variables are malformed.
+pub const EXIT_BAD_ENV: i32 = 70;
+/// A worker's exit status when the task table has a duplicate name.
+pub const EXIT_BAD_TABLE: i32 = 71;
+/// A worker's exit status when the connection or handshake with the parent failed.
+pub const EXIT_HANDSHAKE: i32 = 72;
+/// A worker's exit status when the parent was gone before the worker was armed, or went away.
+pub const EXIT_PARENT_GONE: i32 = 73;
+
+/// What a worker's exit status before it connected says about why, for error messages.
+pub fn early_exit_hint(code: Option<i32>) -> &'static str {
+    match code {
+        Some(EXIT_BAD_ENV) => "the worker found its environment variables malformed",
+        Some(EXIT_BAD_TABLE) => "two tasks share a name in the worker's task table",
+        Some(EXIT_HANDSHAKE) => {
+            "the worker could not connect or authenticate (see the worker's stderr)"
+        }
+        Some(EXIT_PARENT_GONE) => "the worker saw its parent gone",
+        _ => "does main call offspring::init() first?",
+    }
+}
+
 const SECRET_VARS: [&str; 5] = [
     ENV_ROLE,
     ENV_ENDPOINT,

@@ -25,7 +25,8 @@ pub mod sys;
 pub use auth::{Authed, Expected, Secret, accept_handshake, connect_handshake};
 pub use endpoint::{Conn, ENV_SOCKET_KIND, Endpoint, Listener, connect};
 pub use env::{
-    ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_ROLE, ENV_SECRET, ENV_WORKER_ID, WorkerEnv,
+    ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_ROLE, ENV_SECRET, ENV_WORKER_ID,
+    EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, WorkerEnv, early_exit_hint,
     worker_env_present,
 };
 pub use error::{HandshakeError, TransportError};

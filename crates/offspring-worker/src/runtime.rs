@@ -33,14 +33,7 @@ use crate::forward::{CURRENT_TASK, Counters, ForwardLayer};
 use crate::outbox::Outbox;
 use crate::{RunError, TaskTable, task_table};
 
-/// Exit status when the worker variables are malformed.
-pub const EXIT_BAD_ENV: i32 = 70;
-/// Exit status when the task table has a duplicate name.
-pub const EXIT_BAD_TABLE: i32 = 71;
-/// Exit status when the connection or handshake with the parent failed.
-pub const EXIT_HANDSHAKE: i32 = 72;
-/// Exit status when the parent was gone before the worker was armed, or went away.
-pub const EXIT_PARENT_GONE: i32 = 73;
+pub use offspring_transport::{EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE};
 
 /// How long the drain step waits for the last frames to be written.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
