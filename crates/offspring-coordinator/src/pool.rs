@@ -734,8 +734,6 @@ impl Actor {
         };
         let count = batch.items.len() as i64;
         let task_id = self.coordinator.next_task_id();
-        let items = batch.items.iter().map(|p| p.args.clone()).collect();
-        let name = Arc::clone(&batch.name);
         let span = self
             .jobs
             .get(&batch.job)
@@ -749,11 +747,13 @@ impl Actor {
             job: batch.job.0,
             span,
         };
-        slot.state = State::Busy(batch);
+        // The batch keeps its arguments (a call whose worker dies may run again elsewhere);
+        // the frame is encoded from them, not from a copy.
+        let items: Vec<&[u8]> = batch.items.iter().map(|p| p.args.as_slice()).collect();
         slot.handle.submit(
             task_id,
-            &name,
-            items,
+            &batch.name,
+            &items,
             context,
             Box::new(Reports {
                 worker,
@@ -762,6 +762,7 @@ impl Actor {
                 init_error: None,
             }),
         );
+        slot.state = State::Busy(batch);
         bump(&self.shared.counters.queued, -count);
         bump(&self.shared.counters.running, count);
     }
@@ -1017,7 +1018,7 @@ impl Actor {
                 handle.submit(
                     self.coordinator.next_task_id(),
                     name,
-                    vec![args.clone()],
+                    &[args.as_slice()],
                     BatchContext::default(),
                     Box::new(Reports {
                         worker,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use offspring_transport::{Conn, FrameReader};
-use offspring_wire::{Args, FromWorker, Outcome, RunTask, ToWorker, WireError, decode, encode};
+use offspring_wire::{FromWorker, Outcome, ToWorker, WireError, decode, encode, encode_run};
 use tokio::sync::mpsc;
 
 use crate::coordinator::{lock, wait_for};
@@ -79,7 +79,12 @@ struct InFlight {
 
 enum Command {
     Run {
-        run: RunTask,
+        task_id: u64,
+        name: String,
+        /// The encoded `ToWorker::Run` frame, or why there is none.
+        frame: Result<Vec<u8>, WireError>,
+        /// How many calls the batch has.
+        calls: usize,
         context: BatchContext,
         sink: Box<dyn BatchSink>,
     },
@@ -124,21 +129,26 @@ impl WorkerHandle {
 
     /// Sends a batch of calls of task `name`, each item the encoded arguments of one call.
     /// `sink` hears of each call's end, then of the batch's end or the worker's death.
+    ///
+    /// The frame is encoded here, from the borrowed arguments: the caller keeps its own copy
+    /// (to run a call again elsewhere), and the frame is the only other one.
     pub fn submit(
         &self,
         task_id: u64,
         name: &str,
-        items: Vec<Vec<u8>>,
+        items: &[&[u8]],
         context: BatchContext,
         sink: Box<dyn BatchSink>,
     ) {
-        let run = RunTask {
+        let command = Command::Run {
             task_id,
             name: name.to_owned(),
-            items: items.into_iter().map(Args).collect(),
+            frame: encode_run(task_id, name, items),
+            calls: items.len(),
+            context,
+            sink,
         };
-        if let Err(mpsc::error::SendError(Command::Run { sink, .. })) =
-            self.commands.send(Command::Run { run, context, sink })
+        if let Err(mpsc::error::SendError(Command::Run { sink, .. })) = self.commands.send(command)
         {
             sink.died(0, self.exit_status(), self.shared.pid);
         }
@@ -226,17 +236,33 @@ pub(crate) fn start(
     runtime.spawn(read_loop(reader, event_tx));
     runtime.spawn(async move {
         let mut batch = Vec::new();
-        while let Some(frame) = frame_rx.recv().await {
+        let mut held = None;
+        loop {
+            let frame = match held.take() {
+                Some(frame) => frame,
+                None => match frame_rx.recv().await {
+                    Some(frame) => frame,
+                    None => break,
+                },
+            };
             // Frames queued together go out in one write: fewer system calls and wake-ups.
-            batch.clear();
-            batch.extend_from_slice(&frame);
-            while batch.len() < COALESCE {
-                match frame_rx.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
-                    Err(_) => break,
+            // A frame that would take the batch past the limit goes in a write of its own,
+            // without a copy (a large argument is not copied again, nor kept in `batch`).
+            let written = if frame.len() >= COALESCE {
+                writer.write_frame(&frame).await
+            } else {
+                batch.clear();
+                batch.extend_from_slice(&frame);
+                while let Ok(more) = frame_rx.try_recv() {
+                    if batch.len() + more.len() > COALESCE {
+                        held = Some(more);
+                        break;
+                    }
+                    batch.extend_from_slice(&more);
                 }
-            }
-            if writer.write_frame(&batch).await.is_err() {
+                writer.write_frame(&batch).await
+            };
+            if written.is_err() {
                 // The reader sees the end of the connection too and reports it.
                 break;
             }
@@ -350,7 +376,10 @@ impl Actor {
     fn command(&mut self, command: Command) {
         match command {
             Command::Run {
-                run,
+                task_id,
+                name,
+                frame,
+                calls,
                 context,
                 mut sink,
             } => {
@@ -358,10 +387,7 @@ impl Actor {
                     sink.died(0, lock(&self.shared.exit).status, self.shared.pid);
                     return;
                 }
-                let task_id = run.task_id;
-                let name = run.name.clone();
-                let calls = run.items.len();
-                match encode(&ToWorker::Run(run)) {
+                match frame {
                     Ok(frame) => {
                         self.in_flight.insert(
                             task_id,

@@ -12,7 +12,7 @@ use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::{GenericFilePath, GenericNamespaced, ListenerOptions, Name};
 use offspring_wire::{MAX_FRAME, PRE_AUTH_MAX_FRAME};
 
-use crate::{FrameReader, FrameWriter, TransportError, sys};
+use crate::{DirectWriter, FrameReader, FrameWriter, TransportError, sys};
 
 /// Selects the filesystem socket kind on Linux (it is the only kind on macOS).
 pub const ENV_SOCKET_KIND: &str = "OFFSPRING_SOCKET_KIND";
@@ -70,10 +70,13 @@ pub struct Conn {
     pub writer: FrameWriter,
     /// The peer's pid as the OS reports it, where it does.
     pub peer_pid: Option<u32>,
+    /// A direct write side, on the dialling side on Unix (see [`Conn::take_direct_writer`]).
+    direct: Option<DirectWriter>,
 }
 
 impl Conn {
-    fn from_stream(stream: LocalSocketStream, max: u32) -> Self {
+    fn from_stream(stream: LocalSocketStream, max: u32, direct: bool) -> Self {
+        let direct = if direct { direct_writer(&stream) } else { None };
         let peer_pid = stream
             .peer_creds()
             .ok()
@@ -88,7 +91,15 @@ impl Conn {
             reader: FrameReader::new(Box::new(read), max),
             writer: FrameWriter::new(Box::new(write)),
             peer_pid,
+            direct,
         }
+    }
+
+    /// Takes the connection's [`DirectWriter`], a second way to write to the same socket
+    /// from a thread outside the runtime. Only a connection made by [`connect`] on Unix has
+    /// one; `None` everywhere else (and once taken).
+    pub fn take_direct_writer(&mut self) -> Option<DirectWriter> {
+        self.direct.take()
     }
 
     /// Raises the frame cap after the peer has authenticated, and starts buffering reads.
@@ -180,7 +191,7 @@ impl Listener {
             .accept()
             .await
             .map_err(TransportError::io("accept a connection"))?;
-        Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME))
+        Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME, false))
     }
 }
 
@@ -205,5 +216,23 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Conn, TransportError> {
     let stream = LocalSocketStream::connect(name)
         .await
         .map_err(TransportError::io("connect to the parent"))?;
-    Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME))
+    Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME, true))
+}
+
+/// A duplicate of the socket's descriptor, for writes that bypass the runtime. No `unsafe`:
+/// the descriptor is borrowed from the stream and duplicated into an owned one.
+#[cfg(unix)]
+fn direct_writer(stream: &LocalSocketStream) -> Option<DirectWriter> {
+    use std::os::fd::AsFd as _;
+    let LocalSocketStream::UdSocket(socket) = stream;
+    socket
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(DirectWriter::new)
+}
+
+#[cfg(not(unix))]
+fn direct_writer(_stream: &LocalSocketStream) -> Option<DirectWriter> {
+    None
 }

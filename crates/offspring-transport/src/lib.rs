@@ -14,6 +14,7 @@
 //! [`sys`] and the private `endpoint` module, each `unsafe` block with its invariant.
 
 mod auth;
+mod direct;
 mod endpoint;
 mod env;
 mod error;
@@ -23,6 +24,7 @@ mod spawn;
 pub mod sys;
 
 pub use auth::{Authed, Expected, Secret, accept_handshake, connect_handshake};
+pub use direct::DirectWriter;
 pub use endpoint::{Conn, ENV_SOCKET_KIND, Endpoint, Listener, connect};
 pub use env::{
     ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_ROLE, ENV_SECRET, ENV_WORKER_ID,

@@ -183,6 +183,51 @@ fn watch_parent_windows(parent_pid: u32, exit_code: i32) -> bool {
     true
 }
 
+/// Waits until `fd` can take more bytes (or reports an error or a hang-up, which the next
+/// write tells apart), at most until `deadline`.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::TimedOut`] when `deadline` passed first; the OS error of `poll`.
+#[cfg(unix)]
+pub fn wait_writable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    deadline: Option<std::time::Instant>,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    loop {
+        let timeout_ms: libc::c_int = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                // Rounded up, so a wait shorter than a millisecond does not spin.
+                libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        let mut poll_fd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: `poll_fd` is one valid `pollfd`, borrowed exclusively for the call, which is
+        // told its length is 1; the descriptor stays open for the call because `fd` borrows it.
+        let ready = unsafe { libc::poll(&raw mut poll_fd, 1, timeout_ms) };
+        match ready {
+            0 => {}
+            n if n > 0 => return Ok(()),
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
 /// Makes Ctrl-C the parent's decision: a worker ignores SIGINT and leaves through the
 /// lifeline when the parent goes.
 pub fn ignore_interrupt() {

@@ -36,7 +36,7 @@ pub use frame::{
 };
 pub use handshake::{ClientHello, ClientProof, NONCE_LEN, ServerChallenge, Verdict, WorkerConfig};
 pub use log::{Level, LogField, LogRecord, SpanRecord};
-pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker};
+pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker, encode_run};
 pub use prims::{Kind, PrimOp, PrimReply};
 
 /// The version of the protocol described by this crate. See the extension rule above.

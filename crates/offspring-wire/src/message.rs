@@ -1,8 +1,9 @@
 //! The messages of an authenticated connection between the parent and one worker.
 
+use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::{LogRecord, PrimOp, PrimReply};
+use crate::{LogRecord, PrimOp, PrimReply, WireError};
 
 /// Parent to worker. Append new variants at the end (see the crate's extension rule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +34,72 @@ pub struct RunTask {
     pub name: String,
     /// The postcard encoding of each call's arguments.
     pub items: Vec<Args>,
+}
+
+/// Encodes `ToWorker::Run(RunTask { task_id, name, items })` as one frame straight from
+/// borrowed arguments: the bytes are those of [`encode`](crate::encode) of the owned message,
+/// without first copying every call's arguments into a [`RunTask`]. The parent keeps its
+/// calls' arguments (to run them again elsewhere if their worker dies), so this leaves one
+/// copy of a large argument on the way out: into the frame.
+///
+/// # Errors
+///
+/// As [`encode`](crate::encode): [`WireError::TooLarge`] when the body would exceed
+/// [`MAX_FRAME`](crate::MAX_FRAME).
+pub fn encode_run(task_id: u64, name: &str, items: &[&[u8]]) -> Result<Vec<u8>, WireError> {
+    crate::encode(&RunRef {
+        task_id,
+        name,
+        items: ItemsRef(items),
+    })
+}
+
+/// [`ToWorker::Run`]'s position among `ToWorker`'s variants: postcard encodes a variant by its
+/// index. `encode_run_matches_encode` checks it.
+const RUN_VARIANT: u32 = 0;
+
+/// Serializes as `ToWorker::Run(RunTask { .. })`, borrowing the arguments.
+struct RunRef<'a> {
+    task_id: u64,
+    name: &'a str,
+    items: ItemsRef<'a>,
+}
+
+struct ItemsRef<'a>(&'a [&'a [u8]]);
+
+impl Serialize for RunRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Task<'b>(&'b RunRef<'b>);
+        impl Serialize for Task<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut task = serializer.serialize_struct("RunTask", 3)?;
+                task.serialize_field("task_id", &self.0.task_id)?;
+                task.serialize_field("name", self.0.name)?;
+                task.serialize_field("items", &self.0.items)?;
+                task.end()
+            }
+        }
+        serializer.serialize_newtype_variant("ToWorker", RUN_VARIANT, "Run", &Task(self))
+    }
+}
+
+impl Serialize for ItemsRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut items = serializer.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            // As `Args`: a newtype around bytes (serde_bytes), not a sequence of `u8`.
+            items.serialize_element(&ArgsRef(item))?;
+        }
+        items.end()
+    }
+}
+
+struct ArgsRef<'a>(&'a [u8]);
+
+impl Serialize for ArgsRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct("Args", serde_bytes::Bytes::new(self.0))
+    }
 }
 
 /// The postcard encoding of one call's arguments.
@@ -99,4 +166,38 @@ pub enum Outcome {
     BadArgs(String),
     /// The task's value could not be encoded.
     BadResult(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The borrowed encoder writes exactly the bytes of the owned message, for empty,
+    /// small, and large arguments (lengths whose varint takes one, two and four bytes).
+    #[test]
+    fn encode_run_matches_encode() -> Result<(), WireError> {
+        let large: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let cases: [Vec<Vec<u8>>; 4] = [
+            vec![],
+            vec![vec![]],
+            vec![vec![1, 2, 3], vec![0; 200]],
+            vec![large, vec![9], vec![]],
+        ];
+        for (n, items) in cases.into_iter().enumerate() {
+            let task_id = 1 << (n * 15);
+            let name = "crate::module::some_task";
+            let borrowed: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+            let owned = ToWorker::Run(RunTask {
+                task_id,
+                name: name.to_owned(),
+                items: items.iter().cloned().map(Args).collect(),
+            });
+            assert_eq!(
+                encode_run(task_id, name, &borrowed)?,
+                crate::encode(&owned)?,
+                "case {n}"
+            );
+        }
+        Ok(())
+    }
 }

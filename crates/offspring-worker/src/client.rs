@@ -1,6 +1,7 @@
 //! A worker's side of the cross-process primitives: operations travel to the parent as
-//! `FromWorker::Call` and the task thread waits for the `ToWorker::Reply`, while the i/o
-//! thread keeps reading the socket (the lifeline never stops).
+//! `FromWorker::Call`, written by the calling thread itself where the platform allows (see
+//! `outbox`), and the task thread waits for the `ToWorker::Reply`, which the i/o thread reads
+//! and hands over while it keeps reading the socket (the lifeline never stops).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,6 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use offspring_wire::{FromWorker, PrimOp, PrimReply, encode};
 
 use crate::outbox::Outbox;
-use crate::runtime::Outgoing;
 
 /// The worker's connection to the parent's primitives.
 pub struct Client {
@@ -81,7 +81,7 @@ impl Client {
 
     fn send(&self, call_id: u64, op: PrimOp) -> bool {
         match encode(&FromWorker::Call { call_id, op }) {
-            Ok(frame) => self.outbox.send(Outgoing::Frame(frame)).is_some(),
+            Ok(frame) => self.outbox.send([frame]).is_some(),
             Err(_) => false,
         }
     }

@@ -1,6 +1,7 @@
 //! The tracing layer that turns a worker's events into [`LogRecord`]s for the parent.
 //!
-//! Forwarding never blocks a task: records go into the writer's queue, and once
+//! Forwarding never blocks a task: records go into the outbox's queue (never written by the
+//! thread that logs them, only queued for the i/o thread), and once
 //! [`MAX_PENDING`] of them are waiting the layer drops new ones and counts them. The worker
 //! reports the running total of dropped records before a batch's `Finished` message, and the
 //! parent counts the records it receives. Records keep their order relative to the task's
@@ -20,7 +21,6 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::outbox::Outbox;
-use crate::runtime::Outgoing;
 
 /// Records allowed to wait in the writer's queue before new ones are dropped.
 pub(crate) const MAX_PENDING: usize = 16 * 1024;
@@ -155,7 +155,7 @@ where
         };
         if let Ok(frame) = encode(&FromWorker::Log(record)) {
             self.counters.pending.fetch_add(1, Ordering::Relaxed);
-            if self.out.send(Outgoing::Log(frame)).is_none() {
+            if self.out.post(frame, true).is_none() {
                 self.counters.pending.fetch_sub(1, Ordering::Relaxed);
             }
         }

@@ -13,20 +13,20 @@
 //!    never inside an async runtime, so a task may block or start its own runtime. The
 //!    `offspring-io` thread keeps reading the socket all the while: that is the lifeline.
 //!    When the parent's end closes, the worker exits at once, even if a task is spinning.
+//!    On Unix the task thread writes its own reports to the socket; the i/o thread writes
+//!    what nobody waits for, such as log records (see `outbox`).
 //! 5. **drain**: on `Shutdown` the running task finishes, its reply and pending log records
 //!    are flushed (bounded by [`FLUSH_TIMEOUT`]), and the process exits with status 0.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use offspring_transport::{
     BuildIdentity, ENV_NO_PDEATHSIG, FrameReader, WorkerEnv, build_identity, connect,
     connect_handshake, sys,
 };
 use offspring_wire::{FromWorker, Outcome, RunTask, ToWorker, WorkerConfig, decode, encode};
-use tokio::sync::mpsc;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::forward::{CURRENT_TASK, Counters, ForwardLayer};
@@ -41,18 +41,8 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The name of the thread that owns the socket.
 const IO_THREAD: &str = "offspring-io";
 
-/// Queued frames are gathered into one write up to about this many bytes.
-const COALESCE: usize = 64 * 1024;
-
 /// How long connecting and the handshake may take in total.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What the task thread and the log layer hand to the writer.
-pub(crate) enum Outgoing {
-    Frame(Vec<u8>),
-    Log(Vec<u8>),
-    Flush(std::sync::mpsc::SyncSender<()>),
-}
 
 /// Runs this process as a worker for the parent described by `env`. Never returns.
 pub fn run(env: WorkerEnv) -> ! {
@@ -67,31 +57,18 @@ pub fn run(env: WorkerEnv) -> ! {
         Err(e) => fail(EXIT_BAD_TABLE, &e),
     };
     let identity = build_identity(table.descriptions());
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (task_tx, task_rx) = std::sync::mpsc::channel::<RunTask>();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let counters = Arc::new(Counters::default());
-    let outbox = Arc::new(Outbox::new(out_tx));
     let io_counters = Arc::clone(&counters);
-    let io_outbox = Arc::clone(&outbox);
     let io = std::thread::Builder::new()
         .name(IO_THREAD.into())
-        .spawn(move || {
-            io_thread(
-                env,
-                identity,
-                out_rx,
-                task_tx,
-                ready_tx,
-                io_counters,
-                io_outbox,
-            );
-        });
+        .spawn(move || io_thread(env, identity, task_tx, ready_tx, io_counters));
     if let Err(e) = io {
         fail(EXIT_HANDSHAKE, &format!("cannot start the i/o thread: {e}"));
     }
-    let config = match ready_rx.recv() {
-        Ok(Ok(config)) => config,
+    let (config, outbox) = match ready_rx.recv() {
+        Ok(Ok(ready)) => ready,
         Ok(Err(message)) => fail(EXIT_HANDSHAKE, &message),
         Err(_) => fail(
             EXIT_HANDSHAKE,
@@ -103,20 +80,12 @@ pub fn run(env: WorkerEnv) -> ! {
     install_panic_hook();
     install_exit_flush(&outbox);
     serve(table, &task_rx, &outbox, &counters);
-    flush(&outbox, FLUSH_TIMEOUT);
+    outbox.flush(Instant::now() + FLUSH_TIMEOUT);
     std::process::exit(0);
 }
 
 /// How long a task's own `exit` waits for its queued records to be written.
 const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Waits (at most `timeout`) until everything queued so far is in the socket.
-fn flush(outbox: &Outbox, timeout: Duration) {
-    let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
-    if outbox.send(Outgoing::Flush(ack_tx)).is_some() {
-        let _ = ack_rx.recv_timeout(timeout);
-    }
-}
 
 /// A task that calls `std::process::exit` still gets its last log lines to the parent: the
 /// exit handler flushes the queue first.
@@ -125,12 +94,12 @@ fn install_exit_flush(outbox: &Arc<Outbox>) {
     if OUTBOX.set(Arc::clone(outbox)).is_ok() {
         offspring_transport::sys::at_exit(|| {
             // The i/o thread exits when the parent is gone: nothing can be written then, and
-            // it cannot serve its own flush request.
+            // it must not block on a full socket.
             if std::thread::current().name() == Some(IO_THREAD) {
                 return;
             }
             if let Some(outbox) = OUTBOX.get() {
-                flush(outbox, EXIT_FLUSH_TIMEOUT);
+                outbox.flush(Instant::now() + EXIT_FLUSH_TIMEOUT);
             }
         });
     }
@@ -184,31 +153,26 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn send_frame(out: &Outbox, msg: &FromWorker) {
+/// Encodes a report. Only a value can be too large or unencodable; that becomes the call's
+/// outcome instead.
+fn report(msg: &FromWorker) -> Option<Vec<u8>> {
     match encode(msg) {
-        Ok(frame) => {
-            let _ = out.send(Outgoing::Frame(frame));
-        }
-        Err(e) => {
-            // Only a value can be too large or unencodable; report that as the call's outcome.
-            if let FromWorker::Item {
+        Ok(frame) => Some(frame),
+        Err(e) => match msg {
+            FromWorker::Item {
                 task_id,
                 index,
                 elapsed_us,
                 ..
-            } = msg
-            {
-                let fallback = FromWorker::Item {
-                    task_id: *task_id,
-                    index: *index,
-                    outcome: Outcome::BadResult(e.to_string()),
-                    elapsed_us: *elapsed_us,
-                };
-                if let Ok(frame) = encode(&fallback) {
-                    let _ = out.send(Outgoing::Frame(frame));
-                }
-            }
-        }
+            } => encode(&FromWorker::Item {
+                task_id: *task_id,
+                index: *index,
+                outcome: Outcome::BadResult(e.to_string()),
+                elapsed_us: *elapsed_us,
+            })
+            .ok(),
+            _ => None,
+        },
     }
 }
 
@@ -238,12 +202,18 @@ fn serve(
     let mut dropped_reported = 0;
     while let Ok(run) = tasks.recv() {
         let task_id = run.task_id;
-        send_frame(out, &FromWorker::Started { task_id });
+        // Sent on its own, so the parent knows the batch runs (its timeline, its timeouts).
+        let mut last_report = out
+            .send(report(&FromWorker::Started { task_id }))
+            .unwrap_or(0);
         let entry = table.get(&run.name);
+        let calls = run.items.len();
+        let mut tail = Vec::with_capacity(3);
         for (index, args) in run.items.iter().enumerate() {
             if index > 0 {
-                // The reports so far must survive this call killing the process.
-                out.wait_written(out.sent());
+                // The reports so far must survive this call killing the process (see
+                // `outbox`); with a direct writer they are already in the socket.
+                out.wait_written(last_report);
             }
             let began = std::time::Instant::now();
             let outcome = match entry {
@@ -251,34 +221,35 @@ fn serve(
                 Some(entry) => call(entry, task_id, &args.0),
             };
             let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
-            send_frame(
-                out,
-                &FromWorker::Item {
-                    task_id,
-                    index,
-                    outcome,
-                    elapsed_us,
-                },
-            );
+            let item = report(&FromWorker::Item {
+                task_id,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                outcome,
+                elapsed_us,
+            });
+            if index + 1 < calls {
+                last_report = out.send(item).unwrap_or(last_report);
+            } else {
+                // No call follows in this batch: the last report goes out with the end.
+                tail.extend(item);
+            }
         }
         let dropped = counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
         if dropped != dropped_reported {
             dropped_reported = dropped;
-            send_frame(out, &FromWorker::LogsDropped { total: dropped });
+            tail.extend(report(&FromWorker::LogsDropped { total: dropped }));
         }
-        send_frame(out, &FromWorker::Finished { task_id });
+        tail.extend(report(&FromWorker::Finished { task_id }));
+        let _ = out.send(tail);
     }
 }
 
 fn io_thread(
     env: WorkerEnv,
     identity: BuildIdentity,
-    out: mpsc::UnboundedReceiver<Outgoing>,
     tasks: std::sync::mpsc::Sender<RunTask>,
-    ready: std::sync::mpsc::SyncSender<Result<WorkerConfig, String>>,
+    ready: std::sync::mpsc::SyncSender<Result<(WorkerConfig, Arc<Outbox>), String>>,
     counters: Arc<Counters>,
-    outbox: Arc<Outbox>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -298,7 +269,7 @@ fn io_thread(
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>((conn, config))
         };
-        let (conn, config) = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+        let (mut conn, config) = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
             Ok(Ok(done)) => done,
             Ok(Err(message)) => {
                 let _ = ready.send(Err(message));
@@ -311,55 +282,13 @@ fn io_thread(
                 return;
             }
         };
-        let _ = ready.send(Ok(config));
-        let offspring_transport::Conn {
-            reader, mut writer, ..
-        } = conn;
-        tokio::spawn(async move {
-            let mut out = out;
-            let mut batch = Vec::new();
-            let mut acks = Vec::new();
-            while let Some(first) = out.recv().await {
-                // Frames queued together go out in one write: fewer system calls and
-                // wake-ups on both sides.
-                batch.clear();
-                let mut frames = 0u64;
-                let mut next = Some(first);
-                while let Some(item) = next.take() {
-                    match item {
-                        Outgoing::Frame(frame) => {
-                            batch.extend_from_slice(&frame);
-                            frames += 1;
-                        }
-                        Outgoing::Log(frame) => {
-                            counters.pending.fetch_sub(1, Ordering::Relaxed);
-                            counters.forwarded.fetch_add(1, Ordering::Relaxed);
-                            batch.extend_from_slice(&frame);
-                            frames += 1;
-                        }
-                        Outgoing::Flush(ack) => acks.push(ack),
-                    }
-                    if batch.len() < COALESCE {
-                        next = out.try_recv().ok();
-                    }
-                }
-                let written = if batch.is_empty() {
-                    Ok(())
-                } else {
-                    writer.write_frame(&batch).await
-                };
-                for _ in 0..frames {
-                    outbox.mark_written();
-                }
-                for ack in acks.drain(..) {
-                    let _ = ack.send(());
-                }
-                if written.is_err() {
-                    // The parent is gone; the reader's lifeline ends the process.
-                    return;
-                }
-            }
-        });
+        let direct = conn.take_direct_writer();
+        let offspring_transport::Conn { reader, writer, .. } = conn;
+        // The task thread writes its own frames where the platform allows (see `outbox`);
+        // this thread writes the rest, and keeps reading.
+        let outbox = Arc::new(Outbox::new(direct, counters));
+        let _ = ready.send(Ok((config, Arc::clone(&outbox))));
+        tokio::spawn(async move { outbox.run_writer(writer).await });
         lifeline(reader, tasks).await;
     });
 }

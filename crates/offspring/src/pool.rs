@@ -3,7 +3,7 @@
 //!
 //! The scheduling lives in the coordinator (`offspring_coordinator::PoolHandle`); this module
 //! encodes arguments, decodes values into the user's types, and shapes the results (`apply`,
-//! `map`, `imap`, ...).
+//! `map`, `imap`, ...). Large byte payloads should be `serde_bytes` types: see [`Pool`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -244,6 +244,14 @@ impl Drop for Inner {
 
 /// A pool of worker processes. `Clone + Send + Sync`: clones share the workers (a callback
 /// can hold one and submit more work), and the workers stop when the last clone is dropped.
+///
+/// # Large byte payloads
+///
+/// Arguments and values cross to the workers encoded with postcard, which encodes a plain
+/// `Vec<u8>` (or `[u8; N]`, `&[u8]`) as a sequence, one element at a time: for megabytes,
+/// that costs far more than the copy itself. Pass bytes as `serde_bytes::ByteBuf` instead (or
+/// mark a field `#[serde(with = "serde_bytes")]`), which postcard writes as one block: for
+/// example `fn echo(payload: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf` as the task.
 ///
 /// ```standalone_crate
 /// #[offspring::task]

@@ -61,7 +61,13 @@ pub(crate) fn spawn_with<T: Task>(
         job: task_id,
         span: tracing::info_span!(target: "offspring::task", "task", task = T::NAME, task_id, worker_pid = worker.pid()),
     };
-    worker.submit(task_id, T::NAME, vec![args], context, Box::new(sink));
+    worker.submit(
+        task_id,
+        T::NAME,
+        &[args.as_slice()],
+        context,
+        Box::new(sink),
+    );
     Ok(ProcessHandle {
         worker,
         slot,

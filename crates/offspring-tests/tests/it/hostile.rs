@@ -130,7 +130,10 @@ fn a_child_presenting_a_wrong_secret_is_refused_and_its_spawn_fails() {
             println!("refused after {took:?}: {reason}");
             assert!(reason.contains("exited before connecting"), "{reason}");
             assert!(reason.contains("exit status: 72"), "{reason}");
-            assert!(reason.contains("could not connect or authenticate"), "{reason}");
+            assert!(
+                reason.contains("could not connect or authenticate"),
+                "{reason}"
+            );
         }
         other => panic!("expected a spawn error, got {other:?}"),
     }
