@@ -210,11 +210,10 @@ fn serve(
         let calls = run.items.len();
         let mut tail = Vec::with_capacity(3);
         for (index, args) in run.items.iter().enumerate() {
-            if index > 0 {
-                // The reports so far must survive this call killing the process (see
-                // `outbox`); with a direct writer they are already in the socket.
-                out.wait_written(last_report);
-            }
+            // The reports so far (`Started` too, which the parent's timeline and timeouts
+            // rely on) must survive this call killing the process (see `outbox`); with a
+            // direct writer they are already in the socket and this is a counter check.
+            out.wait_written(last_report);
             let began = std::time::Instant::now();
             let outcome = match entry {
                 None => Outcome::UnknownTask,
