@@ -148,14 +148,7 @@ fn with_wine_server(
     ws: &Workspace,
     body: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut server = Command::new("wineserver");
-    server
-        .arg("-p")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    wine_env(ws, &mut server);
-    util::run_checked(&mut server)?;
+    util::run_checked(&mut quiet_wine_tool(ws, "wineserver", "-p"))?;
     let result = body();
     stop_wine_server(ws);
     result
@@ -163,14 +156,20 @@ fn with_wine_server(
 
 /// Stops the prefix's Wine server and every Wine process under it, if any run.
 fn stop_wine_server(ws: &Workspace) {
-    let mut stop = Command::new("wineserver");
-    stop.arg("-k")
+    // No server running is fine.
+    let _ = quiet_wine_tool(ws, "wineserver", "-k").status();
+}
+
+/// One of Wine's own tools on the prefix, with its output (Wine's chatter) discarded.
+fn quiet_wine_tool(ws: &Workspace, program: &str, arg: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg(arg)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    wine_env(ws, &mut stop);
-    // No server running is fine.
-    let _ = stop.status();
+    wine_env(ws, &mut command);
+    command
 }
 
 fn setup(ws: &Workspace) -> Result<(), String> {
@@ -184,17 +183,9 @@ fn setup(ws: &Workspace) -> Result<(), String> {
     let prefix = prefix(ws);
     let system32 = prefix.join("drive_c").join("windows").join("system32");
     if !system32.is_dir() {
-        let mut boot = Command::new("wineboot");
-        boot.arg("--init")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        wine_env(ws, &mut boot);
-        util::run_checked(&mut boot)?;
-        let mut wait = Command::new("wineserver");
-        wait.arg("-w");
-        wine_env(ws, &mut wait);
-        util::run_checked(&mut wait)?;
+        util::run_checked(&mut quiet_wine_tool(ws, "wineboot", "--init"))?;
+        // wineboot returns before the prefix is written; the server's exit means it is.
+        util::run_checked(&mut quiet_wine_tool(ws, "wineserver", "-w"))?;
     }
     if !system32.is_dir() {
         return Err(format!("wineboot made no {}", system32.display()));
@@ -204,9 +195,9 @@ fn setup(ws: &Workspace) -> Result<(), String> {
 
 /// Installs the Debian packages that are missing (needs root and apt).
 fn install_packages() -> Result<(), String> {
+    // `wine64` puts no command on the PATH (wine finds it), so only these two are probed.
     let missing: Vec<&str> = [
         ("wine", "wine"),
-        ("wine64", "wine64"),
         ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64"),
     ]
     .into_iter()
