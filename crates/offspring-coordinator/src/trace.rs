@@ -265,14 +265,8 @@ impl Timeline {
 pub(crate) fn from_env() -> Option<Arc<Timeline>> {
     let path = std::env::var_os(TRACE_ENV).filter(|p| !p.is_empty())?;
     let timeline = Timeline::new(PathBuf::from(path));
-    static AT_EXIT: std::sync::OnceLock<Arc<Timeline>> = std::sync::OnceLock::new();
-    if AT_EXIT.set(Arc::clone(&timeline)).is_ok() {
-        offspring_transport::sys::at_exit(|| {
-            if let Some(timeline) = AT_EXIT.get() {
-                timeline.write_logged();
-            }
-        });
-    }
+    let at_exit = Arc::clone(&timeline);
+    offspring_transport::sys::at_exit(move || at_exit.write_logged());
     Some(timeline)
 }
 

@@ -274,38 +274,26 @@ pub fn terminate(pid: u32) -> io::Result<()> {
 /// its private socket directory must not be left behind. A process killed by a signal cannot
 /// clean up; its directory is empty but for the dead socket and readable by nobody else.
 pub fn remove_at_exit(dir: PathBuf) {
-    use std::sync::Mutex;
-    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    let first = {
-        let mut dirs = DIRS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        dirs.push(dir);
-        dirs.len() == 1
-    };
-    if first {
-        at_exit(|| {
-            let dirs = DIRS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for dir in dirs.iter() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        });
-    }
+    at_exit(move || {
+        let _ = std::fs::remove_dir_all(&dir);
+    });
 }
 
+/// A hook run at exit.
+type ExitHook = Box<dyn FnOnce() + Send>;
+
 /// Runs `hook` when the process exits normally (`main` returns or `std::process::exit`), in
-/// the order registered. Hooks must not panic. Not run on a signal or `abort`. On platforms
-/// without `atexit` the hook is never run.
-pub fn at_exit(hook: fn()) {
+/// the order registered. Not run on a signal or `abort`, nor on Windows by
+/// `std::process::exit` (`ExitProcess` runs no exit hooks there); on platforms without
+/// `atexit`, never. A hook that panics is caught and the rest still run.
+pub fn at_exit(hook: impl FnOnce() + Send + 'static) {
     use std::sync::Mutex;
-    static HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+    static HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
     let first = {
         let mut hooks = HOOKS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        hooks.push(hook);
+        hooks.push(Box::new(hook));
         hooks.len() == 1
     };
     #[cfg(any(unix, windows))]
@@ -319,7 +307,7 @@ pub fn at_exit(hook: fn()) {
             );
             for hook in hooks {
                 // A panic must not unwind into C.
-                let _ = std::panic::catch_unwind(hook);
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
             }
         }
         // SAFETY: atexit only records a function pointer; `run_hooks` is a plain `extern "C"`

@@ -90,19 +90,14 @@ const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// A task that calls `std::process::exit` still gets its last log lines to the parent: the
 /// exit handler flushes the queue first.
 fn install_exit_flush(outbox: &Arc<Outbox>) {
-    static OUTBOX: std::sync::OnceLock<Arc<Outbox>> = std::sync::OnceLock::new();
-    if OUTBOX.set(Arc::clone(outbox)).is_ok() {
-        offspring_transport::sys::at_exit(|| {
-            // The i/o thread exits when the parent is gone: nothing can be written then, and
-            // it must not block on a full socket.
-            if std::thread::current().name() == Some(IO_THREAD) {
-                return;
-            }
-            if let Some(outbox) = OUTBOX.get() {
-                outbox.flush(Instant::now() + EXIT_FLUSH_TIMEOUT);
-            }
-        });
-    }
+    let outbox = Arc::clone(outbox);
+    offspring_transport::sys::at_exit(move || {
+        // The i/o thread exits when the parent is gone: nothing can be written then, and it
+        // must not block on a full socket.
+        if std::thread::current().name() != Some(IO_THREAD) {
+            outbox.flush(Instant::now() + EXIT_FLUSH_TIMEOUT);
+        }
+    });
 }
 
 fn fail(code: i32, message: &str) -> ! {
