@@ -162,6 +162,9 @@ fn parent_death(mode: &str, without_pdeathsig: bool) -> Duration {
             }
         }
         "write" => {
+            // The call must have reached its worker before the parent stops: a stopped parent
+            // dispatches nothing, and no worker would ever write.
+            lines.expect("started", 1);
             // Stop the parent so nothing reads, then let the worker write.
             assert!(signal(parent_pid, libc::SIGSTOP));
             settle(parent_pid, 'T');

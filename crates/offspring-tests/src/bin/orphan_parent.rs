@@ -4,11 +4,12 @@
 //! - `idle`: three workers waiting for work;
 //! - `busy`: three workers spinning on the CPU;
 //! - `event`: three workers blocked in `Event::wait` on an event nobody sets;
-//! - `write <go-file>`: one worker of two returns a 60 MiB value once `<go-file>` exists (the
-//!   test stops this parent first, so the worker blocks writing to a socket nobody reads).
+//! - `write <go-file>`: one worker of two says `started <pid>` when its call arrives, then
+//!   returns a 60 MiB value once `<go-file>` exists (the test stops this parent between the
+//!   two, so the worker blocks writing to a parent that reads nothing).
 //!
 //! Each worker prints `up <pid>` once started (from the pool's initializer), and the state it
-//! reached (`busy <pid>`, `waiting <pid>`, `writing <pid>`) on the shared stdout, so the test
+//! reached (`busy <pid>`, `waiting <pid>`, `started <pid>`, `writing <pid>`) on the shared stdout, so the test
 //! kills this parent when the workers are provably there.
 
 use std::io::Write;
@@ -49,6 +50,7 @@ fn wait_for(event: Event) -> bool {
 /// A string rather than a `Vec<u8>`: postcard copies it whole instead of byte by byte.
 #[offspring::task]
 fn large_after(go: PathBuf) -> String {
+    say("started");
     while !go.exists() {
         std::thread::sleep(Duration::from_millis(5));
     }

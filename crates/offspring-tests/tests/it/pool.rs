@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use offspring::{Error, Pool};
+use offspring::{Error, Event, Pool};
 
 #[offspring::task]
 fn add(a: i64, b: i64) -> i64 {
@@ -23,6 +23,15 @@ fn worker_pid() -> u32 {
 
 #[offspring::task]
 fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Sets `running` once the call is in its worker, then sleeps: a test waits for the event
+/// instead of hoping a call has started.
+#[offspring::task]
+fn sleep_ms_once_running(running: Event, ms: u64) -> u64 {
+    running.set();
     std::thread::sleep(Duration::from_millis(ms));
     ms
 }
@@ -281,9 +290,11 @@ fn close_refuses_work_and_join_waits_for_it() -> offspring::Result<()> {
 #[test]
 fn terminate_turns_pending_results_into_pool_closed() -> offspring::Result<()> {
     let pool = Pool::new(1)?;
-    let running = pool.apply_async(sleep_ms, 60_000);
+    let started = Event::new()?;
+    let running = pool.apply_async(sleep_ms_once_running, (started.clone(), 60_000));
     let queued = pool.apply_async(sleep_ms, 60_000);
-    std::thread::sleep(Duration::from_millis(200));
+    // One call running and one queued behind it, for sure.
+    assert!(started.wait_timeout(Duration::from_secs(60)), "the call never started");
     let started = Instant::now();
     pool.terminate();
     assert!(matches!(running.get(), Err(Error::PoolClosed)));
