@@ -38,7 +38,7 @@ fn main() -> offspring::Result<()> {
     const CHUNKS: u64 = 64;
 
     let started = Instant::now();
-    let serial = count_primes::call(0, LIMIT);
+    let serial = count_primes(0, LIMIT);
     let serial_time = started.elapsed();
     println!("serial: {serial} primes below {LIMIT} in {serial_time:.2?}");
 

@@ -45,12 +45,6 @@ pub(crate) fn or_compile_error(result: syn::Result<TokenStream>, item: TokenStre
     }
 }
 
-/// Whether `attr` is `#[doc = ".."]` or `#[doc(..)]`, which is what doc
-/// comments turn into.
-pub(crate) fn is_doc(attr: &Attribute) -> bool {
-    attr.path().is_ident("doc")
-}
-
 /// Whether `attr` is `#[cfg(..)]`, which must be repeated on every generated
 /// item so that they all appear or disappear together.
 pub(crate) fn is_cfg(attr: &Attribute) -> bool {

@@ -9,7 +9,7 @@ use syn::{
     Signature, Token, Type, TypeParamBound, parse::Parser,
 };
 
-use crate::support::{combine, is_cfg, is_doc, or_compile_error, parse_fn};
+use crate::support::{combine, is_cfg, or_compile_error, parse_fn};
 
 const NOT_A_FUNCTION: &str = "`#[offspring::task]` goes on a free function";
 const NOT_ASYNC: &str = "offspring tasks cannot be async yet: make the task a plain `fn` and start a runtime inside it if it needs one";
@@ -23,7 +23,13 @@ const OWNED_ARGS: &str =
     "task arguments cross a process boundary, so they must be owned (`String`, not `&str`)";
 const OWNED_OUTPUT: &str =
     "a task's result crosses a process boundary, so it must be owned (`String`, not `&str`)";
+const TOO_MANY_ARGS: &str =
+    "offspring tasks take at most 12 parameters: group the others in a struct or a tuple";
 const NO_IMPL_OUTPUT: &str = "offspring tasks cannot return `impl Trait`: the result crosses a process boundary, so name its concrete type";
+
+/// The most parameters a task may have: `::offspring::Task` is implemented for functions of
+/// up to this many.
+const MAX_ARGS: usize = 12;
 
 /// Expands `#[task]` or `#[task(name = "..")]` on `item`.
 pub(crate) fn expand_task(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -44,20 +50,10 @@ fn try_expand_task(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
 
     let ident = &func.sig.ident;
     let vis = &func.vis;
-    let block = &func.block;
 
-    // Docs describe the task, so they belong on the type users name; `cfg`
-    // must gate every generated item; everything else (lint levels, `inline`,
-    // ...) was written for the body and stays with it on `call`.
-    let docs = func.attrs.iter().filter(|attr| is_doc(attr));
+    // `cfg` must gate every generated item; every attribute, docs included, stays on the
+    // function, which stays what the user wrote.
     let cfgs: Vec<_> = func.attrs.iter().filter(|attr| is_cfg(attr)).collect();
-    let call_attrs = func
-        .attrs
-        .iter()
-        .filter(|attr| !is_doc(attr) && !is_cfg(attr));
-
-    let mut call_sig = func.sig.clone();
-    call_sig.ident = Ident::new("call", ident.span());
 
     let arg_types: Vec<&Type> = func
         .sig
@@ -69,66 +65,54 @@ fn try_expand_task(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
             FnArg::Receiver(_) => None,
         })
         .collect();
-
-    let args_type = match arg_types.as_slice() {
-        [] => quote!(()),
-        [only] => quote!(#only),
-        many => quote!((#(#many),*)),
-    };
-    let output_type = match &func.sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
+    let output = &func.sig.output;
     let arg_names: Vec<Ident> = (0..arg_types.len())
         .map(|index| format_ident!("__offspring_arg{}", index))
         .collect();
-    let run_body = match arg_names.len() {
-        0 => quote! {
-            let () = args;
-            Self::call()
-        },
-        1 => quote! {
-            Self::call(args)
-        },
-        _ => quote! {
-            let (#(#arg_names),*) = args;
-            Self::call(#(#arg_names),*)
-        },
-    };
     let name_expr = match name {
         Some(name) => quote!(#name),
         None => quote! {
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident))
         },
     };
+    let companion_doc = format!(
+        " The companion of task [`{ident}()`]: `{ident}::call(..)` runs its body in this \
+         process, like `{ident}(..)`."
+    );
 
+    // The function stays a function item, in the value namespace, so locals and parameters
+    // may shadow its name. The companion is a braced struct, which lives only in the type
+    // namespace: it holds `call` without taking the name from anything in the value
+    // namespace. The registration names the function item's type, by which the parent finds
+    // the task's name (see `::offspring::Task`).
     Ok(quote! {
-        #(#docs)*
-        #(#cfgs)*
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-        #vis struct #ident;
+        #func
 
         #(#cfgs)*
+        #[doc = #companion_doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #ident {}
+
+        #(#cfgs)*
+        #[allow(dead_code)]
         impl #ident {
             /// Runs the task's body in this process, without a worker.
-            #(#call_attrs)*
-            #vis #call_sig #block
-        }
-
-        #(#cfgs)*
-        impl ::offspring::Task for #ident {
-            type Args = #args_type;
-            type Output = #output_type;
-            const NAME: &'static str = #name_expr;
-            fn run(args: Self::Args) -> Self::Output {
-                #run_body
+            #[inline]
+            #vis fn call(#(#arg_names: #arg_types),*) #output {
+                #ident(#(#arg_names),*)
             }
         }
 
         #(#cfgs)*
         ::offspring::__private::inventory::submit! {
-            ::offspring::__private::entry::<#ident>()
+            ::offspring::__private::TaskEntry::new(
+                #name_expr,
+                || ::offspring::__private::signature_of(&#ident),
+                |args| ::offspring::__private::run_erased(#ident, args),
+                || ::offspring::__private::type_id_of(&#ident),
+            )
         }
     })
 }
@@ -189,6 +173,9 @@ fn check_signature(sig: &Signature, errors: &mut Vec<syn::Error>) {
     }
     if let Some(clause) = &sig.generics.where_clause {
         errors.push(syn::Error::new_spanned(clause, NOT_GENERIC));
+    }
+    if let Some(extra) = sig.inputs.iter().nth(MAX_ARGS) {
+        errors.push(syn::Error::new_spanned(extra, TOO_MANY_ARGS));
     }
     for arg in &sig.inputs {
         match arg {
@@ -386,40 +373,42 @@ mod tests {
         syn::parse2::<syn::File>(out.clone())?;
         let out = compact(out);
         assert!(!out.contains("compile_error"));
-        assert!(out.contains(&compact(quote! {
+        // The function is left as written, docs and attributes included.
+        assert!(out.starts_with(&compact(quote! {
             #[doc = r" Adds two numbers."]
-            #[allow(non_camel_case_types)]
-            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-            pub struct add;
-        })));
-        assert!(out.contains(&compact(quote! {
             #[inline]
-            pub fn call(a: u64, mut b: u64) -> u64 { b += a; b }
+            pub fn add(a: u64, mut b: u64) -> u64 { b += a; b }
         })));
-        assert!(out.contains(&compact(quote!(impl ::offspring::Task for add))));
-        assert!(out.contains(&compact(quote!(
-            type Args = (u64, u64);
-        ))));
-        assert!(out.contains(&compact(quote!(
-            type Output = u64;
-        ))));
+        // The companion is a braced struct: it takes no name in the value namespace.
+        assert!(out.contains(&compact(quote! {
+            #[allow(non_camel_case_types, dead_code)]
+            #[derive(Clone, Copy, Debug)]
+            pub struct add {}
+        })));
+        assert!(!out.contains("structadd;"));
+        assert!(out.contains(&compact(quote! {
+            pub fn call(__offspring_arg0: u64, __offspring_arg1: u64) -> u64 {
+                add(__offspring_arg0, __offspring_arg1)
+            }
+        })));
         assert!(out.contains(&compact(quote! {
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(add))
         })));
         assert!(out.contains(&compact(quote! {
-            let (__offspring_arg0, __offspring_arg1) = args;
-            Self::call(__offspring_arg0, __offspring_arg1)
-        })));
-        assert!(out.contains(&compact(quote! {
             ::offspring::__private::inventory::submit! {
-                ::offspring::__private::entry::<add>()
+                ::offspring::__private::TaskEntry::new(
+                    ::core::concat!(::core::module_path!(), "::", ::core::stringify!(add)),
+                    || ::offspring::__private::signature_of(&add),
+                    |args| ::offspring::__private::run_erased(add, args),
+                    || ::offspring::__private::type_id_of(&add),
+                )
             }
         })));
         Ok(())
     }
 
     #[test]
-    fn one_parameter_is_not_wrapped_in_a_tuple() {
+    fn private_tasks_get_a_private_companion() {
         let out = expand(
             quote!(),
             quote!(
@@ -429,17 +418,19 @@ mod tests {
             ),
         );
         assert!(out.contains(&compact(quote!(
-            type Args = String;
+            struct shout {}
         ))));
-        assert!(out.contains(&compact(quote!(Self::call(args)))));
         assert!(out.contains(&compact(quote!(
-            struct shout;
+            fn call(__offspring_arg0: String) -> String {
+                shout(__offspring_arg0)
+            }
         ))));
         assert!(!out.contains("pubstruct"));
+        assert!(!out.contains("pubfn"));
     }
 
     #[test]
-    fn no_parameters_and_no_return_type_use_unit() {
+    fn no_parameters_and_no_return_type() {
         let out = expand(
             quote!(),
             quote!(
@@ -447,12 +438,10 @@ mod tests {
             ),
         );
         assert!(out.contains(&compact(quote!(
-            type Args = ();
+            fn call() {
+                tick()
+            }
         ))));
-        assert!(out.contains(&compact(quote!(
-            type Output = ();
-        ))));
-        assert!(out.contains(&compact(quote!(let () = args; Self::call()))));
     }
 
     #[test]
@@ -465,14 +454,12 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains(&compact(quote!(
-            const NAME: &'static str = "app::resize_v1";
-        ))));
+        assert!(out.contains("TaskEntry::new(\"app::resize_v1\","), "{out}");
         assert!(!out.contains("module_path"));
     }
 
     #[test]
-    fn cfg_applies_to_every_item_and_other_attributes_stay_on_call() {
+    fn cfg_applies_to_every_item() {
         let out = compact(expand_task(
             quote!(),
             quote! {
@@ -482,10 +469,58 @@ mod tests {
             },
         ));
         assert_eq!(out.matches("#[cfg(unix)]").count(), 4);
-        assert!(out.contains(&compact(quote! {
+        assert!(out.starts_with(&compact(quote! {
+            #[cfg(unix)]
             #[allow(clippy::too_many_arguments)]
-            fn call()
+            fn gated() {}
         })));
+    }
+
+    #[test]
+    fn rejects_more_than_twelve_parameters() {
+        assert_rejects(
+            quote!(),
+            quote!(
+                fn f(
+                    a: u8,
+                    b: u8,
+                    c: u8,
+                    d: u8,
+                    e: u8,
+                    f: u8,
+                    g: u8,
+                    h: u8,
+                    i: u8,
+                    j: u8,
+                    k: u8,
+                    l: u8,
+                    m: u8,
+                ) {
+                }
+            ),
+            TOO_MANY_ARGS,
+        );
+        let out = expand(
+            quote!(),
+            quote!(
+                fn f(
+                    a: u8,
+                    b: u8,
+                    c: u8,
+                    d: u8,
+                    e: u8,
+                    f: u8,
+                    g: u8,
+                    h: u8,
+                    i: u8,
+                    j: u8,
+                    k: u8,
+                    l: u8,
+                ) {
+                }
+            ),
+        );
+        assert!(!out.contains("compile_error"), "{out}");
     }
 
     #[test]

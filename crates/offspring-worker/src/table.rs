@@ -1,5 +1,6 @@
 //! The task table: every registered task, by its stable name.
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -18,20 +19,24 @@ pub struct TaskEntry {
     name: &'static str,
     signature: fn() -> String,
     run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+    type_id: fn() -> TypeId,
 }
 
 impl TaskEntry {
     /// An entry: the stable name, a function describing the signature (for the table's
-    /// identity), and the type-erased runner (decode arguments, call, encode the value).
+    /// identity), the type-erased runner (decode arguments, call, encode the value), and the
+    /// type id of the task's function item, by which the parent finds the name.
     pub const fn new(
         name: &'static str,
         signature: fn() -> String,
         run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+        type_id: fn() -> TypeId,
     ) -> Self {
         Self {
             name,
             signature,
             run,
+            type_id,
         }
     }
 
@@ -56,6 +61,7 @@ inventory::collect!(TaskEntry);
 #[derive(Debug)]
 pub struct TaskTable {
     by_name: HashMap<&'static str, &'static TaskEntry>,
+    by_type: HashMap<TypeId, &'static TaskEntry>,
     descriptions: Vec<String>,
 }
 
@@ -63,6 +69,12 @@ impl TaskTable {
     /// The task registered under `name`.
     pub fn get(&self, name: &str) -> Option<&'static TaskEntry> {
         self.by_name.get(name).copied()
+    }
+
+    /// The task whose function item has type id `id`. Each function item has a type of its
+    /// own, so two tasks whose bodies compile to the same code are still told apart.
+    pub fn by_type(&self, id: TypeId) -> Option<&'static TaskEntry> {
+        self.by_type.get(&id).copied()
     }
 
     /// One `name:signature` line per task, for the build identity.
@@ -92,6 +104,7 @@ pub fn task_table() -> Result<&'static TaskTable, String> {
     TABLE
         .get_or_init(|| {
             let mut by_name = HashMap::new();
+            let mut by_type = HashMap::new();
             let mut descriptions = Vec::new();
             for entry in inventory::iter::<TaskEntry> {
                 if by_name.insert(entry.name, entry).is_some() {
@@ -101,10 +114,12 @@ pub fn task_table() -> Result<&'static TaskTable, String> {
                         entry.name
                     ));
                 }
+                by_type.insert((entry.type_id)(), entry);
                 descriptions.push(format!("{}:{}", entry.name, (entry.signature)()));
             }
             Ok(TaskTable {
                 by_name,
+                by_type,
                 descriptions,
             })
         })

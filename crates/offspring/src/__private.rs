@@ -8,12 +8,10 @@ pub use offspring_worker::TaskEntry;
 
 use crate::Task;
 
-/// The table entry for task `T`, built in a `const` context by `#[offspring::task]`.
-pub const fn entry<T: Task>() -> TaskEntry {
-    TaskEntry::new(T::NAME, signature::<T>, run_erased::<T>)
-}
-
-fn signature<T: Task>() -> String {
+/// The parts of a table entry for task `T`, called from the closures `#[offspring::task]`
+/// registers: its signature (for the table's identity), its runner (decode the arguments, run,
+/// encode the value) and its function item's type id (how the parent finds its name).
+pub fn signature_of<S, T: Task<S>>(_task: &T) -> String {
     format!(
         "fn({}) -> {}",
         std::any::type_name::<T::Args>(),
@@ -21,11 +19,24 @@ fn signature<T: Task>() -> String {
     )
 }
 
-fn run_erased<T: Task>(args: &[u8]) -> Result<Vec<u8>, offspring_worker::RunError> {
+/// See [`signature_of`].
+///
+/// # Errors
+///
+/// The arguments do not decode, or the value does not encode.
+pub fn run_erased<S, T: Task<S>>(
+    task: T,
+    args: &[u8],
+) -> Result<Vec<u8>, offspring_worker::RunError> {
     let args: T::Args = postcard::from_bytes(args)
         .map_err(|e| offspring_worker::RunError::BadArgs(e.to_string()))?;
-    let value = T::run(args);
+    let value = task.run(args);
     encode(&value).map_err(offspring_worker::RunError::BadResult)
+}
+
+/// See [`signature_of`].
+pub fn type_id_of<T: 'static>(_task: &T) -> std::any::TypeId {
+    std::any::TypeId::of::<T>()
 }
 
 pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, String> {
@@ -54,7 +65,7 @@ pub fn coordinator_endpoint() -> crate::Result<offspring_transport::Endpoint> {
 /// # Errors
 ///
 /// As [`Process::spawn`](crate::Process::spawn).
-pub fn spawn_with_program<T: Task>(
+pub fn spawn_with_program<S, T: Task<S>>(
     program: std::path::PathBuf,
     task: T,
     args: T::Args,

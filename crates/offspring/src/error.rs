@@ -91,6 +91,13 @@ pub enum Error {
     /// Workers cannot be started because `init()` did not run first in this process.
     #[error("{0}")]
     NotInitialized(&'static str),
+    /// A function or closure without `#[offspring::task]` was passed where a task goes;
+    /// nothing was sent to a worker.
+    #[error("`{function}` is not an offspring task: put #[offspring::task] on its definition")]
+    NotATask {
+        /// The function's path (its type name).
+        function: String,
+    },
     /// The worker has no task by that name.
     #[error("task `{task}` is not registered in worker {pid}{}", item(.index))]
     UnknownTask {

@@ -18,17 +18,23 @@
 //!     offspring::init(); // first: in a worker this runs the worker and never returns
 //!     let child = offspring::Process::spawn(square, 7)?;
 //!     assert_eq!(child.join()?, 49);
-//!     assert_eq!(square::call(3), 9); // the body, run in this process
+//!     assert_eq!(square(3), 9); // the body, run in this process
+//!     let square = child.pid(); // the name stays free for locals
+//!     assert_ne!(square, 0);
 //!     Ok(())
 //! }
 //! ```
 //!
 //! # Tasks
 //!
-//! `#[offspring::task] fn f(a: A, b: B) -> R` turns `f` into a unit struct implementing
-//! [`Task`] with `Args = (A, B)` (one parameter: `A` itself; none: `()`) and `Output = R`. Its
-//! body stays callable in-process as `f::call(a, b)`. Arguments and results are owned serde
-//! types, carried by postcard, which cannot carry some serde features: `#[serde(flatten)]`,
+//! `#[offspring::task] fn f(a: A, b: B) -> R` registers `f` as a task and leaves it a plain
+//! function: `f(a, b)` (or `f::call(a, b)`) runs the body in-process, and its name may be
+//! shadowed by locals and parameters like any function's. Passed to a method, it is a
+//! [`Task`] with `Args = (A, B)` (one parameter: `A` itself; none: `()`) and `Output = R`,
+//! checked at compile time; the parent finds its stable name by the function's type, so a
+//! function without the attribute fails with [`Error::NotATask`] before anything is sent.
+//! Arguments and results are owned serde types, carried by postcard, which cannot carry
+//! some serde features: `#[serde(flatten)]`,
 //! untagged and internally tagged enums, `skip_serializing_if`, and types that need
 //! `deserialize_any` (such as `serde_json::Value`). `async fn` and generic functions are
 //! refused at compile time for now. A task's stable name is its module path and function name
@@ -43,6 +49,8 @@
 //!
 //! This crate is the only public API boundary of the project; the other `offspring-*` crates
 //! are its parts.
+
+#![forbid(unsafe_code)]
 
 mod async_result;
 mod error;

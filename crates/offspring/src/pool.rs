@@ -145,9 +145,12 @@ impl PoolBuilder {
     }
 
     /// A task each worker runs once, before its first task (replacements too).
-    pub fn initializer<T: Task>(mut self, task: T, args: T::Args) -> Self {
+    pub fn initializer<S, T: Task<S>>(mut self, task: T, args: T::Args) -> Self {
         let _ = task;
-        self.initializer = Some((T::NAME.to_owned(), encode_args(T::NAME, None, &args)));
+        let name = crate::task_trait::task_name::<T>();
+        let label = crate::task_trait::label::<T>(&name);
+        let encoded = name.and_then(|name| encode_args(name, None, &args));
+        self.initializer = Some((label.to_owned(), encoded));
         self
     }
 
@@ -416,24 +419,25 @@ impl Pool {
     ///
     /// What offspring saw go wrong: [`Error::TaskPanicked`], [`Error::WorkerDied`],
     /// [`Error::TaskTimedOut`], [`Error::PoolClosed`], ...
-    pub fn apply<T: Task>(&self, task: T, args: T::Args) -> Result<T::Output> {
+    pub fn apply<S, T: Task<S>>(&self, task: T, args: T::Args) -> Result<T::Output> {
         self.apply_async(task, args).get()
     }
 
     /// Submits `task(args)` and returns at once.
-    pub fn apply_async<T: Task>(&self, task: T, args: T::Args) -> AsyncResult<T::Output> {
+    pub fn apply_async<S, T: Task<S>>(&self, task: T, args: T::Args) -> AsyncResult<T::Output> {
         let _ = task;
-        let cell = self.cell::<T::Output>(T::NAME);
-        match encode_call(T::NAME, None, &args) {
+        let name = crate::task_trait::task_name::<T>();
+        let cell = self.cell::<T::Output>(crate::task_trait::label::<T>(&name));
+        match name.and_then(|name| encode_call(name, None, &args).map(|call| (name, call))) {
             Err(e) => cell.resolve(Err(e)),
-            Ok((bytes, leases)) => {
+            Ok((name, (bytes, leases))) => {
                 let sink = Arc::new(OneSink {
                     cell: Arc::clone(&cell),
-                    task: T::NAME,
+                    task: name,
                     leases,
                 });
                 let job_sink = Arc::clone(&sink) as Arc<dyn JobSink>;
-                if self.submit(T::NAME, vec![(0, bytes)], 1, job_sink).is_err() {
+                if self.submit(name, vec![(0, bytes)], 1, job_sink).is_err() {
                     crate::prims::end_leases(&sink.leases);
                     cell.resolve(Err(Error::PoolClosed));
                 }
@@ -454,7 +458,7 @@ impl Pool {
     /// # Errors
     ///
     /// The first failure in input order, naming its input index.
-    pub fn map<T: Task, I>(&self, task: T, iter: I) -> Result<Vec<T::Output>>
+    pub fn map<S, T: Task<S>, I>(&self, task: T, iter: I) -> Result<Vec<T::Output>>
     where
         I: IntoIterator<Item = T::Args>,
     {
@@ -466,7 +470,7 @@ impl Pool {
     /// # Errors
     ///
     /// As [`map`](Self::map).
-    pub fn map_chunked<T: Task, I>(
+    pub fn map_chunked<S, T: Task<S>, I>(
         &self,
         task: T,
         iter: I,
@@ -479,7 +483,7 @@ impl Pool {
     }
 
     /// As [`map`](Self::map), returning at once. The input is consumed before it returns.
-    pub fn map_async<T: Task, I>(&self, task: T, iter: I) -> AsyncResult<Vec<T::Output>>
+    pub fn map_async<S, T: Task<S>, I>(&self, task: T, iter: I) -> AsyncResult<Vec<T::Output>>
     where
         I: IntoIterator<Item = T::Args>,
     {
@@ -492,14 +496,14 @@ impl Pool {
     /// # Errors
     ///
     /// As [`map`](Self::map).
-    pub fn starmap<T: Task, I>(&self, task: T, iter: I) -> Result<Vec<T::Output>>
+    pub fn starmap<S, T: Task<S>, I>(&self, task: T, iter: I) -> Result<Vec<T::Output>>
     where
         I: IntoIterator<Item = T::Args>,
     {
         self.map(task, iter)
     }
 
-    fn map_async_with<T: Task, I>(
+    fn map_async_with<S, T: Task<S>, I>(
         &self,
         _task: T,
         iter: I,
@@ -508,13 +512,21 @@ impl Pool {
     where
         I: IntoIterator<Item = T::Args>,
     {
-        let cell = self.cell::<Vec<T::Output>>(T::NAME);
+        let name = crate::task_trait::task_name::<T>();
+        let cell = self.cell::<Vec<T::Output>>(crate::task_trait::label::<T>(&name));
+        let name = match name {
+            Ok(name) => name,
+            Err(e) => {
+                cell.resolve(Err(e));
+                return AsyncResult::from_cell(cell);
+            }
+        };
         let leases = Leases::default();
         let items = iter
             .into_iter()
             .enumerate()
             .map(|(i, args)| {
-                encode_call(T::NAME, Some(i), &args).map(|(bytes, tokens)| {
+                encode_call(name, Some(i), &args).map(|(bytes, tokens)| {
                     leases.add(i, tokens);
                     (i, bytes)
                 })
@@ -536,13 +548,13 @@ impl Pool {
         let chunk = chunksize.unwrap_or_else(|| self.auto_chunk(len)).max(1);
         let sink = Arc::new(MapSink::<T::Output> {
             cell: Arc::clone(&cell),
-            task: T::NAME,
+            task: name,
             results: Mutex::new((0..len).map(|_| None).collect()),
             remaining: AtomicUsize::new(len),
             leases,
         });
         let job_sink = Arc::clone(&sink) as Arc<dyn JobSink>;
-        if self.submit(T::NAME, items, chunk, job_sink).is_err() {
+        if self.submit(name, items, chunk, job_sink).is_err() {
             sink.leases.end_all();
             cell.resolve(Err(Error::PoolClosed));
         }
@@ -553,7 +565,7 @@ impl Pool {
     /// It pulls from `iter` only as results are consumed (at most
     /// `consumed + 2 × processes` items), so memory stays bounded on endless input; dropping
     /// the iterator cancels the items that have not started.
-    pub fn imap<T: Task, I>(&self, task: T, iter: I) -> Imap<T::Output>
+    pub fn imap<S, T: Task<S>, I>(&self, task: T, iter: I) -> Imap<T::Output>
     where
         I: IntoIterator<Item = T::Args>,
         I::IntoIter: Send + 'static,
@@ -562,7 +574,7 @@ impl Pool {
     }
 
     /// As [`imap`](Self::imap), yielding results in the order they complete.
-    pub fn imap_unordered<T: Task, I>(&self, task: T, iter: I) -> Imap<T::Output>
+    pub fn imap_unordered<S, T: Task<S>, I>(&self, task: T, iter: I) -> Imap<T::Output>
     where
         I: IntoIterator<Item = T::Args>,
         I::IntoIter: Send + 'static,
@@ -642,20 +654,29 @@ impl<R> std::fmt::Debug for Imap<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> Imap<R> {
-    fn new<T: Task<Output = R>, I>(pool: &Pool, _task: T, iter: I, ordered: bool) -> Self
+    fn new<S, T: Task<S, Output = R>, I>(pool: &Pool, _task: T, iter: I, ordered: bool) -> Self
     where
         I: Iterator<Item = T::Args> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::channel();
-        let input = iter.map(|args| encode_call(T::NAME, None, &args));
+        let name = crate::task_trait::task_name::<T>();
+        let label = crate::task_trait::label::<T>(&name);
+        // A function that is no task fails every item, and nothing is sent.
+        let name = name.map_err(|_| ());
+        let input = iter.map(move |args| match name {
+            Ok(name) => encode_call(name, None, &args),
+            Err(()) => Err(Error::NotATask {
+                function: label.to_owned(),
+            }),
+        });
         let job = pool.inner.handle.reserve();
         // Unknown for an iterator without an exact length: shown as 0.
         let calls = iter_len_hint(&input).unwrap_or(0);
         Self {
             pool: pool.clone(),
             job,
-            span: pool.inner.handle.job_span(job, T::NAME, calls),
-            task: T::NAME,
+            span: pool.inner.handle.job_span(job, label, calls),
+            task: label,
             input: Box::new(input),
             input_done: false,
             sink: Arc::new(ChannelSink {

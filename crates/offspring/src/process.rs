@@ -27,19 +27,21 @@ impl Process {
     ///
     /// [`Error::NotInitialized`] when `init()` did not run first; [`Error::Spawn`] when the
     /// child could not be started, exited before connecting, or was refused;
-    /// [`Error::Serialization`] when the arguments do not encode.
-    pub fn spawn<T: Task>(task: T, args: T::Args) -> Result<ProcessHandle<T::Output>> {
+    /// [`Error::Serialization`] when the arguments do not encode; [`Error::NotATask`] when
+    /// `task` has no `#[offspring::task]`.
+    pub fn spawn<S, T: Task<S>>(task: T, args: T::Args) -> Result<ProcessHandle<T::Output>> {
         spawn_with(None, task, args)
     }
 }
 
-pub(crate) fn spawn_with<T: Task>(
+pub(crate) fn spawn_with<S, T: Task<S>>(
     program: Option<std::path::PathBuf>,
     _task: T,
     args: T::Args,
 ) -> Result<ProcessHandle<T::Output>> {
+    let name = crate::task_trait::task_name::<T>()?;
     let coordinator = crate::init::coordinator()?;
-    let (args, leases) = crate::pool::encode_call(T::NAME, None, &args)?;
+    let (args, leases) = crate::pool::encode_call(name, None, &args)?;
     let worker = coordinator
         .spawn_worker(SpawnOptions {
             program,
@@ -59,19 +61,13 @@ pub(crate) fn spawn_with<T: Task>(
     let task_id = coordinator.next_task_id();
     let context = BatchContext {
         job: task_id,
-        span: tracing::info_span!(target: "offspring::task", "task", task = T::NAME, task_id, worker_pid = worker.pid()),
+        span: tracing::info_span!(target: "offspring::task", "task", task = name, task_id, worker_pid = worker.pid()),
     };
-    worker.submit(
-        task_id,
-        T::NAME,
-        &[args.as_slice()],
-        context,
-        Box::new(sink),
-    );
+    worker.submit(task_id, name, &[args.as_slice()], context, Box::new(sink));
     Ok(ProcessHandle {
         worker,
         slot,
-        task: T::NAME,
+        task: name,
         _value: PhantomData,
     })
 }

@@ -1,18 +1,108 @@
-//! The [`Task`] trait that `#[offspring::task]` implements.
+//! The [`Task`] trait: what `Pool` and `Process` methods accept, and how they find the task's
+//! stable name.
+//!
+//! `#[offspring::task]` leaves the function a plain function (so its name can be shadowed by
+//! a local, and `f(5)` runs the body in-process) and registers it in the task table together
+//! with the [`TypeId`] of its function item type. Every function item has a type of its own,
+//! even when the compiler merges two identical bodies into one piece of machine code, so the
+//! parent finds a task's name by that type, never by a code address, and sends only the name.
+
+use std::any::TypeId;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// A function that can run in a worker, found there by its stable [`Task::NAME`].
+use crate::Error;
+
+/// A function that can run in a worker: any function marked `#[offspring::task]`.
 ///
-/// Implemented by `#[offspring::task]`; there is no need to implement it by hand.
-pub trait Task: Copy + Send + Sync + 'static {
+/// `Sig` is the function's signature as a function pointer type (`fn(u64) -> u64`); it exists
+/// only so that functions of every arity are covered, and is always inferred. The trait is
+/// implemented for every function and closure of up to 12 parameters with owned serde types;
+/// whether it is a registered task is checked when it is submitted: a function without the
+/// attribute fails with [`Error::NotATask`] before anything is sent to a worker.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an offspring task",
+    label = "not a task with owned serde arguments and result",
+    note = "a task takes at most 12 parameters, and its parameters and result are owned serde types: `Serialize + DeserializeOwned + Send + 'static`"
+)]
+pub trait Task<Sig>: Copy + Send + Sync + 'static + sealed::Sealed<Sig> {
     /// The argument: the single parameter's type, a tuple of several, or `()`.
     type Args: Serialize + DeserializeOwned + Send + 'static;
     /// The value the task returns.
     type Output: Serialize + DeserializeOwned + Send + 'static;
-    /// The stable name the worker looks the task up by.
-    const NAME: &'static str;
     /// Runs the task's body in this process.
-    fn run(args: Self::Args) -> Self::Output;
+    fn run(self, args: Self::Args) -> Self::Output;
+}
+
+mod sealed {
+    /// Keeps [`Task`](super::Task) to the impls below.
+    pub trait Sealed<Sig> {}
+}
+
+macro_rules! task_impls {
+    ($( ( $($arg:ident),* ) ),* $(,)?) => {$(
+        impl<F, R, $($arg),*> sealed::Sealed<fn($($arg),*) -> R> for F where F: Fn($($arg),*) -> R {}
+
+        #[allow(non_snake_case, unused_parens)]
+        impl<F, R, $($arg),*> Task<fn($($arg),*) -> R> for F
+        where
+            F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,
+            R: Serialize + DeserializeOwned + Send + 'static,
+            $($arg: Serialize + DeserializeOwned + Send + 'static,)*
+        {
+            type Args = task_impls!(@args $($arg),*);
+            type Output = R;
+            fn run(self, args: Self::Args) -> R {
+                let task_impls!(@args $($arg),*) = args;
+                self($($arg),*)
+            }
+        }
+    )*};
+    (@args) => { () };
+    (@args $only:ident) => { $only };
+    (@args $($arg:ident),+) => { ($($arg),+) };
+}
+
+task_impls! {
+    (),
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, G),
+    (A, B, C, D, E, G, H),
+    (A, B, C, D, E, G, H, I),
+    (A, B, C, D, E, G, H, I, J),
+    (A, B, C, D, E, G, H, I, J, K),
+    (A, B, C, D, E, G, H, I, J, K, L),
+    (A, B, C, D, E, G, H, I, J, K, L, M),
+}
+
+/// The stable name of task `T`, found by its function item type in this executable's task
+/// table.
+///
+/// # Errors
+///
+/// [`Error::NotATask`], naming the function, when `T` was not registered by
+/// `#[offspring::task]` (a plain function, a closure, a function pointer); [`Error::Spawn`]
+/// when the task table itself is invalid (two tasks under one name).
+pub(crate) fn task_name<T: 'static>() -> Result<&'static str, Error> {
+    let table = offspring_worker::task_table().map_err(|reason| Error::Spawn { reason })?;
+    table
+        .by_type(TypeId::of::<T>())
+        .map(offspring_worker::TaskEntry::name)
+        .ok_or_else(|| Error::NotATask {
+            function: std::any::type_name::<T>().to_owned(),
+        })
+}
+
+/// What a job is called in spans and errors: the task's name, or the function's type name
+/// when it is no task (then the job fails before anything is sent).
+pub(crate) fn label<T: 'static>(name: &Result<&'static str, Error>) -> &'static str {
+    match name {
+        Ok(name) => name,
+        Err(_) => std::any::type_name::<T>(),
+    }
 }

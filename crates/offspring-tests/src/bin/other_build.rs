@@ -8,5 +8,5 @@ fn other_task(n: u32) -> u32 {
 
 fn main() {
     offspring::init();
-    println!("other_build ran as a parent: {}", other_task::call(1));
+    println!("other_build ran as a parent: {}", other_task(1));
 }

@@ -1,6 +1,9 @@
 //! Integration tests of the foundation: real worker processes over real sockets, through the
 //! facade. One binary for all of them keeps link time down.
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
+
 offspring::test_support!();
 
 mod flow;
@@ -11,3 +14,4 @@ mod pool_failures;
 mod prims;
 mod process;
 mod reexec;
+mod tasks;

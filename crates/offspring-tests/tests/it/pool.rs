@@ -294,7 +294,10 @@ fn terminate_turns_pending_results_into_pool_closed() -> offspring::Result<()> {
     let running = pool.apply_async(sleep_ms_once_running, (started.clone(), 60_000));
     let queued = pool.apply_async(sleep_ms, 60_000);
     // One call running and one queued behind it, for sure.
-    assert!(started.wait_timeout(Duration::from_secs(60)), "the call never started");
+    assert!(
+        started.wait_timeout(Duration::from_secs(60)),
+        "the call never started"
+    );
     let started = Instant::now();
     pool.terminate();
     assert!(matches!(running.get(), Err(Error::PoolClosed)));
