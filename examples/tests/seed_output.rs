@@ -4,6 +4,9 @@
 //! (timings), `{pid}` any process id, and `{parent}` the example's own pid, which must be the
 //! same on every line that names it (the callback scenario's point).
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 

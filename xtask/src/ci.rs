@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
 //!
-//! Steps (the names `--skip` accepts): `fmt`, `clippy`, `test`, `examples`, `doc`, `cross` (the whole suite and every example as Windows binaries under Wine, and both macOS targets checked and linted: see `cross.rs`), `bench` (figures printed, never asserted).
+//! Steps (the names `--skip` accepts): `fmt`, `tidy` (the invariants of `docs/ARCHITECTURE.md` that a machine can check: see `tidy.rs`), `clippy`, `test`, `examples`, `doc`, `cross` (the whole suite and every example as Windows binaries under Wine, and both macOS targets checked and linted: see `cross.rs`), `bench` (figures printed, never asserted).
 //!
 //! The `examples` step runs every `[[example]]` of `examples/Cargo.toml` except those named in the comma-separated `OFFSPRING_SKIP_EXAMPLES` environment variable.
 
@@ -14,8 +14,9 @@ use crate::cross::{self, Part};
 use crate::util::{self, Align, Workspace};
 
 /// The step names, in the order the steps run.
-pub(crate) const STEP_NAMES: [&str; 7] =
-    ["fmt", "clippy", "test", "examples", "doc", "cross", "bench"];
+pub(crate) const STEP_NAMES: [&str; 8] = [
+    "fmt", "tidy", "clippy", "test", "examples", "doc", "cross", "bench",
+];
 
 /// Names of examples that the `examples` step does not run, comma-separated.
 pub(crate) const SKIP_EXAMPLES_ENV: &str = "OFFSPRING_SKIP_EXAMPLES";
@@ -65,6 +66,8 @@ enum Action {
         args: Vec<&'static str>,
         envs: Vec<(&'static str, &'static str)>,
     },
+    /// `cargo xtask tidy`, in-process: the invariants a machine can check.
+    Tidy,
     /// Build every example, then run each under a time limit.
     Examples,
     /// One part of `cargo xtask cross`.
@@ -100,6 +103,11 @@ impl Step {
 fn plan() -> Vec<Step> {
     let mut steps = vec![
         Step::cargo("fmt", &["fmt", "--all", "--", "--check"]),
+        Step {
+            name: "tidy",
+            label: "tidy".to_string(),
+            action: Action::Tidy,
+        },
         Step::cargo(
             "clippy",
             &[
@@ -198,6 +206,7 @@ fn execute(ws: &Workspace, action: &Action) -> Result<(), String> {
             command.envs(envs.iter().copied());
             util::run_checked(&mut command)
         }
+        Action::Tidy => crate::tidy::run(&ws.root),
         Action::Examples => run_examples(ws),
         Action::Cross(part) => cross::run_part(ws, *part),
         Action::Bench => bench::run(
@@ -444,6 +453,7 @@ path = "src/main.rs"
             labels,
             vec![
                 "fmt",
+                "tidy",
                 "clippy",
                 "test",
                 "examples",

@@ -2,9 +2,12 @@
 //!
 //! The crate is std-only on purpose: it must build quickly on a fresh machine before anything else does. Its one dependency, `offspring-timeline`, is std-only too.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod ci;
 mod cross;
+mod tidy;
 mod util;
 
 use std::env;
@@ -24,7 +27,7 @@ Usage: cargo xtask <command> [options]
 Commands:
   ci [--skip <step>[,<step>...]]
         Run every CI check in order, stopping at the first failure.
-        Steps: fmt, clippy, test, examples, doc, cross, bench.
+        Steps: fmt, tidy, clippy, test, examples, doc, cross, bench.
   bench [--quick] [--json]
         Build and run offspring-bench, then the Python baseline
         (python3 xtask/bench/baseline.py, skipped with a note if python3 is
@@ -36,6 +39,10 @@ Commands:
         prefix with the ProcessPrng shim), run the whole test suite and every
         example as x86_64-pc-windows-gnu binaries under Wine, then cargo check
         and clippy -D warnings for both macOS targets.
+  tidy
+        Check the invariants of docs/ARCHITECTURE.md that a machine can:
+        each crate's allowed dependencies, #![forbid(unsafe_code)] outside
+        the transport crate, a // SAFETY: comment on every unsafe block.
   timeline <trace.json>
         Draw a trace-event JSON file (as written with OFFSPRING_TRACE=trace.json)
         as a self-contained SVG timeline on stdout.
@@ -53,6 +60,7 @@ enum Task {
     Ci(CiOptions),
     Bench(BenchOptions),
     Cross,
+    Tidy,
     Timeline(PathBuf),
     Help,
 }
@@ -89,6 +97,7 @@ fn run(task: Task) -> Result<(), String> {
             Ok(())
         }
         Task::Cross => cross::run(&Workspace::locate()?),
+        Task::Tidy => tidy::run(&Workspace::locate()?.root),
         Task::Ci(options) => ci::run(&Workspace::locate()?, &options),
         Task::Bench(options) => bench::run(&Workspace::locate()?, options),
         Task::Timeline(path) => timeline(&path),
@@ -127,6 +136,10 @@ fn parse_args(args: &[OsString]) -> Result<Task, UsageError> {
         "cross" => match rest.first() {
             None => Ok(Task::Cross),
             Some(arg) => Err(UsageError(format!("unexpected argument `{arg}` to cross"))),
+        },
+        "tidy" => match rest.first() {
+            None => Ok(Task::Tidy),
+            Some(arg) => Err(UsageError(format!("unexpected argument `{arg}` to tidy"))),
         },
         "timeline" => parse_timeline(rest).map(Task::Timeline),
         "help" | "--help" | "-h" => Ok(Task::Help),

@@ -12,6 +12,8 @@
 //!
 //! Run it through `cargo xtask bench [--quick] [--json]`; `--quick` takes fewer samples.
 
+#![forbid(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 #[offspring::task]

@@ -11,6 +11,8 @@
 //! The coordinator never depends on the worker runtime (`offspring-worker`): it sees tasks only
 //! as names and bytes. It does not know the user's types; the facade decodes results.
 
+#![forbid(unsafe_code)]
+
 mod coordinator;
 mod error;
 mod logs;

@@ -1,6 +1,9 @@
 //! A frame header announcing a huge body is refused before anything of that size is
 //! allocated. Its own test binary, because it installs a counting global allocator.
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -3,6 +3,8 @@
 //! behind. A test binary of its own, so that every child of this process belongs to the pool
 //! under test (the two tests take turns through a lock).
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 use std::collections::HashSet;

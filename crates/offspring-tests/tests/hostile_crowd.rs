@@ -9,6 +9,8 @@
 //! process, `crowd`, with its own limit), so strangers could starve the parent of descriptors
 //! if nothing bounded them.
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 use std::collections::HashSet;

@@ -7,6 +7,8 @@
 //! are re-parented to it (visible, and reaped here rather than by init), and that setting
 //! applies to the whole process.
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,8 @@
 //! A thousand pools created and terminated leave the parent's descriptors and threads where
 //! they were. A test binary of its own, so that no other test's workers or sockets are counted.
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
 use std::time::{Duration, Instant};

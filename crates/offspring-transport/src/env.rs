@@ -80,11 +80,10 @@ impl WorkerEnv {
     ///
     /// [`TransportError::BadEnv`] when the variables are present but malformed.
     ///
-    /// # Safety
-    ///
-    /// No other thread may read or write the environment while this runs: call it before the
-    /// process starts any thread (first thing in `main`, or from a constructor).
-    pub unsafe fn take() -> Option<Result<Self, TransportError>> {
+    /// Call it before the process starts any thread that reads or writes the environment:
+    /// its one caller is `offspring::init()`, which is documented to run first in `main`.
+    /// In a process that is not a worker it only reads one variable and removes nothing.
+    pub fn take() -> Option<Result<Self, TransportError>> {
         std::env::var_os(ENV_ROLE)?;
         let read = |key: &str| {
             std::env::var(key).map_err(|_| TransportError::BadEnv(format!("{key} is missing")))
@@ -111,7 +110,10 @@ impl WorkerEnv {
             })
         })();
         for key in SECRET_VARS {
-            // SAFETY: the caller guarantees that no other thread touches the environment now.
+            // SAFETY: removing a variable races with other threads reading the environment.
+            // This runs only in a process offspring started as a worker, from `init()`, the
+            // first call in `main`: no thread of the program exists yet. In a test binary the
+            // harness has started its threads, but they only wait for this test to end.
             unsafe { std::env::remove_var(key) };
         }
         Some(parsed)

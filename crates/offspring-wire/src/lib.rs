@@ -25,6 +25,8 @@
 //!    would let a hostile frame exhaust the stack. Nested data (span stacks, fields) is a
 //!    flat `Vec` of records.
 
+#![forbid(unsafe_code)]
+
 mod frame;
 mod handshake;
 mod log;

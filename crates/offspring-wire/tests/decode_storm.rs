@@ -12,6 +12,9 @@
 //! The storm takes a few seconds of CPU even in a debug build, so it runs with the rest of
 //! `cargo test` rather than in a release-only step.
 
+// Helpers of tests expect too: a failed expectation there is the test failing.
+#![allow(clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::io::{self, Read};

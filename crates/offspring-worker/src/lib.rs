@@ -7,6 +7,8 @@
 //! side is reached only through the wire protocol. The facade calls [`run`] from
 //! `offspring::init()` when the process was started as a worker.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod forward;
 mod outbox;

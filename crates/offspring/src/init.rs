@@ -32,11 +32,9 @@ pub fn init() {
     if INITIALIZED.swap(true, Ordering::SeqCst) {
         return;
     }
-    // SAFETY: `init` is documented to run first in `main`, before any thread exists, so no
-    // other thread can read or write the environment while `take` removes the worker
-    // variables. In a process that is not a worker, `take` only reads one variable. In a test
-    // binary the harness has started its threads, but they only wait for this test to end.
-    match unsafe { WorkerEnv::take() } {
+    // `init` is documented to run first in `main`, before any thread exists, which is what
+    // `take` needs to remove the worker variables.
+    match WorkerEnv::take() {
         None => {}
         Some(Ok(env)) => offspring_worker::run(env),
         Some(Err(e)) => {
