@@ -7,6 +7,8 @@
 //! - **No `unsafe` outside the platform code.** Every library and binary root of the crates
 //!   under `crates/` and of `xtask` says `#![forbid(unsafe_code)]`, except those in
 //!   [`UNSAFE_ALLOWED`].
+//! - **No import cycles between the files of a crate** in [`ACYCLIC`]: a file's `crate::`,
+//!   `super::` and `self::` paths (re-exports followed) name the files it depends on.
 //! - **Every `unsafe` block and `unsafe impl` is explained**: a `// SAFETY:` comment on its
 //!   line or in the comment lines right above it (attributes may stand between). Clippy's
 //!   `undocumented_unsafe_blocks` checks the same during `clippy`; this check runs without a
@@ -65,6 +67,9 @@ const UNSAFE_ALLOWED: &[(&str, &str)] = &[
 ];
 
 const FORBID: &str = "#![forbid(unsafe_code)]";
+
+/// Crates whose files must not import each other in a circle.
+const ACYCLIC: &[&str] = &["offspring", "offspring-worker"];
 
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +153,12 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Violation>, String> {
                     });
                 }
             }
+        }
+    }
+    for dir in &crate_dirs {
+        let name = package_name(&read(&dir.join("Cargo.toml"))?).unwrap_or_default();
+        if ACYCLIC.contains(&name.as_str()) {
+            violations.extend(import_cycles(root, &dir.join("src"))?);
         }
     }
     let mut sources = Vec::new();
@@ -287,6 +298,298 @@ fn normal_dependencies(manifest: &str) -> Vec<(String, usize)> {
     deps
 }
 
+/// A line of code without its string literals' contents and its trailing comment.
+fn code_of(line: &str) -> String {
+    let mut code = String::new();
+    let mut in_string = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if in_string => {
+                chars.next();
+            }
+            '"' => {
+                in_string = !in_string;
+                code.push('"');
+            }
+            '/' if !in_string && chars.peek() == Some(&'/') => break,
+            _ if !in_string => code.push(c),
+            _ => {}
+        }
+    }
+    code
+}
+
+/// The module path of each `.rs` file of a crate whose sources are in `src`: `lib.rs` or
+/// `main.rs` is the root (an empty path), `a.rs` and `a/mod.rs` are `a`, `a/b.rs` is `a::b`.
+/// Binaries under `src/bin` are crates of their own and left out.
+fn module_files(src: &Path) -> Result<Vec<(Vec<String>, PathBuf)>, String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files)?;
+    let mut modules = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(src).unwrap_or(&file);
+        let mut path: Vec<String> = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let Some(last) = path.pop() else { continue };
+        if path.first().is_some_and(|first| first == "bin") {
+            continue;
+        }
+        match last.as_str() {
+            "mod.rs" => {}
+            "lib.rs" | "main.rs" if path.is_empty() => {}
+            other => path.push(other.trim_end_matches(".rs").to_string()),
+        }
+        modules.push((path, file));
+    }
+    Ok(modules)
+}
+
+/// Every path a line of code names through `crate::`, `super::` or `self::`, brace groups
+/// expanded, as its segments (the prefix kept as the first one).
+fn named_paths(code: &str) -> Vec<Vec<String>> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut paths = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let at_word_start = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        let rest: String = chars[i..].iter().collect();
+        let prefix = ["crate::", "super::", "self::"]
+            .into_iter()
+            .find(|p| rest.starts_with(p));
+        match prefix {
+            Some(prefix) if at_word_start => {
+                let (found, used) = parse_path(&rest);
+                paths.extend(found);
+                i += used.max(prefix.len());
+            }
+            _ => i += 1,
+        }
+    }
+    paths
+}
+
+/// Parses the path at the start of `text` (`a::b::{c, d::e}`): its expansions, and how many
+/// characters it took.
+fn parse_path(text: &str) -> (Vec<Vec<String>>, usize) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut segments = Vec::new();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+            i += 1;
+        }
+        if i > start {
+            segments.push(chars[start..i].iter().collect::<String>());
+        }
+        if chars.get(i) != Some(&':') || chars.get(i + 1) != Some(&':') {
+            break;
+        }
+        i += 2;
+        if chars.get(i) != Some(&'{') {
+            continue;
+        }
+        let begin = i + 1;
+        let mut depth = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let inner: String = chars[begin..i.min(chars.len())].iter().collect();
+        let mut out = Vec::new();
+        for item in split_top_level(&inner) {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            for sub in parse_path(item).0 {
+                let mut full = segments.clone();
+                if sub.first().is_some_and(|first| first != "self") {
+                    full.extend(sub);
+                }
+                out.push(full);
+            }
+        }
+        return (out, i + 1);
+    }
+    (vec![segments], i)
+}
+
+/// Splits at the commas outside braces.
+fn split_top_level(text: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut depth = 0;
+    for c in text.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = parts.last_mut() {
+            last.push(c);
+        }
+    }
+    parts
+}
+
+/// A module path, the file that holds it.
+type Modules = [(Vec<String>, PathBuf)];
+
+/// Import cycles among the files of the crate whose sources are in `src`.
+fn import_cycles(root: &Path, src: &Path) -> Result<Vec<Violation>, String> {
+    let modules = module_files(src)?;
+    // Re-exports (`pub use a::B;`, `pub use a::{B, C};`): the path of the re-exported name,
+    // and that of the module that defines it.
+    let mut reexports: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for (module, file) in &modules {
+        for line in read(file)?.lines() {
+            let code = code_of(line);
+            let code = code.trim();
+            let Some(rest) = code
+                .strip_prefix("pub use ")
+                .or_else(|| code.strip_prefix("pub(crate) use "))
+            else {
+                continue;
+            };
+            for path in parse_path(rest.trim_end_matches(';')).0 {
+                let relative = path.first().is_some_and(|first| first != "crate");
+                if let Some((name, defining)) = path.split_last() {
+                    let mut exported = module.clone();
+                    exported.push(name.clone());
+                    let mut target = if relative { module.clone() } else { Vec::new() };
+                    target.extend(defining.iter().filter(|s| *s != "crate").cloned());
+                    reexports.push((exported, target));
+                }
+            }
+        }
+    }
+    // Edges between files, each with the first line that makes it.
+    let mut edges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); modules.len()];
+    for (from, (module, file)) in modules.iter().enumerate() {
+        // The module `self::` names, and the one `super::` names.
+        let here = module.clone();
+        let parent = here[..here.len().saturating_sub(1)].to_vec();
+        for (index, line) in read(file)?.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for path in named_paths(&code_of(line)) {
+                let Some((prefix, rest)) = path.split_first() else {
+                    continue;
+                };
+                let mut absolute = match prefix.as_str() {
+                    "crate" => Vec::new(),
+                    "self" => here.clone(),
+                    "super" => parent.clone(),
+                    _ => continue,
+                };
+                absolute.extend(rest.iter().cloned());
+                if let Some(to) = resolve(&absolute, &modules, &reexports, 0)
+                    && to != from
+                    && !modules[to].0.is_empty()
+                    && !edges[from].iter().any(|(t, _)| *t == to)
+                {
+                    edges[from].push((to, index + 1));
+                }
+            }
+        }
+    }
+    let name = |i: usize| {
+        modules[i]
+            .1
+            .strip_prefix(root)
+            .unwrap_or(&modules[i].1)
+            .display()
+            .to_string()
+    };
+    let mut violations = Vec::new();
+    let mut reported: Vec<Vec<usize>> = Vec::new();
+    for start in 0..modules.len() {
+        let Some(cycle) = cycle_from(start, &edges) else {
+            continue;
+        };
+        let mut key = cycle.clone();
+        key.sort_unstable();
+        if reported.contains(&key) {
+            continue;
+        }
+        reported.push(key);
+        let next = cycle.get(1).copied().unwrap_or(cycle[0]);
+        let line = edges[cycle[0]]
+            .iter()
+            .find(|(to, _)| *to == next)
+            .map_or(1, |(_, line)| *line);
+        let mut shown: Vec<String> = cycle.iter().map(|&i| name(i)).collect();
+        shown.push(name(cycle[0]));
+        violations.push(Violation {
+            file: PathBuf::from(name(cycle[0])),
+            line,
+            message: format!("import cycle: {}", shown.join(" -> ")),
+        });
+    }
+    Ok(violations)
+}
+
+/// The file a module path names: the longest prefix that is a module, or a re-export that
+/// leads to one.
+fn resolve(
+    path: &[String],
+    modules: &Modules,
+    reexports: &[(Vec<String>, Vec<String>)],
+    depth: usize,
+) -> Option<usize> {
+    for len in (0..=path.len()).rev() {
+        let prefix = &path[..len];
+        if depth < 4
+            && let Some((_, target)) = reexports.iter().find(|(exported, _)| exported == prefix)
+        {
+            return resolve(target, modules, reexports, depth + 1);
+        }
+        if let Some(index) = modules.iter().position(|(module, _)| module == prefix) {
+            return Some(index);
+        }
+    }
+    None
+}
+
+/// A cycle through `start` (its files in order, `start` first), if there is one.
+fn cycle_from(start: usize, edges: &[Vec<(usize, usize)>]) -> Option<Vec<usize>> {
+    let mut seen = vec![false; edges.len()];
+    seen[start] = true;
+    let mut stack = vec![(start, 0usize)];
+    while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+        let Some(&(to, _)) = edges[node].get(*next) else {
+            stack.pop();
+            continue;
+        };
+        *next += 1;
+        if to == start {
+            return Some(stack.iter().map(|(node, _)| *node).collect());
+        }
+        if !seen[to] {
+            seen[to] = true;
+            stack.push((to, 0));
+        }
+    }
+    None
+}
+
 /// The 1-based lines of `source` holding an `unsafe` block or `unsafe impl` with no
 /// `SAFETY:` comment on the line or in the comment lines right above it.
 fn undocumented_unsafe(source: &str) -> Vec<usize> {
@@ -407,6 +710,22 @@ cc = \"1\"
         );
     }
 
+    #[test]
+    fn paths_are_read_with_their_brace_groups() {
+        assert_eq!(
+            named_paths(&code_of(
+                "use crate::{codec::{self, encode}, Error}; let x = super::handle::take(); // crate::no"
+            )),
+            vec![
+                vec!["crate", "codec"],
+                vec!["crate", "codec", "encode"],
+                vec!["crate", "Error"],
+                vec!["super", "handle", "take"],
+            ]
+        );
+        assert!(named_paths(&code_of("let s = \"crate::in_a_string\";")).is_empty());
+    }
+
     /// Copies the workspace's manifests and sources into a fresh directory.
     fn copy_of_workspace() -> PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -474,31 +793,38 @@ cc = \"1\"
         edit(&root.join("crates/offspring-worker/src/lib.rs"), |text| {
             text.replace(FORBID, "")
         });
+        // The codec reaching back into the pool, which uses the codec.
+        edit(&root.join("crates/offspring/src/codec.rs"), |text| {
+            format!("{text}\nfn back() -> usize {{\n    crate::pool::IMAP_AHEAD\n}}\n")
+        });
         let found = check(&root).unwrap_or_else(|e| panic!("{e}"));
         let _ = fs::remove_dir_all(&root);
         let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
         println!("{}", shown.join("\n"));
-        assert_eq!(found.len(), 3, "{shown:#?}");
-        assert!(
-            shown[0].starts_with("crates/offspring-wire/Cargo.toml:"),
-            "{}",
-            shown[0]
+        assert_eq!(found.len(), 4, "{shown:#?}");
+        let one = |file: &str, says: &str| {
+            assert!(
+                shown
+                    .iter()
+                    .any(|v| v.starts_with(file) && v.contains(says)),
+                "no violation in {file} saying {says:?}: {shown:#?}"
+            );
+        };
+        one(
+            "crates/offspring-wire/Cargo.toml:",
+            "must not depend on `tokio`",
         );
-        assert!(
-            shown[0].contains("must not depend on `tokio`"),
-            "{}",
-            shown[0]
+        one(
+            "crates/offspring-worker/src/lib.rs:1:",
+            "forbid(unsafe_code)",
         );
+        one("crates/offspring-transport/src/sys.rs:", "SAFETY");
+        one("crates/offspring/src/", "import cycle");
         assert!(
-            shown[1].starts_with("crates/offspring-worker/src/lib.rs:1:"),
-            "{}",
-            shown[1]
+            shown.iter().any(|v| v.contains("import cycle")
+                && v.contains("codec.rs")
+                && v.contains("pool.rs")),
+            "{shown:#?}"
         );
-        assert!(
-            shown[2].starts_with("crates/offspring-transport/src/sys.rs:"),
-            "{}",
-            shown[2]
-        );
-        assert!(shown[2].contains("SAFETY"), "{}", shown[2]);
     }
 }

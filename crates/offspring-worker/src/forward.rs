@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use offspring_wire::{FromWorker, Level, LogField, LogRecord, SpanRecord, encode};
 use tracing::field::{Field, Visit};
@@ -30,22 +30,13 @@ thread_local! {
     pub(crate) static CURRENT_TASK: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
-/// Counters shared between the layer and the writer.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) pending: AtomicUsize,
-    pub(crate) forwarded: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-}
-
 pub(crate) struct ForwardLayer {
     out: Arc<Outbox>,
-    counters: Arc<Counters>,
 }
 
 impl ForwardLayer {
-    pub(crate) fn new(out: Arc<Outbox>, counters: Arc<Counters>) -> Self {
-        Self { out, counters }
+    pub(crate) fn new(out: Arc<Outbox>) -> Self {
+        Self { out }
     }
 }
 
@@ -114,8 +105,11 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if self.counters.pending.load(Ordering::Relaxed) >= MAX_PENDING {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.out.log_counters().pending.load(Ordering::Relaxed) >= MAX_PENDING {
+            self.out
+                .log_counters()
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut collect = Collect::default();
@@ -154,9 +148,15 @@ where
                 .unwrap_or_default(),
         };
         if let Ok(frame) = encode(&FromWorker::Log(record)) {
-            self.counters.pending.fetch_add(1, Ordering::Relaxed);
+            self.out
+                .log_counters()
+                .pending
+                .fetch_add(1, Ordering::Relaxed);
             if self.out.post(frame, true).is_none() {
-                self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+                self.out
+                    .log_counters()
+                    .pending
+                    .fetch_sub(1, Ordering::Relaxed);
             }
         }
     }

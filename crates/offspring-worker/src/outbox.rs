@@ -28,13 +28,11 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use offspring_transport::{DirectWriter, FrameWriter};
-
-use crate::forward::Counters;
 
 /// How long a thread without a direct writer spins before it sleeps while waiting for the
 /// i/o thread.
@@ -46,10 +44,20 @@ const COALESCE: usize = 64 * 1024;
 /// At most this many frames go into one vectored write.
 const MAX_SLICES: usize = 64;
 
+/// The forwarded log records: queued and not yet written (the forwarding layer drops new
+/// ones beyond its cap), written, and dropped. The outbox counts what it writes; the layer
+/// counts what it queues and drops.
+#[derive(Debug, Default)]
+pub(crate) struct LogCounters {
+    pub(crate) pending: AtomicUsize,
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
 /// One queued frame.
 struct Queued {
     bytes: Vec<u8>,
-    /// A forwarded log record (counted in [`Counters`] once written).
+    /// A forwarded log record (counted in [`LogCounters`] once written).
     log: bool,
 }
 
@@ -76,11 +84,11 @@ pub(crate) struct Outbox {
     /// Wakes the i/o thread's writer.
     wake: tokio::sync::Notify,
     direct: Option<DirectWriter>,
-    counters: Arc<Counters>,
+    counters: LogCounters,
 }
 
 impl Outbox {
-    pub(crate) fn new(direct: Option<DirectWriter>, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(direct: Option<DirectWriter>) -> Self {
         Self {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -94,8 +102,13 @@ impl Outbox {
             written: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             direct,
-            counters,
+            counters: LogCounters::default(),
         }
+    }
+
+    /// The counts of forwarded log records.
+    pub(crate) fn log_counters(&self) -> &LogCounters {
+        &self.counters
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -378,8 +391,7 @@ mod tests {
         } else {
             None
         };
-        let counters = Arc::new(Counters::default());
-        let outbox = Arc::new(Outbox::new(writer, Arc::clone(&counters)));
+        let outbox = Arc::new(Outbox::new(writer));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let io = {
             let outbox = Arc::clone(&outbox);
@@ -401,7 +413,6 @@ mod tests {
         let senders: Vec<_> = (0..3u64)
             .map(|source| {
                 let outbox = Arc::clone(&outbox);
-                let counters = Arc::clone(&counters);
                 let start = Arc::clone(&start);
                 std::thread::spawn(move || {
                     start.wait();
@@ -421,7 +432,10 @@ mod tests {
                             }
                             // A user thread logging.
                             _ => {
-                                counters.pending.fetch_add(1, Ordering::Relaxed);
+                                outbox
+                                    .log_counters()
+                                    .pending
+                                    .fetch_add(1, Ordering::Relaxed);
                                 let _ = outbox.post(item(task_id, 64), true).expect("open");
                             }
                         }
@@ -434,8 +448,11 @@ mod tests {
         }
         outbox.flush(Instant::now() + Duration::from_secs(30));
         assert_eq!(reader.join().expect("reader"), [EACH; 3]);
-        assert_eq!(counters.pending.load(Ordering::Relaxed), 0);
-        assert_eq!(counters.forwarded.load(Ordering::Relaxed), EACH);
+        assert_eq!(outbox.log_counters().pending.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            outbox.log_counters().forwarded.load(Ordering::Relaxed),
+            EACH
+        );
         let _ = stop.send(());
         io.join().expect("i/o thread");
     }

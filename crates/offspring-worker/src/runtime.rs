@@ -29,7 +29,7 @@ use offspring_transport::{
 use offspring_wire::{FromWorker, Outcome, RunTask, ToWorker, WorkerConfig, decode, encode};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::forward::{CURRENT_TASK, Counters, ForwardLayer};
+use crate::forward::{CURRENT_TASK, ForwardLayer};
 use crate::outbox::Outbox;
 use crate::{RunError, TaskTable, task_table};
 
@@ -59,11 +59,9 @@ pub fn run(env: WorkerEnv) -> ! {
     let identity = build_identity(table.descriptions());
     let (task_tx, task_rx) = std::sync::mpsc::channel::<RunTask>();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-    let counters = Arc::new(Counters::default());
-    let io_counters = Arc::clone(&counters);
     let io = std::thread::Builder::new()
         .name(IO_THREAD.into())
-        .spawn(move || io_thread(env, identity, task_tx, ready_tx, io_counters));
+        .spawn(move || io_thread(env, identity, task_tx, ready_tx));
     if let Err(e) = io {
         fail(EXIT_HANDSHAKE, &format!("cannot start the i/o thread: {e}"));
     }
@@ -76,10 +74,10 @@ pub fn run(env: WorkerEnv) -> ! {
         ),
     };
     crate::client::install(Arc::clone(&outbox));
-    install_logging(&config, Arc::clone(&outbox), Arc::clone(&counters));
+    install_logging(&config, Arc::clone(&outbox));
     install_panic_hook();
     install_exit_flush(&outbox);
-    serve(table, &task_rx, &outbox, &counters);
+    serve(table, &task_rx, &outbox);
     outbox.flush(Instant::now() + FLUSH_TIMEOUT);
     std::process::exit(0);
 }
@@ -105,12 +103,12 @@ fn fail(code: i32, message: &str) -> ! {
     std::process::exit(code);
 }
 
-fn install_logging(config: &WorkerConfig, out: Arc<Outbox>, counters: Arc<Counters>) {
+fn install_logging(config: &WorkerConfig, out: Arc<Outbox>) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let subscriber = tracing_subscriber::registry()
         .with(filter)
-        .with(ForwardLayer::new(out, counters));
+        .with(ForwardLayer::new(out));
     // A worker runs no user code before this point, so no subscriber can be set yet; if one
     // somehow is, keep it rather than fail the worker.
     let _ = tracing::subscriber::set_global_default(subscriber);
@@ -188,12 +186,7 @@ fn call(entry: &crate::TaskEntry, task_id: u64, args: &[u8]) -> Outcome {
     }
 }
 
-fn serve(
-    table: &TaskTable,
-    tasks: &std::sync::mpsc::Receiver<RunTask>,
-    out: &Outbox,
-    counters: &Counters,
-) {
+fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Outbox) {
     let mut dropped_reported = 0;
     while let Ok(run) = tasks.recv() {
         let task_id = run.task_id;
@@ -228,7 +221,10 @@ fn serve(
                 tail.extend(item);
             }
         }
-        let dropped = counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        let dropped = out
+            .log_counters()
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
         if dropped != dropped_reported {
             dropped_reported = dropped;
             tail.extend(report(&FromWorker::LogsDropped { total: dropped }));
@@ -243,7 +239,6 @@ fn io_thread(
     identity: BuildIdentity,
     tasks: std::sync::mpsc::Sender<RunTask>,
     ready: std::sync::mpsc::SyncSender<Result<(WorkerConfig, Arc<Outbox>), String>>,
-    counters: Arc<Counters>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -280,7 +275,7 @@ fn io_thread(
         let offspring_transport::Conn { reader, writer, .. } = conn;
         // The task thread writes its own frames where the platform allows (see `outbox`);
         // this thread writes the rest, and keeps reading.
-        let outbox = Arc::new(Outbox::new(direct, counters));
+        let outbox = Arc::new(Outbox::new(direct));
         let _ = ready.send(Ok((config, Arc::clone(&outbox))));
         tokio::spawn(async move { outbox.run_writer(writer).await });
         lifeline(reader, tasks).await;

@@ -1,7 +1,5 @@
 //! What the macros' expansions call. Not public API: names here may change at any time.
 
-use serde::Serialize;
-
 pub use ctor;
 pub use inventory;
 pub use offspring_worker::TaskEntry;
@@ -31,17 +29,12 @@ pub fn run_erased<S, T: Task<S>>(
     let args: T::Args = postcard::from_bytes(args)
         .map_err(|e| offspring_worker::RunError::BadArgs(e.to_string()))?;
     let value = task.run(args);
-    encode(&value).map_err(offspring_worker::RunError::BadResult)
+    crate::codec::encode(&value).map_err(offspring_worker::RunError::BadResult)
 }
 
 /// See [`signature_of`].
 pub fn type_id_of<T: 'static>(_task: &T) -> std::any::TypeId {
     std::any::TypeId::of::<T>()
-}
-
-pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, String> {
-    postcard::to_allocvec(value)
-        .map_err(|e| crate::prims::take_handle_error().map_or_else(|| e.to_string(), str::to_owned))
 }
 
 /// Called by `test_support!()` before `main`: remembers the worker entry test's path.

@@ -53,8 +53,10 @@
 #![forbid(unsafe_code)]
 
 mod async_result;
+mod codec;
 mod error;
 mod init;
+mod leases;
 mod pool;
 mod prims;
 mod process;

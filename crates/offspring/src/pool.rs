@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use offspring_coordinator::{CallResult, JobId, JobSink, JobSpec, PoolConfig, PoolHandle};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::async_result::{CallbackCount, Cell};
-use crate::{AsyncResult, Direction, Error, Result, Task};
+use crate::codec::EncodedCall;
+use crate::leases::CallLeases;
+use crate::{AsyncResult, Error, Result, Task};
 
 /// How long dropping the last clone of a pool waits for its killed workers to be reaped.
 const TERMINATE_WAIT: Duration = Duration::from_secs(10);
@@ -25,94 +26,9 @@ const TERMINATE_WAIT: Duration = Duration::from_secs(10);
 /// `consumed + IMAP_AHEAD × processes` items from its input.
 pub const IMAP_AHEAD: usize = 2;
 
-pub(crate) fn encode_args<A: Serialize + ?Sized>(
-    task: &str,
-    index: Option<usize>,
-    args: &A,
-) -> Result<Vec<u8>> {
-    crate::__private::encode(args).map_err(|message| Error::Serialization {
-        task: task.to_owned(),
-        direction: Direction::EncodeArgs,
-        message,
-        index,
-    })
-}
-
-/// Encodes one call's arguments, with the in-flight leases of the handles among them (to end
-/// when the call ends; see `prims`).
-pub(crate) fn encode_call<A: Serialize + ?Sized>(
-    task: &str,
-    index: Option<usize>,
-    args: &A,
-) -> Result<(Vec<u8>, Vec<u64>)> {
-    let (bytes, tokens) = crate::prims::collect_leases(|| encode_args(task, index, args));
-    match bytes {
-        Ok(bytes) => Ok((bytes, tokens)),
-        Err(e) => {
-            crate::prims::end_leases(&tokens);
-            Err(e)
-        }
-    }
-}
-
-/// In-flight leases per call index, ended as each call is delivered.
-#[derive(Default)]
-struct Leases(Mutex<std::collections::HashMap<usize, Vec<u64>>>);
-
-impl Leases {
-    fn add(&self, index: usize, tokens: Vec<u64>) {
-        if !tokens.is_empty() {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(index, tokens);
-        }
-    }
-
-    fn end_all(&self) {
-        let all = std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for tokens in all.values() {
-            crate::prims::end_leases(tokens);
-        }
-    }
-
-    fn end(&self, index: usize) {
-        self.end_after(index, false);
-    }
-
-    fn end_after(&self, index: usize, worker_died: bool) {
-        let tokens = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&index);
-        if let Some(tokens) = tokens {
-            crate::prims::end_leases_of(&tokens, worker_died);
-        }
-    }
-}
-
-pub(crate) fn decode<R: DeserializeOwned>(
-    task: &str,
-    index: Option<usize>,
-    bytes: &[u8],
-) -> Result<R> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Serialization {
-        task: task.to_owned(),
-        direction: Direction::DecodeResult,
-        message: e.to_string(),
-        index,
-    })
-}
-
 fn convert<R: DeserializeOwned>(task: &str, index: Option<usize>, result: CallResult) -> Result<R> {
     match result.outcome {
-        Ok(bytes) => decode(task, index, &bytes),
+        Ok(bytes) => crate::codec::decode_value(task, index, &bytes),
         Err(failure) => Err(Error::from_pool(task, result.pid, index, failure)),
     }
 }
@@ -149,7 +65,7 @@ impl PoolBuilder {
         let _ = task;
         let name = crate::task_trait::task_name::<T>();
         let label = crate::task_trait::label::<T>(&name);
-        let encoded = name.and_then(|name| encode_args(name, None, &args));
+        let encoded = name.and_then(|name| crate::codec::encode_args(name, None, &args));
         self.initializer = Some((label.to_owned(), encoded));
         self
     }
@@ -306,7 +222,7 @@ struct OneSink<R> {
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for OneSink<R> {
     fn deliver(&self, _index: usize, result: CallResult) {
-        crate::prims::end_leases_of(&self.leases, died(&result));
+        crate::leases::end_after(&self.leases, died(&result));
         self.cell.resolve(convert(self.task, None, result));
     }
 }
@@ -316,7 +232,7 @@ struct MapSink<R> {
     task: &'static str,
     results: Mutex<Vec<Option<CallResult>>>,
     remaining: AtomicUsize,
-    leases: Leases,
+    leases: CallLeases,
 }
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
@@ -347,7 +263,7 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
 
 struct ChannelSink {
     results: Mutex<Sender<(usize, CallResult)>>,
-    leases: Leases,
+    leases: CallLeases,
 }
 
 impl JobSink for ChannelSink {
@@ -428,7 +344,9 @@ impl Pool {
         let _ = task;
         let name = crate::task_trait::task_name::<T>();
         let cell = self.cell::<T::Output>(crate::task_trait::label::<T>(&name));
-        match name.and_then(|name| encode_call(name, None, &args).map(|call| (name, call))) {
+        match name
+            .and_then(|name| crate::codec::encode_call(name, None, &args).map(|call| (name, call)))
+        {
             Err(e) => cell.resolve(Err(e)),
             Ok((name, (bytes, leases))) => {
                 let sink = Arc::new(OneSink {
@@ -438,7 +356,7 @@ impl Pool {
                 });
                 let job_sink = Arc::clone(&sink) as Arc<dyn JobSink>;
                 if self.submit(name, vec![(0, bytes)], 1, job_sink).is_err() {
-                    crate::prims::end_leases(&sink.leases);
+                    crate::leases::end(&sink.leases);
                     cell.resolve(Err(Error::PoolClosed));
                 }
             }
@@ -521,12 +439,12 @@ impl Pool {
                 return AsyncResult::from_cell(cell);
             }
         };
-        let leases = Leases::default();
+        let leases = CallLeases::default();
         let items = iter
             .into_iter()
             .enumerate()
             .map(|(i, args)| {
-                encode_call(name, Some(i), &args).map(|(bytes, tokens)| {
+                crate::codec::encode_call(name, Some(i), &args).map(|(bytes, tokens)| {
                     leases.add(i, tokens);
                     (i, bytes)
                 })
@@ -621,9 +539,6 @@ fn iter_len_hint<I: Iterator>(iter: &I) -> Option<usize> {
     }
 }
 
-/// One call's encoded arguments and the in-flight leases taken while encoding them.
-type EncodedCall = (Vec<u8>, Vec<u64>);
-
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item.
 pub struct Imap<R> {
     pool: Pool,
@@ -664,7 +579,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
         // A function that is no task fails every item, and nothing is sent.
         let name = name.map_err(|_| ());
         let input = iter.map(move |args| match name {
-            Ok(name) => encode_call(name, None, &args),
+            Ok(name) => crate::codec::encode_call(name, None, &args),
             Err(()) => Err(Error::NotATask {
                 function: label.to_owned(),
             }),
@@ -681,7 +596,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             input_done: false,
             sink: Arc::new(ChannelSink {
                 results: Mutex::new(tx),
-                leases: Leases::default(),
+                leases: CallLeases::default(),
             }),
             results: rx,
             ready: BTreeMap::new(),

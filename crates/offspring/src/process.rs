@@ -41,7 +41,7 @@ pub(crate) fn spawn_with<S, T: Task<S>>(
 ) -> Result<ProcessHandle<T::Output>> {
     let name = crate::task_trait::task_name::<T>()?;
     let coordinator = crate::init::coordinator()?;
-    let (args, leases) = crate::pool::encode_call(name, None, &args)?;
+    let (args, leases) = crate::codec::encode_call(name, None, &args)?;
     let worker = coordinator
         .spawn_worker(SpawnOptions {
             program,
@@ -49,7 +49,7 @@ pub(crate) fn spawn_with<S, T: Task<S>>(
             ..SpawnOptions::default()
         })
         .map_err(|e| {
-            crate::prims::end_leases(&leases);
+            crate::leases::end(&leases);
             Error::spawn(e)
         })?;
     let slot = Arc::new(Slot::new());
@@ -86,7 +86,7 @@ struct OneCall {
 
 impl BatchSink for OneCall {
     fn item(&mut self, _index: usize, outcome: std::result::Result<Vec<u8>, Failure>, pid: u32) {
-        crate::prims::end_leases(&std::mem::take(&mut self.leases));
+        crate::leases::end(&std::mem::take(&mut self.leases));
         self.slot.fill(Report { outcome, pid });
     }
 
@@ -96,7 +96,7 @@ impl BatchSink for OneCall {
     }
 
     fn died(self: Box<Self>, _next: usize, status: Option<ExitStatus>, pid: u32) {
-        crate::prims::end_leases_of(&self.leases, true);
+        crate::leases::end_after(&self.leases, true);
         self.slot.fill(Report {
             outcome: Err(Failure::Died { status }),
             pid,
@@ -165,7 +165,7 @@ impl<R: DeserializeOwned> ProcessHandle<R> {
         let left = timeout.map_or(EXIT_WAIT, |t| t.saturating_sub(started.elapsed()));
         self.worker.wait_exit(left.min(EXIT_WAIT));
         match report.outcome {
-            Ok(bytes) => crate::pool::decode(self.task, None, &bytes),
+            Ok(bytes) => crate::codec::decode_value(self.task, None, &bytes),
             Err(failure) => Err(Error::from_failure(self.task, report.pid, None, failure)),
         }
     }

@@ -1,0 +1,186 @@
+//! A handle: a primitive's id and kind, where its operations go (the parent's registry or
+//! the worker's connection), and how it crosses a process boundary (with a lease).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offspring_coordinator::Registry;
+use offspring_wire::{Kind, PrimOp, PrimReply};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, Result};
+
+const FURTHER_DOWN: &str =
+    "offspring handles can be sent only from the parent to its workers for now";
+
+#[derive(Clone, Copy)]
+pub(crate) enum Backend {
+    Parent(&'static Registry),
+    Worker(&'static offspring_worker::Client),
+}
+
+pub(crate) fn backend() -> Result<Backend> {
+    if let Some(client) = offspring_worker::client() {
+        return Ok(Backend::Worker(client));
+    }
+    Ok(Backend::Parent(crate::init::coordinator()?.registry()))
+}
+
+impl Backend {
+    pub(super) fn call(self, op: PrimOp) -> PrimReply {
+        match self {
+            Self::Parent(registry) => registry.local(op),
+            Self::Worker(client) => client.call(op),
+        }
+    }
+
+    pub(super) fn notify(self, op: PrimOp) {
+        match self {
+            Self::Parent(registry) => {
+                registry.local(op);
+            }
+            Self::Worker(client) => client.notify(op),
+        }
+    }
+}
+
+pub(crate) fn millis(timeout: Duration) -> u64 {
+    // Round up, so a positive timeout never becomes a mere try.
+    let ms = timeout.as_micros().div_ceil(1000);
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+pub(crate) struct Inner {
+    pub(super) id: u64,
+    pub(super) kind: Kind,
+    pub(super) backend: Backend,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.backend.notify(PrimOp::Release { id: self.id });
+    }
+}
+
+/// A reference to a primitive: its id, kind, and where operations go.
+#[derive(Clone)]
+pub(crate) struct Handle(pub(super) Arc<Inner>);
+
+impl Handle {
+    pub(super) fn create(kind: Kind, param: u64) -> Result<Self> {
+        let backend = backend()?;
+        match backend.call(PrimOp::Create { kind, param }) {
+            PrimReply::Id(id) => Ok(Self(Arc::new(Inner { id, kind, backend }))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(super) fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    pub(super) fn call(&self, op: PrimOp) -> PrimReply {
+        self.0.backend.call(op)
+    }
+
+    pub(super) fn notify(&self, op: PrimOp) {
+        self.0.backend.notify(op);
+    }
+}
+
+pub(crate) fn unexpected(reply: PrimReply) -> Error {
+    match reply {
+        PrimReply::Error(reason) => Error::Primitive { reason },
+        PrimReply::Timeout => Error::Timeout,
+        other => Error::Primitive {
+            reason: format!("unexpected reply from the coordinator: {other:?}"),
+        },
+    }
+}
+
+/// Reports a failure of an operation whose signature cannot return it (a handle that names
+/// nothing): the caller gets the neutral value, the log gets the reason.
+pub(crate) fn log_failure(what: &str, reply: &PrimReply) {
+    tracing::error!(target: "offspring", operation = what, ?reply, "a primitive operation failed");
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}#{}", self.0.kind, self.0.id)
+    }
+}
+
+fn kind_code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Event => 0,
+        Kind::Semaphore => 1,
+        Kind::Barrier => 2,
+        Kind::Queue => 3,
+        Kind::PipeEnd => 4,
+    }
+}
+
+pub(crate) fn serialize_handle<S: Serializer>(
+    handle: &Handle,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let token = match handle.0.backend {
+        Backend::Parent(registry) => registry.lease_in_flight(handle.id()).unwrap_or_default(),
+        Backend::Worker(_) => {
+            return Err(serde::ser::Error::custom(crate::leases::refuse(
+                FURTHER_DOWN,
+            )));
+        }
+    };
+    crate::leases::record(token);
+    (kind_code(handle.0.kind), handle.id(), token).serialize(serializer)
+}
+
+pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    kind: Kind,
+) -> Result<Handle, D::Error> {
+    let (code, id, token) = <(u8, u64, u64)>::deserialize(deserializer)?;
+    if code != kind_code(kind) {
+        return Err(serde::de::Error::custom(format!(
+            "expected a handle to a {kind:?}, found another kind"
+        )));
+    }
+    let backend = backend().map_err(serde::de::Error::custom)?;
+    // Taking the lease cannot fail in a way that matters here: a handle that names nothing
+    // reports that on use.
+    backend.notify(PrimOp::Adopt { id, token });
+    Ok(Handle(Arc::new(Inner { id, kind, backend })))
+}
+
+/// Serializes and deserializes a handle type `$ty` (with a `handle` field and a
+/// `from_handle` constructor) as a handle of `$kind`.
+macro_rules! handle_serde {
+    ($ty:ident $(<$g:ident>)?, $kind:expr) => {
+        impl$(<$g>)? serde::Serialize for $ty$(<$g>)? {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                $crate::prims::handle::serialize_handle(&self.handle, serializer)
+            }
+        }
+
+        impl<'de $(, $g)?> serde::Deserialize<'de> for $ty$(<$g>)? {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok(Self::from_handle(
+                    $crate::prims::handle::deserialize_handle(deserializer, $kind)?,
+                ))
+            }
+        }
+    };
+}
+pub(crate) use handle_serde;
+
+/// Runs a taking operation (a queue's `Get`, a pipe end's `Recv`): the decoded item, `None`
+/// when it timed out, or the error.
+pub(super) fn take_item<T: DeserializeOwned>(handle: &Handle, op: PrimOp) -> Result<Option<T>> {
+    match handle.call(op) {
+        PrimReply::Item(bytes) => crate::codec::decode_item(&bytes).map(Some),
+        PrimReply::Timeout => Ok(None),
+        other => Err(unexpected(other)),
+    }
+}
