@@ -5,7 +5,6 @@ use std::time::Duration;
 
 /// Why a worker could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
 pub enum SpawnError {
     /// The coordinator itself could not start (runtime or listener).
     #[error("the coordinator could not start: {0}")]
@@ -44,7 +43,6 @@ pub enum SpawnError {
 
 /// Why a task produced no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Failure {
     /// The task panicked; the worker caught it and lives on.
     Panicked {

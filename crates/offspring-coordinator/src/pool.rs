@@ -61,13 +61,14 @@ pub struct PoolConfig {
     pub retries: u32,
     /// Arguments for worker processes (see `SpawnOptions::args`).
     pub worker_args: Vec<std::ffi::OsString>,
+    /// Run this program as the workers instead of the running executable (for tests).
+    pub program: Option<std::path::PathBuf>,
     /// A timeline file of this pool's own, written when the pool ends.
     pub timeline: Option<Arc<Timeline>>,
 }
 
 /// Why a call of a pool produced no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum PoolFailure {
     /// What the worker reported, or its death.
     Task(Failure),
@@ -75,8 +76,20 @@ pub enum PoolFailure {
     TimedOut(Duration),
     /// The pool was terminated, or closed before the job arrived.
     Closed,
-    /// The pool is broken: workers could not be started or initialized.
-    Broken(String),
+    /// The pool gave up: its initializer failed in [`MAX_START_FAILURES`] new workers in a
+    /// row.
+    InitializerFailed(String),
+    /// The pool gave up: [`MAX_START_FAILURES`] workers in a row could not be started.
+    CannotStart(String),
+}
+
+/// Which part of a worker's start failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartStep {
+    /// Starting the process, or its handshake.
+    Spawn,
+    /// Running the pool's initializer in it.
+    Initializer,
 }
 
 /// The end of one call.
@@ -252,7 +265,6 @@ impl PoolHandle {
             terminated: false,
             broken: None,
             start_failures: 0,
-            first_start_done: false,
         };
         coordinator.runtime().spawn(actor.run(rx));
         Self { events, shared }
@@ -415,33 +427,22 @@ struct Actor {
     next_worker: u64,
     closed: bool,
     terminated: bool,
-    broken: Option<String>,
+    broken: Option<PoolFailure>,
     start_failures: u32,
-    first_start_done: bool,
 }
 
 /// Forwards a worker's reports on one batch to the pool's actor.
-struct Reports {
+struct CallReports {
     worker: u64,
     events: mpsc::UnboundedSender<Event>,
-    init: bool,
-    init_error: Option<String>,
 }
 
-impl BatchSink for Reports {
+impl BatchSink for CallReports {
     fn started(&mut self, _pid: u32) {
-        if !self.init {
-            let _ = self.events.send(Event::Started(self.worker));
-        }
+        let _ = self.events.send(Event::Started(self.worker));
     }
 
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, _pid: u32) {
-        if self.init {
-            if let Err(failure) = outcome {
-                self.init_error = Some(describe(&failure));
-            }
-            return;
-        }
         let _ = self.events.send(Event::Item {
             worker: self.worker,
             index,
@@ -450,31 +451,47 @@ impl BatchSink for Reports {
     }
 
     fn finished(self: Box<Self>, _pid: u32) {
-        let event = if self.init {
-            Event::InitDone {
-                worker: self.worker,
-                error: self.init_error,
-            }
-        } else {
-            Event::Finished(self.worker)
-        };
-        let _ = self.events.send(event);
+        let _ = self.events.send(Event::Finished(self.worker));
     }
 
     fn died(self: Box<Self>, next: usize, status: Option<ExitStatus>, _pid: u32) {
-        let event = if self.init {
-            Event::InitDone {
-                worker: self.worker,
-                error: Some(describe(&Failure::Died { status })),
-            }
-        } else {
-            Event::Died {
-                worker: self.worker,
-                next,
-                status,
-            }
-        };
-        let _ = self.events.send(event);
+        let _ = self.events.send(Event::Died {
+            worker: self.worker,
+            next,
+            status,
+        });
+    }
+}
+
+/// Tells the pool's actor how a new worker's initializer ended: once, with the failure if
+/// it failed or its worker died.
+struct InitReports {
+    worker: u64,
+    events: mpsc::UnboundedSender<Event>,
+    error: Option<String>,
+}
+
+impl BatchSink for InitReports {
+    fn started(&mut self, _pid: u32) {}
+
+    fn item(&mut self, _index: usize, outcome: Result<Vec<u8>, Failure>, _pid: u32) {
+        if let Err(failure) = outcome {
+            self.error = Some(describe(&failure));
+        }
+    }
+
+    fn finished(self: Box<Self>, _pid: u32) {
+        let _ = self.events.send(Event::InitDone {
+            worker: self.worker,
+            error: self.error,
+        });
+    }
+
+    fn died(self: Box<Self>, _next: usize, status: Option<ExitStatus>, _pid: u32) {
+        let _ = self.events.send(Event::InitDone {
+            worker: self.worker,
+            error: Some(describe(&Failure::Died { status })),
+        });
     }
 }
 
@@ -626,7 +643,7 @@ impl Actor {
     fn submit(&mut self, id: JobId, spec: JobSpec) {
         if self.terminated || self.broken.is_some() {
             let failure = match &self.broken {
-                Some(reason) => PoolFailure::Broken(reason.clone()),
+                Some(failure) => failure.clone(),
                 None => PoolFailure::Closed,
             };
             self.fail_job_items(&spec.sink, spec.items, &failure);
@@ -755,11 +772,9 @@ impl Actor {
             &batch.name,
             &items,
             context,
-            Box::new(Reports {
+            Box::new(CallReports {
                 worker,
                 events: self.events.clone(),
-                init: false,
-                init_error: None,
             }),
         );
         slot.state = State::Busy(batch);
@@ -917,7 +932,7 @@ impl Actor {
         let count = items.len() as i64;
         if self.terminated || self.broken.is_some() {
             let failure = match &self.broken {
-                Some(reason) => PoolFailure::Broken(reason.clone()),
+                Some(failure) => failure.clone(),
                 None => PoolFailure::Closed,
             };
             if let Some(job) = self.jobs.get(&id) {
@@ -959,30 +974,32 @@ impl Actor {
                 if let Some(slot) = self.workers.remove(&worker) {
                     slot.handle.kill();
                 }
-                self.start_failed(reason);
+                self.start_failed(StartStep::Initializer, reason);
             }
         }
     }
 
-    fn start_failed(&mut self, reason: String) {
+    fn start_failed(&mut self, step: StartStep, reason: String) {
         self.start_failures += 1;
         tracing::warn!(target: "offspring", failures = self.start_failures, %reason, "a pool worker failed to start");
         if self.start_failures >= MAX_START_FAILURES {
-            self.break_pool(reason);
+            self.break_pool(step, reason);
         } else {
             self.maintain();
         }
     }
 
-    fn break_pool(&mut self, reason: String) {
+    /// Gives up after the last of [`MAX_START_FAILURES`] failed starts, which names the
+    /// failure: queued calls and later submissions fail with it.
+    fn break_pool(&mut self, step: StartStep, reason: String) {
         tracing::error!(target: "offspring", %reason, "the pool gave up starting workers");
-        let failure = PoolFailure::Broken(format!(
-            "{MAX_START_FAILURES} consecutive worker starts failed; the last: {reason}"
-        ));
-        self.broken = Some(match &failure {
-            PoolFailure::Broken(text) => text.clone(),
-            _ => reason,
-        });
+        let reason =
+            format!("{MAX_START_FAILURES} consecutive worker starts failed; the last: {reason}");
+        let failure = match step {
+            StartStep::Spawn => PoolFailure::CannotStart(reason),
+            StartStep::Initializer => PoolFailure::InitializerFailed(reason),
+        };
+        self.broken = Some(failure.clone());
         for id in std::mem::take(&mut self.queue) {
             if let Some(mut job) = self.jobs.remove(&id) {
                 let items: Vec<_> = job.pending.drain(..).map(|p| (p.index, p.args)).collect();
@@ -996,7 +1013,7 @@ impl Actor {
         let handle = match result {
             Ok(handle) => handle,
             Err(e) => {
-                self.start_failed(e.to_string());
+                self.start_failed(StartStep::Spawn, e.to_string());
                 return;
             }
         };
@@ -1020,11 +1037,10 @@ impl Actor {
                     name,
                     &[args.as_slice()],
                     BatchContext::default(),
-                    Box::new(Reports {
+                    Box::new(InitReports {
                         worker,
                         events: self.events.clone(),
-                        init: true,
-                        init_error: None,
+                        error: None,
                     }),
                 );
                 State::Initializing
@@ -1034,7 +1050,6 @@ impl Actor {
                 State::Idle
             }
         };
-        self.first_start_done = true;
         self.workers.insert(
             worker,
             Slot {
@@ -1063,6 +1078,7 @@ impl Actor {
         for _ in live..self.config.processes {
             self.starting += 1;
             let spawn = self.coordinator.spawn_worker_async(SpawnOptions {
+                program: self.config.program.clone(),
                 args: self.config.worker_args.clone(),
                 timeline: self.config.timeline.clone(),
                 logs: Some(Arc::clone(&self.shared.logs)),
@@ -1148,7 +1164,10 @@ impl std::fmt::Display for PoolFailure {
             Self::Task(failure) => failure.fmt(f),
             Self::TimedOut(limit) => write!(f, "ran past the pool's task timeout of {limit:?}"),
             Self::Closed => f.write_str("the pool was closed"),
-            Self::Broken(reason) => write!(f, "the pool is broken: {reason}"),
+            Self::InitializerFailed(reason) => {
+                write!(f, "the pool's initializer keeps failing: {reason}")
+            }
+            Self::CannotStart(reason) => write!(f, "the pool cannot start workers: {reason}"),
         }
     }
 }

@@ -5,7 +5,6 @@ use std::fmt;
 
 /// Why [`render_svg`](crate::render_svg) refused its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum TimelineError {
     /// The input is not valid JSON.
     Json {

@@ -53,30 +53,35 @@ impl Secret {
         Some(Self(out))
     }
 
-    fn mac(&self, label: &[u8], hello: &[u8], server_nonce: &[u8]) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail for a 32-byte key; the fallback
-        // keeps the IPC path free of panics all the same.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| <HmacSha256 as Mac>::new(&Default::default()));
+    /// The keyed MAC over a handshake's label, hello and nonce. `None` only if the key were
+    /// refused (HMAC takes keys of any length, so never for a 32-byte secret); every caller
+    /// then fails the handshake rather than fall back to a key anyone knows.
+    fn mac(&self, label: &[u8], hello: &[u8], server_nonce: &[u8]) -> Option<HmacSha256> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0).ok()?;
         mac.update(label);
         mac.update(&(hello.len() as u64).to_le_bytes());
         mac.update(hello);
         mac.update(server_nonce);
-        mac
+        Some(mac)
     }
 
-    fn prove(&self, label: &[u8], hello: &[u8], server_nonce: &[u8]) -> [u8; NONCE_LEN] {
+    /// The proof that we know the secret, or [`HandshakeError::BadKey`].
+    fn prove(
+        &self,
+        label: &[u8],
+        hello: &[u8],
+        server_nonce: &[u8],
+    ) -> Result<[u8; NONCE_LEN], HandshakeError> {
         self.mac(label, hello, server_nonce)
-            .finalize()
-            .into_bytes()
-            .into()
+            .map(|mac| mac.finalize().into_bytes().into())
+            .ok_or(HandshakeError::BadKey)
     }
 
-    /// Constant-time check (the `hmac` crate compares with `subtle`).
+    /// Constant-time check (the `hmac` crate compares with `subtle`); false when no MAC can
+    /// be made.
     fn verify(&self, label: &[u8], hello: &[u8], server_nonce: &[u8], proof: &[u8]) -> bool {
         self.mac(label, hello, server_nonce)
-            .verify_slice(proof)
-            .is_ok()
+            .is_some_and(|mac| mac.verify_slice(proof).is_ok())
     }
 }
 
@@ -165,7 +170,7 @@ pub async fn accept_handshake(
         return Err(HandshakeError::PidMismatch { expected, actual });
     }
     let nonce = random_bytes().map_err(|e| HandshakeError::Wire(e.into()))?;
-    let proof = expected.secret.prove(PARENT_LABEL, &hello_bytes, &nonce);
+    let proof = expected.secret.prove(PARENT_LABEL, &hello_bytes, &nonce)?;
     send(&mut conn, &ServerChallenge { nonce, proof }).await?;
     let reply: ClientProof = recv(&mut conn).await?;
     if !expected
@@ -227,7 +232,7 @@ pub async fn connect_handshake(
     ) {
         return Err(HandshakeError::BadProof);
     }
-    let proof = secret.prove(WORKER_LABEL, hello_bytes, &challenge.nonce);
+    let proof = secret.prove(WORKER_LABEL, hello_bytes, &challenge.nonce)?;
     send(conn, &ClientProof { proof }).await?;
     match recv::<Verdict>(conn).await? {
         Verdict::Accepted(config) => {
@@ -254,7 +259,9 @@ mod tests {
     #[test]
     fn proofs_are_labelled() -> std::io::Result<()> {
         let secret = Secret::generate()?;
-        let parent = secret.prove(PARENT_LABEL, b"hello", b"nonce");
+        let parent = secret
+            .prove(PARENT_LABEL, b"hello", b"nonce")
+            .expect("a proof");
         assert!(secret.verify(PARENT_LABEL, b"hello", b"nonce", &parent));
         assert!(!secret.verify(WORKER_LABEL, b"hello", b"nonce", &parent));
         let other = Secret::generate()?;

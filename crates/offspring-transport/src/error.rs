@@ -4,7 +4,6 @@ use offspring_wire::WireError;
 
 /// Why a handshake did not produce a trusted connection.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum HandshakeError {
     /// The peer speaks another protocol version.
     #[error("peer speaks protocol version {theirs}, this build speaks {ours}")]
@@ -28,6 +27,10 @@ pub enum HandshakeError {
     /// The peer's MAC did not verify: it does not know the secret.
     #[error("the peer failed to prove it knows the secret")]
     BadProof,
+    /// The secret could not key the MAC; the handshake fails rather than prove anything
+    /// with another key.
+    #[error("the secret cannot key the handshake's MAC")]
+    BadKey,
     /// The peer proved the secret but runs another build or task table.
     #[error("{0}")]
     Mismatch(String),
@@ -44,7 +47,6 @@ pub enum HandshakeError {
 
 /// Errors of the transport outside the handshake.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum TransportError {
     /// An I/O error, with what was being done.
     #[error("{what}: {source}")]

@@ -17,7 +17,6 @@ pub const MAX_FRAME: u32 = 64 * 1024 * 1024 + 1024 * 1024;
 
 /// What can go wrong with a frame.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum WireError {
     /// The header announces a body larger than the cap in force.
     #[error("frame of {len} bytes exceeds the limit of {max} bytes")]

@@ -61,7 +61,7 @@ struct Queued {
     log: bool,
 }
 
-struct State {
+struct Frames {
     queue: VecDeque<Queued>,
     /// Frames queued so far.
     queued: u64,
@@ -77,9 +77,9 @@ struct State {
 }
 
 pub(crate) struct Outbox {
-    state: Mutex<State>,
+    state: Mutex<Frames>,
     progress: Condvar,
-    /// `State::written`, readable without the lock (for the spin).
+    /// `Frames::written`, readable without the lock (for the spin).
     written: AtomicU64,
     /// Wakes the i/o thread's writer.
     wake: tokio::sync::Notify,
@@ -90,7 +90,7 @@ pub(crate) struct Outbox {
 impl Outbox {
     pub(crate) fn new(direct: Option<DirectWriter>) -> Self {
         Self {
-            state: Mutex::new(State {
+            state: Mutex::new(Frames {
                 queue: VecDeque::new(),
                 queued: 0,
                 written: 0,
@@ -111,7 +111,7 @@ impl Outbox {
         &self.counters
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Frames> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -151,7 +151,7 @@ impl Outbox {
         }
     }
 
-    fn push(state: &mut State, bytes: Vec<u8>, log: bool) -> Option<u64> {
+    fn push(state: &mut Frames, bytes: Vec<u8>, log: bool) -> Option<u64> {
         if state.closed {
             return None;
         }
@@ -189,7 +189,7 @@ impl Outbox {
     /// take the write turn; otherwise, or while the i/o thread has the turn, it waits.
     fn write_through<'a>(
         &'a self,
-        mut state: MutexGuard<'a, State>,
+        mut state: MutexGuard<'a, Frames>,
         target: u64,
         deadline: Option<Instant>,
     ) -> bool {
@@ -245,7 +245,7 @@ impl Outbox {
     }
 
     /// Ends a write turn that took `batch` out of the queue.
-    fn done(&self, state: &mut State, batch: &[Queued], ok: bool) {
+    fn done(&self, state: &mut Frames, batch: &[Queued], ok: bool) {
         state.writing = false;
         state.written += batch.len() as u64;
         let logs = batch.iter().filter(|f| f.log).count();

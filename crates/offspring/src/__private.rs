@@ -66,6 +66,12 @@ pub fn spawn_with_program<S, T: Task<S>>(
     crate::process::spawn_with(Some(program), task, args)
 }
 
+/// A pool builder whose workers run `program` instead of this executable. Tests use it to
+/// show what a pool does when its workers cannot start.
+pub fn pool_with_program(program: std::path::PathBuf) -> crate::PoolBuilder {
+    crate::Pool::builder().with_program(program)
+}
+
 /// Makes `cargo test` and `cargo nextest run` work with workers: put it once in a test crate
 /// (at any module level). It adds an ignored test, `__offspring_worker_entry`, which a worker
 /// started from the test binary runs (and only it), becoming the worker; and it allows the

@@ -103,7 +103,7 @@ impl CallbackCount {
 type OnOk<R> = Box<dyn FnOnce(&R) + Send>;
 type OnErr = Box<dyn FnOnce(&Error) + Send>;
 
-struct State<R> {
+struct CellState<R> {
     /// The outcome, while it is here (not yet taken, and not lent to a callback).
     outcome: Option<Result<R>>,
     ready: bool,
@@ -117,7 +117,7 @@ struct State<R> {
 }
 
 pub(crate) struct Cell<R> {
-    state: Mutex<State<R>>,
+    state: Mutex<CellState<R>>,
     changed: Condvar,
     callbacks: Arc<CallbackCount>,
     task: &'static str,
@@ -126,7 +126,7 @@ pub(crate) struct Cell<R> {
 impl<R: Send + 'static> Cell<R> {
     pub(crate) fn new(task: &'static str, callbacks: Arc<CallbackCount>) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(State {
+            state: Mutex::new(CellState {
                 outcome: None,
                 ready: false,
                 successful: None,
@@ -142,7 +142,7 @@ impl<R: Send + 'static> Cell<R> {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<R>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CellState<R>> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -165,7 +165,7 @@ impl<R: Send + 'static> Cell<R> {
         self.changed.notify_all();
     }
 
-    fn schedule(self: &Arc<Self>, state: &mut State<R>) {
+    fn schedule(self: &Arc<Self>, state: &mut CellState<R>) {
         if !state.ready || state.taken || state.lent {
             return;
         }

@@ -133,10 +133,18 @@ pub enum Error {
         /// What went wrong, in one sentence.
         reason: String,
     },
-    /// The pool could not start or initialize workers several times in a row and gave up;
-    /// its calls fail with this.
-    #[error("the pool cannot start workers: {reason}")]
+    /// The pool's initializer failed (panicked, or its worker died) in several new workers
+    /// in a row, and the pool gave up; its calls fail with this.
+    #[error("the pool's initializer keeps failing: {reason}")]
     InitializerFailed {
+        /// The last failure, in one sentence.
+        reason: String,
+    },
+    /// The pool could not start worker processes several times in a row (the executable
+    /// cannot run, exits before connecting, or is refused) and gave up; its calls fail with
+    /// this.
+    #[error("the pool cannot start workers: {reason}")]
+    CannotStartWorkers {
         /// The last failure, in one sentence.
         reason: String,
     },
@@ -233,13 +241,6 @@ impl Error {
                 message,
                 index,
             },
-            // Failure is non-exhaustive; a new kind still reaches the user as a death.
-            _ => Self::WorkerDied {
-                task,
-                pid,
-                status: None,
-                index,
-            },
         }
     }
 
@@ -259,8 +260,9 @@ impl Error {
                 limit,
                 index,
             },
-            PoolFailure::Broken(reason) => Self::InitializerFailed { reason },
-            _ => Self::PoolClosed,
+            PoolFailure::InitializerFailed(reason) => Self::InitializerFailed { reason },
+            PoolFailure::CannotStart(reason) => Self::CannotStartWorkers { reason },
+            PoolFailure::Closed => Self::PoolClosed,
         }
     }
 }

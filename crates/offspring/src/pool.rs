@@ -42,6 +42,8 @@ pub struct PoolBuilder {
     task_timeout: Option<Duration>,
     retries: u32,
     trace: Option<std::path::PathBuf>,
+    /// Another program to run as the workers (tests only; see `__private`).
+    program: Option<std::path::PathBuf>,
 }
 
 impl PoolBuilder {
@@ -51,6 +53,11 @@ impl PoolBuilder {
     /// instead, written at exit.
     pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.trace = Some(path.into());
+        self
+    }
+
+    pub(crate) fn with_program(mut self, program: std::path::PathBuf) -> Self {
+        self.program = Some(program);
         self
     }
 
@@ -132,11 +139,12 @@ impl PoolBuilder {
                 task_timeout: self.task_timeout,
                 retries: self.retries,
                 worker_args: crate::init::worker_args(),
+                program: self.program,
                 timeline: self.trace.map(offspring_coordinator::Timeline::new),
             },
         );
         Ok(Pool {
-            inner: Arc::new(Inner {
+            inner: Arc::new(PoolCore {
                 handle,
                 processes,
                 callbacks: Arc::new(CallbackCount::default()),
@@ -145,13 +153,13 @@ impl PoolBuilder {
     }
 }
 
-struct Inner {
+struct PoolCore {
     handle: PoolHandle,
     processes: usize,
     callbacks: Arc<CallbackCount>,
 }
 
-impl Drop for Inner {
+impl Drop for PoolCore {
     fn drop(&mut self) {
         // Dropping the last clone terminates, as leaving Python's `with Pool()` does; it waits
         // (bounded) for the killed workers to be reaped, but never for callbacks, so a drop on
@@ -189,7 +197,7 @@ impl Drop for Inner {
 /// ```
 #[derive(Clone)]
 pub struct Pool {
-    inner: Arc<Inner>,
+    inner: Arc<PoolCore>,
 }
 
 impl std::fmt::Debug for Pool {

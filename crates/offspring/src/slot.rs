@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use offspring_coordinator::wait_for;
 
-enum State<T> {
+enum Fill<T> {
     Empty,
     Ready(T),
     Taken,
@@ -22,19 +22,19 @@ pub(crate) enum Missing {
 }
 
 pub(crate) struct Slot<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<Fill<T>>,
     filled: Condvar,
 }
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Self {
         Self {
-            state: Mutex::new(State::Empty),
+            state: Mutex::new(Fill::Empty),
             filled: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Fill<T>> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -43,8 +43,8 @@ impl<T> Slot<T> {
     /// Fills the slot; a second fill is ignored (the first report wins).
     pub(crate) fn fill(&self, value: T) {
         let mut state = self.lock();
-        if matches!(*state, State::Empty) {
-            *state = State::Ready(value);
+        if matches!(*state, Fill::Empty) {
+            *state = Fill::Ready(value);
             drop(state);
             self.filled.notify_all();
         }
@@ -53,19 +53,19 @@ impl<T> Slot<T> {
     /// Whether a value is waiting to be taken.
     #[cfg(test)]
     pub(crate) fn is_ready(&self) -> bool {
-        matches!(*self.lock(), State::Ready(_))
+        matches!(*self.lock(), Fill::Ready(_))
     }
 
     /// Waits until the slot is filled (forever when `timeout` is `None`) and takes the value.
     pub(crate) fn take(&self, timeout: Option<Duration>) -> Result<T, Missing> {
         let mut state = wait_for(&self.filled, self.lock(), timeout, |state| {
-            matches!(state, State::Empty)
+            matches!(state, Fill::Empty)
         });
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Ready(value) => Ok(value),
-            State::Taken => Err(Missing::Taken),
-            State::Empty => {
-                *state = State::Empty;
+        match std::mem::replace(&mut *state, Fill::Taken) {
+            Fill::Ready(value) => Ok(value),
+            Fill::Taken => Err(Missing::Taken),
+            Fill::Empty => {
+                *state = Fill::Empty;
                 Err(Missing::Timeout)
             }
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use offspring::{Error, Pool};
+use offspring_coordinator::MAX_START_FAILURES;
 
 #[offspring::task]
 fn worker_pid() -> u32 {
@@ -241,12 +242,15 @@ fn only_the_chosen_items_of_a_10_000_item_map_die_and_retries_bring_them_back()
     Ok(())
 }
 
+/// A fresh directory: named by this process and a counter, so two tests never share one.
 fn tempdir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "offspring-test-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos()
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a temp dir");
     dir
 }
@@ -307,15 +311,36 @@ fn an_initializer_that_fails_breaks_the_pool_without_a_respawn_loop() -> offspri
         let counters = pool.counters();
         println!("gave up after {:?}: {counters:?}", started.elapsed());
         assert!(
-            counters.spawned <= u64::from(offspring_coordinator_max()) + 2,
+            counters.spawned <= u64::from(MAX_START_FAILURES) + 2,
             "respawned too often: {counters:?}"
         );
     }
     Ok(())
 }
 
-fn offspring_coordinator_max() -> u32 {
-    3
+#[test]
+fn a_pool_whose_workers_cannot_start_says_so_without_a_respawn_loop() -> offspring::Result<()> {
+    // Another build: it runs, connects, proves the secret, and is refused for its identity.
+    let pool = offspring::__private::pool_with_program(env!("CARGO_BIN_EXE_other_build").into())
+        .processes(2)
+        .build()?;
+    let started = Instant::now();
+    match pool.apply(worker_pid, ()) {
+        Err(e @ Error::CannotStartWorkers { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("cannot start workers"), "{message}");
+            assert!(message.contains("refused"), "{message}");
+            println!("{message}");
+        }
+        other => panic!("expected CannotStartWorkers, got {other:?}"),
+    }
+    assert!(matches!(
+        pool.apply(worker_pid, ()),
+        Err(Error::CannotStartWorkers { .. })
+    ));
+    let counters = pool.counters();
+    println!("gave up after {:?}: {counters:?}", started.elapsed());
+    Ok(())
 }
 
 #[test]

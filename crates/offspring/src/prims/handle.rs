@@ -51,13 +51,13 @@ pub(crate) fn millis(timeout: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-pub(crate) struct Inner {
+pub(crate) struct HandleCore {
     pub(super) id: u64,
     pub(super) kind: Kind,
     pub(super) backend: Backend,
 }
 
-impl Drop for Inner {
+impl Drop for HandleCore {
     fn drop(&mut self) {
         self.backend.notify(PrimOp::Release { id: self.id });
     }
@@ -65,13 +65,13 @@ impl Drop for Inner {
 
 /// A reference to a primitive: its id, kind, and where operations go.
 #[derive(Clone)]
-pub(crate) struct Handle(pub(super) Arc<Inner>);
+pub(crate) struct Handle(pub(super) Arc<HandleCore>);
 
 impl Handle {
     pub(super) fn create(kind: Kind, param: u64) -> Result<Self> {
         let backend = backend()?;
         match backend.call(PrimOp::Create { kind, param }) {
-            PrimReply::Id(id) => Ok(Self(Arc::new(Inner { id, kind, backend }))),
+            PrimReply::Id(id) => Ok(Self(Arc::new(HandleCore { id, kind, backend }))),
             other => Err(unexpected(other)),
         }
     }
@@ -151,7 +151,7 @@ pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(
     // Taking the lease cannot fail in a way that matters here: a handle that names nothing
     // reports that on use.
     backend.notify(PrimOp::Adopt { id, token });
-    Ok(Handle(Arc::new(Inner { id, kind, backend })))
+    Ok(Handle(Arc::new(HandleCore { id, kind, backend })))
 }
 
 /// Serializes and deserializes a handle type `$ty` (with a `handle` field and a

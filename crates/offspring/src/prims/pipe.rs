@@ -8,7 +8,7 @@ use offspring_wire::{Kind, PrimOp, PrimReply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::handle::{Handle, Inner, backend, handle_serde, millis, take_item, unexpected};
+use super::handle::{Handle, HandleCore, backend, handle_serde, millis, take_item, unexpected};
 use crate::{Error, Result};
 
 /// One end of a duplex pipe made by [`pipe`]: what one end sends, only the other receives.
@@ -44,7 +44,7 @@ pub fn pipe<T: Serialize + DeserializeOwned>() -> Result<(Connection<T>, Connect
     match backend.call(PrimOp::CreatePipe) {
         PrimReply::Pair(a, b) => {
             let end = |id| Connection {
-                handle: Handle(Arc::new(Inner {
+                handle: Handle(Arc::new(HandleCore {
                     id,
                     kind: Kind::PipeEnd,
                     backend,
