@@ -84,7 +84,7 @@ struct Pending {
     ready: Option<Ready>,
 }
 
-struct Shared {
+struct CoordinatorState {
     config: CoordinatorConfig,
     timeline: Option<Arc<Timeline>>,
     registry: Arc<Registry>,
@@ -104,7 +104,7 @@ struct Rejections {
 }
 
 /// One of the [`MAX_STRANGERS`] places, given back when the handshake ends either way.
-struct StrangerPlace(Arc<Shared>);
+struct StrangerPlace(Arc<CoordinatorState>);
 
 impl Drop for StrangerPlace {
     fn drop(&mut self) {
@@ -116,7 +116,7 @@ impl Drop for StrangerPlace {
 /// thread and runtime end with the process.
 pub struct Coordinator {
     runtime: tokio::runtime::Runtime,
-    shared: Arc<Shared>,
+    shared: Arc<CoordinatorState>,
     endpoint: offspring_transport::Endpoint,
 }
 
@@ -156,7 +156,7 @@ impl Coordinator {
             Listener::bind().map_err(|e| SpawnError::Coordinator(e.to_string()))?
         };
         let endpoint = listener.endpoint().clone();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(CoordinatorState {
             config,
             timeline: crate::trace::from_env(),
             registry: Arc::new(Registry::new(runtime.handle().clone())),
@@ -238,7 +238,7 @@ impl Coordinator {
 }
 
 async fn spawn_async(
-    shared: Arc<Shared>,
+    shared: Arc<CoordinatorState>,
     endpoint: offspring_transport::Endpoint,
     options: SpawnOptions,
     handle: tokio::runtime::Handle,
@@ -271,7 +271,7 @@ async fn spawn_async(
         timelines: Timelines::new(shared.timeline.as_ref(), options.timeline.as_ref()),
         logs: options.logs,
     };
-    let forget = |shared: &Shared| lock(&shared.pending).remove(&worker_id);
+    let forget = |shared: &CoordinatorState| lock(&shared.pending).remove(&worker_id);
     let mut child = match spawn_worker(&spec) {
         Ok(child) => child,
         Err(e) => {
@@ -318,7 +318,7 @@ async fn spawn_async(
     }
 }
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+async fn accept_loop(listener: Listener, shared: Arc<CoordinatorState>) {
     loop {
         match listener.accept().await {
             Ok(conn) => {
@@ -352,7 +352,7 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
 }
 
 /// Whether `peer` is a child the coordinator started and is waiting for.
-fn expected(shared: &Shared, peer: Option<u32>) -> bool {
+fn expected(shared: &CoordinatorState, peer: Option<u32>) -> bool {
     peer.is_some_and(|pid| {
         lock(&shared.pending)
             .values()
@@ -361,12 +361,12 @@ fn expected(shared: &Shared, peer: Option<u32>) -> bool {
 }
 
 /// Whether any started child has yet to connect.
-fn awaiting_connection(shared: &Shared) -> bool {
+fn awaiting_connection(shared: &CoordinatorState) -> bool {
     lock(&shared.pending).values().any(|p| p.ready.is_some())
 }
 
 /// Takes a place for a stranger's handshake, if one of the [`MAX_STRANGERS`] is free.
-fn stranger_place(shared: &Arc<Shared>) -> Option<StrangerPlace> {
+fn stranger_place(shared: &Arc<CoordinatorState>) -> Option<StrangerPlace> {
     shared
         .strangers
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -378,7 +378,7 @@ fn stranger_place(shared: &Arc<Shared>) -> Option<StrangerPlace> {
 
 /// Logs a refused connection: a warning at most once per [`REJECT_LOG_PERIOD`], counting the
 /// refusals since the last one, and the rest at debug level.
-fn log_rejection(shared: &Shared, peer: Option<u32>, reason: &dyn std::fmt::Display) {
+fn log_rejection(shared: &CoordinatorState, peer: Option<u32>, reason: &dyn std::fmt::Display) {
     let mut rejections = lock(&shared.rejections);
     rejections.unlogged += 1;
     let due = rejections
@@ -398,7 +398,7 @@ fn log_rejection(shared: &Shared, peer: Option<u32>, reason: &dyn std::fmt::Disp
 /// is one the coordinator waits for.
 async fn authenticate(
     conn: offspring_transport::Conn,
-    shared: Arc<Shared>,
+    shared: Arc<CoordinatorState>,
     _place: Option<StrangerPlace>,
 ) {
     let peer = conn.peer_pid;

@@ -170,7 +170,7 @@ struct Counters {
     died_running: AtomicU64,
 }
 
-struct Shared {
+struct PoolShared {
     id: u64,
     counters: Counters,
     logs: Arc<LogCounts>,
@@ -184,8 +184,8 @@ struct Shared {
 /// terminated or drained after `close`.
 #[derive(Clone)]
 pub struct PoolHandle {
-    events: mpsc::UnboundedSender<Event>,
-    shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<ActorEvent>,
+    shared: Arc<PoolShared>,
 }
 
 impl std::fmt::Debug for PoolHandle {
@@ -200,7 +200,7 @@ impl std::fmt::Debug for PoolHandle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct JobId(u64);
 
-enum Event {
+enum ActorEvent {
     Submit(JobId, JobSpec),
     Cancel(JobId),
     Close,
@@ -231,7 +231,7 @@ impl PoolHandle {
     pub fn start(coordinator: &'static Coordinator, config: PoolConfig) -> Self {
         static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
         let (events, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(PoolShared {
             id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
             counters: Counters::default(),
             logs: Arc::default(),
@@ -245,7 +245,7 @@ impl PoolHandle {
             let period = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
             coordinator.runtime().spawn(async move {
                 let mut interval = tokio::time::interval(period);
-                while ticks.send(Event::Tick).is_ok() {
+                while ticks.send(ActorEvent::Tick).is_ok() {
                     interval.tick().await;
                 }
             });
@@ -303,9 +303,9 @@ impl PoolHandle {
             .counters
             .queued
             .fetch_add(job.items.len() as u64, Ordering::Relaxed);
-        match self.events.send(Event::Submit(id, job)) {
+        match self.events.send(ActorEvent::Submit(id, job)) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(Event::Submit(_, job))) => Err(job),
+            Err(mpsc::error::SendError(ActorEvent::Submit(_, job))) => Err(job),
             // Only a Submit was sent, so only a Submit can come back.
             Err(_) => Ok(()),
         }
@@ -313,20 +313,20 @@ impl PoolHandle {
 
     /// Drops the calls of a job that have not started; they are never delivered.
     pub fn cancel(&self, id: JobId) {
-        let _ = self.events.send(Event::Cancel(id));
+        let _ = self.events.send(ActorEvent::Cancel(id));
     }
 
     /// Refuses new jobs; queued and running calls still finish, then the workers exit.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        let _ = self.events.send(Event::Close);
+        let _ = self.events.send(ActorEvent::Close);
     }
 
     /// Fails every queued and running call with [`PoolFailure::Closed`] and kills the
     /// workers.
     pub fn terminate(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        let _ = self.events.send(Event::Terminate);
+        let _ = self.events.send(ActorEvent::Terminate);
     }
 
     /// Whether `close` or `terminate` was called.
@@ -401,7 +401,7 @@ struct Batch {
     timed_out: bool,
 }
 
-enum State {
+enum SlotState {
     Initializing,
     Idle,
     Busy(Batch),
@@ -410,7 +410,7 @@ enum State {
 
 struct Slot {
     handle: WorkerHandle,
-    state: State,
+    state: SlotState,
     batches: u64,
 }
 
@@ -418,8 +418,8 @@ struct Actor {
     coordinator: &'static Coordinator,
     timelines: Timelines,
     config: PoolConfig,
-    events: mpsc::UnboundedSender<Event>,
-    shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<ActorEvent>,
+    shared: Arc<PoolShared>,
     jobs: HashMap<JobId, Job>,
     queue: VecDeque<JobId>,
     workers: HashMap<u64, Slot>,
@@ -434,16 +434,16 @@ struct Actor {
 /// Forwards a worker's reports on one batch to the pool's actor.
 struct CallReports {
     worker: u64,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedSender<ActorEvent>,
 }
 
 impl BatchSink for CallReports {
     fn started(&mut self, _pid: u32) {
-        let _ = self.events.send(Event::Started(self.worker));
+        let _ = self.events.send(ActorEvent::Started(self.worker));
     }
 
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, _pid: u32) {
-        let _ = self.events.send(Event::Item {
+        let _ = self.events.send(ActorEvent::Item {
             worker: self.worker,
             index,
             outcome,
@@ -451,11 +451,11 @@ impl BatchSink for CallReports {
     }
 
     fn finished(self: Box<Self>, _pid: u32) {
-        let _ = self.events.send(Event::Finished(self.worker));
+        let _ = self.events.send(ActorEvent::Finished(self.worker));
     }
 
     fn died(self: Box<Self>, next: usize, status: Option<ExitStatus>, _pid: u32) {
-        let _ = self.events.send(Event::Died {
+        let _ = self.events.send(ActorEvent::Died {
             worker: self.worker,
             next,
             status,
@@ -467,7 +467,7 @@ impl BatchSink for CallReports {
 /// it failed or its worker died.
 struct InitReports {
     worker: u64,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedSender<ActorEvent>,
     error: Option<String>,
 }
 
@@ -481,14 +481,14 @@ impl BatchSink for InitReports {
     }
 
     fn finished(self: Box<Self>, _pid: u32) {
-        let _ = self.events.send(Event::InitDone {
+        let _ = self.events.send(ActorEvent::InitDone {
             worker: self.worker,
             error: self.error,
         });
     }
 
     fn died(self: Box<Self>, _next: usize, status: Option<ExitStatus>, _pid: u32) {
-        let _ = self.events.send(Event::InitDone {
+        let _ = self.events.send(ActorEvent::InitDone {
             worker: self.worker,
             error: Some(describe(&Failure::Died { status })),
         });
@@ -542,7 +542,7 @@ fn bump(counter: &AtomicU64, delta: i64) {
 }
 
 impl Actor {
-    async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+    async fn run(mut self, mut events: mpsc::UnboundedReceiver<ActorEvent>) {
         self.maintain();
         while let Some(event) = events.recv().await {
             self.handle(event);
@@ -564,21 +564,21 @@ impl Actor {
             && self.queue.is_empty()
     }
 
-    fn handle(&mut self, event: Event) {
+    fn handle(&mut self, event: ActorEvent) {
         match event {
-            Event::Submit(id, job) => self.submit(id, job),
-            Event::Cancel(id) => self.cancel(id),
-            Event::Close => {
+            ActorEvent::Submit(id, job) => self.submit(id, job),
+            ActorEvent::Cancel(id) => self.cancel(id),
+            ActorEvent::Close => {
                 self.closed = true;
                 self.maybe_retire_idle();
             }
-            Event::Terminate => self.terminate(),
-            Event::Spawned(result) => self.spawned(result),
-            Event::Exited(worker) => {
+            ActorEvent::Terminate => self.terminate(),
+            ActorEvent::Spawned(result) => self.spawned(result),
+            ActorEvent::Exited(worker) => {
                 if let Some(slot) = self.workers.get(&worker)
-                    && matches!(slot.state, State::Idle | State::Retiring)
+                    && matches!(slot.state, SlotState::Idle | SlotState::Retiring)
                 {
-                    if matches!(slot.state, State::Idle) && !self.closed {
+                    if matches!(slot.state, SlotState::Idle) && !self.closed {
                         // An idle worker died (killed from outside): replace it.
                         bump(&self.shared.counters.restarted, 1);
                     }
@@ -587,28 +587,28 @@ impl Actor {
                     self.dispatch();
                 }
             }
-            Event::Started(worker) => {
+            ActorEvent::Started(worker) => {
                 if let Some(Slot {
-                    state: State::Busy(batch),
+                    state: SlotState::Busy(batch),
                     ..
                 }) = self.workers.get_mut(&worker)
                 {
                     batch.since = Instant::now();
                 }
             }
-            Event::Item {
+            ActorEvent::Item {
                 worker,
                 index,
                 outcome,
             } => self.item(worker, index, outcome),
-            Event::Finished(worker) => self.finished(worker),
-            Event::Died {
+            ActorEvent::Finished(worker) => self.finished(worker),
+            ActorEvent::Died {
                 worker,
                 next,
                 status,
             } => self.died(worker, next, status),
-            Event::InitDone { worker, error } => self.init_done(worker, error),
-            Event::Tick => self.tick(),
+            ActorEvent::InitDone { worker, error } => self.init_done(worker, error),
+            ActorEvent::Tick => self.tick(),
         }
     }
 
@@ -704,7 +704,7 @@ impl Actor {
         let idle: Vec<u64> = self
             .workers
             .iter()
-            .filter(|(_, slot)| matches!(slot.state, State::Idle))
+            .filter(|(_, slot)| matches!(slot.state, SlotState::Idle))
             .map(|(key, _)| *key)
             .collect();
         for worker in idle {
@@ -777,14 +777,14 @@ impl Actor {
                 events: self.events.clone(),
             }),
         );
-        slot.state = State::Busy(batch);
+        slot.state = SlotState::Busy(batch);
         bump(&self.shared.counters.queued, -count);
         bump(&self.shared.counters.running, count);
     }
 
     fn item(&mut self, worker: u64, index: usize, outcome: Result<Vec<u8>, Failure>) {
         let Some(Slot {
-            state: State::Busy(batch),
+            state: SlotState::Busy(batch),
             handle,
             ..
         }) = self.workers.get_mut(&worker)
@@ -842,17 +842,17 @@ impl Actor {
         let Some(slot) = self.workers.get_mut(&worker) else {
             return;
         };
-        if !matches!(slot.state, State::Busy(_)) {
+        if !matches!(slot.state, SlotState::Busy(_)) {
             return;
         }
-        slot.state = State::Idle;
+        slot.state = SlotState::Idle;
         slot.batches += 1;
         if self
             .config
             .max_tasks_per_child
             .is_some_and(|max| slot.batches >= max)
         {
-            slot.state = State::Retiring;
+            slot.state = SlotState::Retiring;
             slot.handle.shutdown();
             bump(&self.shared.counters.restarted, 1);
             self.maintain();
@@ -865,7 +865,7 @@ impl Actor {
             return;
         };
         let pid = slot.handle.pid();
-        if let State::Busy(batch) = slot.state {
+        if let SlotState::Busy(batch) = slot.state {
             let Batch {
                 job,
                 sink,
@@ -966,7 +966,7 @@ impl Actor {
             None => {
                 self.start_failures = 0;
                 if let Some(slot) = self.workers.get_mut(&worker) {
-                    slot.state = State::Idle;
+                    slot.state = SlotState::Idle;
                 }
                 self.dispatch();
             }
@@ -1028,7 +1028,7 @@ impl Actor {
         let events = self.events.clone();
         self.coordinator.runtime().spawn(async move {
             watcher.exited().await;
-            let _ = events.send(Event::Exited(worker));
+            let _ = events.send(ActorEvent::Exited(worker));
         });
         let state = match &self.config.initializer {
             Some((name, args)) => {
@@ -1043,11 +1043,11 @@ impl Actor {
                         error: None,
                     }),
                 );
-                State::Initializing
+                SlotState::Initializing
             }
             None => {
                 self.start_failures = 0;
-                State::Idle
+                SlotState::Idle
             }
         };
         self.workers.insert(
@@ -1072,7 +1072,7 @@ impl Actor {
         let live = self
             .workers
             .values()
-            .filter(|slot| !matches!(slot.state, State::Retiring))
+            .filter(|slot| !matches!(slot.state, SlotState::Retiring))
             .count()
             + self.starting;
         for _ in live..self.config.processes {
@@ -1086,7 +1086,7 @@ impl Actor {
             });
             let events = self.events.clone();
             self.coordinator.runtime().spawn(async move {
-                let _ = events.send(Event::Spawned(spawn.await));
+                let _ = events.send(ActorEvent::Spawned(spawn.await));
             });
         }
     }
@@ -1097,8 +1097,8 @@ impl Actor {
             return;
         }
         for slot in self.workers.values_mut() {
-            if matches!(slot.state, State::Idle) {
-                slot.state = State::Retiring;
+            if matches!(slot.state, SlotState::Idle) {
+                slot.state = SlotState::Retiring;
                 slot.handle.shutdown();
             }
         }
@@ -1118,8 +1118,8 @@ impl Actor {
             .values_mut()
             .filter_map(|slot| {
                 slot.handle.kill();
-                match std::mem::replace(&mut slot.state, State::Retiring) {
-                    State::Busy(batch) => Some(batch),
+                match std::mem::replace(&mut slot.state, SlotState::Retiring) {
+                    SlotState::Busy(batch) => Some(batch),
                     _ => None,
                 }
             })
@@ -1145,7 +1145,7 @@ impl Actor {
             return;
         };
         for slot in self.workers.values_mut() {
-            if let State::Busy(batch) = &mut slot.state
+            if let SlotState::Busy(batch) = &mut slot.state
                 && !batch.timed_out
                 && batch.reported < batch.items.len()
                 && batch.since.elapsed() > limit

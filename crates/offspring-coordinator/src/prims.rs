@@ -105,7 +105,7 @@ struct Waiting {
     waiter: Waiter,
 }
 
-enum State {
+enum ObjectState {
     Event {
         set: bool,
         waiters: Vec<Waiting>,
@@ -139,11 +139,11 @@ enum State {
 struct Object {
     kind: Kind,
     leases: HashMap<Holder, u64>,
-    state: State,
+    state: ObjectState,
 }
 
 #[derive(Default)]
-struct Inner {
+struct Table {
     objects: HashMap<u64, Object>,
     inflight: HashMap<u64, u64>,
     next_id: u64,
@@ -159,7 +159,7 @@ enum Step {
 
 /// The primitives' table. One per coordinator.
 pub struct Registry {
-    inner: Mutex<Inner>,
+    inner: Mutex<Table>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -205,11 +205,11 @@ fn op_timeout(op: &PrimOp) -> Option<Duration> {
 impl Registry {
     pub(crate) fn new(runtime: tokio::runtime::Handle) -> Self {
         Self {
-            inner: Mutex::new(Inner {
+            inner: Mutex::new(Table {
                 next_id: 1,
                 next_token: 1,
                 next_wait: 1,
-                ..Inner::default()
+                ..Table::default()
             }),
             runtime,
         }
@@ -306,7 +306,7 @@ impl Registry {
                 if worker_died
                     && let Some(Object {
                         state:
-                            State::Barrier {
+                            ObjectState::Barrier {
                                 waiting, broken, ..
                             },
                         ..
@@ -337,7 +337,7 @@ impl Registry {
             let had_lease = object.leases.contains_key(&holder);
             withdraw_holder(&mut object.state, holder);
             match &mut object.state {
-                State::Semaphore {
+                ObjectState::Semaphore {
                     available,
                     held,
                     waiters,
@@ -348,7 +348,7 @@ impl Registry {
                         }
                     }
                 }
-                State::Barrier {
+                ObjectState::Barrier {
                     waiting, broken, ..
                 } if had_lease && !clean && broken.is_none() => {
                     let reason = format!("a party of the barrier (worker {pid}) died");
@@ -390,21 +390,21 @@ impl Registry {
         match op {
             PrimOp::Create { kind, param } => {
                 let state = match kind {
-                    Kind::Event => State::Event {
+                    Kind::Event => ObjectState::Event {
                         set: false,
                         waiters: Vec::new(),
                     },
-                    Kind::Semaphore => State::Semaphore {
+                    Kind::Semaphore => ObjectState::Semaphore {
                         available: param,
                         held: HashMap::new(),
                         waiters: VecDeque::new(),
                     },
-                    Kind::Barrier => State::Barrier {
+                    Kind::Barrier => ObjectState::Barrier {
                         parties: param.max(1),
                         waiting: Vec::new(),
                         broken: None,
                     },
-                    Kind::Queue => State::Queue {
+                    Kind::Queue => ObjectState::Queue {
                         items: VecDeque::new(),
                         bound: param,
                         unfinished: 0,
@@ -424,7 +424,7 @@ impl Registry {
             PrimOp::CreatePipe => {
                 let a = inner.next_id;
                 let b = a + 1;
-                let end = |peer| State::PipeEnd {
+                let end = |peer| ObjectState::PipeEnd {
                     peer,
                     inbox: VecDeque::new(),
                     receivers: VecDeque::new(),
@@ -471,7 +471,7 @@ impl Registry {
                     return Step::Done(no_such(id, expected));
                 }
                 let peer = match &object.state {
-                    State::PipeEnd { peer, .. } => Some(*peer),
+                    ObjectState::PipeEnd { peer, .. } => Some(*peer),
                     _ => None,
                 };
                 if let PrimOp::Send { item, .. } = op {
@@ -526,7 +526,7 @@ fn op_kind(op: &PrimOp) -> Option<Kind> {
     })
 }
 
-fn insert(inner: &mut Inner, kind: Kind, holder: Holder, state: State) -> u64 {
+fn insert(inner: &mut Table, kind: Kind, holder: Holder, state: ObjectState) -> u64 {
     let id = inner.next_id;
     inner.next_id += 1;
     inner.objects.insert(
@@ -540,7 +540,7 @@ fn insert(inner: &mut Inner, kind: Kind, holder: Holder, state: State) -> u64 {
     id
 }
 
-fn drop_lease(inner: &mut Inner, id: u64, holder: Holder) {
+fn drop_lease(inner: &mut Table, id: u64, holder: Holder) {
     let Some(object) = inner.objects.get_mut(&id) else {
         return;
     };
@@ -556,13 +556,13 @@ fn drop_lease(inner: &mut Inner, id: u64, holder: Holder) {
 }
 
 /// Frees a primitive with no lease left; a pipe end's peer learns it is closed.
-fn free(inner: &mut Inner, id: u64) {
+fn free(inner: &mut Table, id: u64) {
     let Some(object) = inner.objects.remove(&id) else {
         return;
     };
     inner.inflight.retain(|_, target| *target != id);
-    if let State::PipeEnd { peer, .. } = object.state
-        && let Some(State::PipeEnd {
+    if let ObjectState::PipeEnd { peer, .. } = object.state
+        && let Some(ObjectState::PipeEnd {
             inbox,
             receivers,
             peer_closed,
@@ -582,8 +582,8 @@ fn closed_pipe() -> PrimReply {
     PrimReply::Error("the other end of the pipe is closed".into())
 }
 
-fn pipe_send(inner: &mut Inner, peer: u64, item: Vec<u8>) -> PrimReply {
-    let Some(State::PipeEnd {
+fn pipe_send(inner: &mut Table, peer: u64, item: Vec<u8>) -> PrimReply {
+    let Some(ObjectState::PipeEnd {
         inbox, receivers, ..
     }) = inner.objects.get_mut(&peer).map(|o| &mut o.state)
     else {
@@ -607,27 +607,27 @@ fn grant_permit(
     *available += 1;
 }
 
-fn waits(state: &State) -> usize {
+fn waits(state: &ObjectState) -> usize {
     match state {
-        State::Event { waiters, .. } => waiters.len(),
-        State::Semaphore { waiters, .. } => waiters.len(),
-        State::Barrier { waiting, .. } => waiting.len(),
-        State::Queue {
+        ObjectState::Event { waiters, .. } => waiters.len(),
+        ObjectState::Semaphore { waiters, .. } => waiters.len(),
+        ObjectState::Barrier { waiting, .. } => waiting.len(),
+        ObjectState::Queue {
             getters,
             putters,
             joiners,
             ..
         } => getters.len() + putters.len() + joiners.len(),
-        State::PipeEnd { receivers, .. } => receivers.len(),
+        ObjectState::PipeEnd { receivers, .. } => receivers.len(),
     }
 }
 
-fn retain_waits(state: &mut State, keep: impl Fn(&Waiting) -> bool) {
+fn retain_waits(state: &mut ObjectState, keep: impl Fn(&Waiting) -> bool) {
     match state {
-        State::Event { waiters, .. } => waiters.retain(&keep),
-        State::Semaphore { waiters, .. } => waiters.retain(&keep),
-        State::Barrier { waiting, .. } => waiting.retain(&keep),
-        State::Queue {
+        ObjectState::Event { waiters, .. } => waiters.retain(&keep),
+        ObjectState::Semaphore { waiters, .. } => waiters.retain(&keep),
+        ObjectState::Barrier { waiting, .. } => waiting.retain(&keep),
+        ObjectState::Queue {
             getters,
             putters,
             joiners,
@@ -637,30 +637,32 @@ fn retain_waits(state: &mut State, keep: impl Fn(&Waiting) -> bool) {
             putters.retain(|(w, _)| keep(w));
             joiners.retain(&keep);
         }
-        State::PipeEnd { receivers, .. } => receivers.retain(&keep),
+        ObjectState::PipeEnd { receivers, .. } => receivers.retain(&keep),
     }
 }
 
-fn withdraw_holder(state: &mut State, holder: Holder) {
+fn withdraw_holder(state: &mut ObjectState, holder: Holder) {
     retain_waits(state, |w| w.holder != holder);
 }
 
-fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
+fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
     let wait = waiting.wait;
     match (state, op) {
-        (State::Event { set, waiters }, PrimOp::EventSet { .. }) => {
+        (ObjectState::Event { set, waiters }, PrimOp::EventSet { .. }) => {
             *set = true;
             for waiter in waiters.drain(..) {
                 let _ = waiter.waiter.complete(PrimReply::Bool(true));
             }
             Step::Done(PrimReply::Unit)
         }
-        (State::Event { set, .. }, PrimOp::EventClear { .. }) => {
+        (ObjectState::Event { set, .. }, PrimOp::EventClear { .. }) => {
             *set = false;
             Step::Done(PrimReply::Unit)
         }
-        (State::Event { set, .. }, PrimOp::EventIsSet { .. }) => Step::Done(PrimReply::Bool(*set)),
-        (State::Event { set, waiters }, PrimOp::EventWait { timeout_ms, .. }) => {
+        (ObjectState::Event { set, .. }, PrimOp::EventIsSet { .. }) => {
+            Step::Done(PrimReply::Bool(*set))
+        }
+        (ObjectState::Event { set, waiters }, PrimOp::EventWait { timeout_ms, .. }) => {
             if *set {
                 Step::Done(PrimReply::Bool(true))
             } else if timeout_ms == Some(0) {
@@ -671,7 +673,7 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
             }
         }
         (
-            State::Semaphore {
+            ObjectState::Semaphore {
                 available,
                 held,
                 waiters,
@@ -690,7 +692,7 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
             }
         }
         (
-            State::Semaphore {
+            ObjectState::Semaphore {
                 available,
                 held,
                 waiters,
@@ -712,11 +714,11 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
                 )),
             }
         }
-        (State::Semaphore { available, .. }, PrimOp::Available { .. }) => {
+        (ObjectState::Semaphore { available, .. }, PrimOp::Available { .. }) => {
             Step::Done(PrimReply::Count(*available))
         }
         (
-            State::Barrier {
+            ObjectState::Barrier {
                 parties,
                 waiting: parked,
                 broken,
@@ -739,7 +741,7 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
             }
         }
         (
-            State::Queue {
+            ObjectState::Queue {
                 items,
                 bound,
                 unfinished,
@@ -763,7 +765,7 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
             }
         }
         (
-            State::Queue {
+            ObjectState::Queue {
                 items,
                 bound,
                 unfinished,
@@ -783,11 +785,11 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
                 Step::Waiting(wait)
             }
         },
-        (State::Queue { items, .. }, PrimOp::Len { .. }) => {
+        (ObjectState::Queue { items, .. }, PrimOp::Len { .. }) => {
             Step::Done(PrimReply::Count(items.len() as u64))
         }
         (
-            State::Queue {
+            ObjectState::Queue {
                 unfinished,
                 joiners,
                 ..
@@ -808,7 +810,7 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
             Step::Done(PrimReply::Unit)
         }
         (
-            State::Queue {
+            ObjectState::Queue {
                 unfinished,
                 joiners,
                 ..
@@ -825,7 +827,7 @@ fn apply(state: &mut State, op: PrimOp, waiting: Waiting) -> Step {
             }
         }
         (
-            State::PipeEnd {
+            ObjectState::PipeEnd {
                 inbox,
                 receivers,
                 peer_closed,

@@ -31,7 +31,7 @@ pub struct Timeline {
     path: PathBuf,
     epoch: Instant,
     parent_pid: u32,
-    inner: Mutex<Inner>,
+    inner: Mutex<Recording>,
 }
 
 impl std::fmt::Debug for Timeline {
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Timeline {
 }
 
 #[derive(Default)]
-struct Inner {
+struct Recording {
     events: Vec<String>,
     dropped: u64,
     workers: HashMap<u32, Track>,
@@ -78,7 +78,7 @@ impl Timeline {
             path: path.into(),
             epoch: Instant::now(),
             parent_pid: std::process::id(),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Recording::default()),
         })
     }
 
@@ -95,7 +95,7 @@ impl Timeline {
         instant.saturating_duration_since(self.epoch).as_secs_f64() * 1e6
     }
 
-    fn push(inner: &mut Inner, event: String) {
+    fn push(inner: &mut Recording, event: String) {
         if inner.events.len() < MAX_EVENTS {
             inner.events.push(event);
         } else {

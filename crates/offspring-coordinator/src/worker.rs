@@ -98,7 +98,7 @@ struct ExitState {
     exited: bool,
 }
 
-struct Shared {
+struct WorkerShared {
     pid: u32,
     exit: Mutex<ExitState>,
     exited: Condvar,
@@ -110,7 +110,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct WorkerHandle {
     commands: mpsc::UnboundedSender<Command>,
-    shared: Arc<Shared>,
+    shared: Arc<WorkerShared>,
 }
 
 impl std::fmt::Debug for WorkerHandle {
@@ -193,7 +193,7 @@ impl WorkerHandle {
     }
 }
 
-enum Event {
+enum ConnEvent {
     Frame(FromWorker),
     Closed(Option<WireError>),
 }
@@ -219,7 +219,7 @@ pub(crate) fn start(
         .timelines
         .each(|t| t.worker_started(pid, observers.worker_id, observers.began));
     let (commands, command_rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(WorkerShared {
         pid,
         exit: Mutex::new(ExitState {
             status: None,
@@ -284,17 +284,17 @@ pub(crate) fn start(
     WorkerHandle { commands, shared }
 }
 
-async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<Event>) {
+async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<ConnEvent>) {
     loop {
         let event = match reader.read_frame().await {
             Ok(Some(body)) => match decode::<FromWorker>(&body) {
-                Ok(msg) => Event::Frame(msg),
-                Err(e) => Event::Closed(Some(e)),
+                Ok(msg) => ConnEvent::Frame(msg),
+                Err(e) => ConnEvent::Closed(Some(e)),
             },
-            Ok(None) => Event::Closed(None),
-            Err(e) => Event::Closed(Some(e)),
+            Ok(None) => ConnEvent::Closed(None),
+            Err(e) => ConnEvent::Closed(Some(e)),
         };
-        let closed = matches!(event, Event::Closed(_));
+        let closed = matches!(event, ConnEvent::Closed(_));
         if events.send(event).is_err() || closed {
             return;
         }
@@ -302,7 +302,7 @@ async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<Event>
 }
 
 struct Actor {
-    shared: Arc<Shared>,
+    shared: Arc<WorkerShared>,
     child: tokio::process::Child,
     frames: mpsc::UnboundedSender<Vec<u8>>,
     registry: Arc<Registry>,
@@ -318,7 +318,7 @@ impl Actor {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
-        mut events: mpsc::UnboundedReceiver<Event>,
+        mut events: mpsc::UnboundedReceiver<ConnEvent>,
     ) {
         let mut commands_open = true;
         let mut events_open = true;
@@ -341,8 +341,8 @@ impl Actor {
                     None => commands_open = false,
                 },
                 event = events.recv(), if events_open => match event {
-                    Some(Event::Frame(msg)) => self.frame(msg),
-                    Some(Event::Closed(error)) => {
+                    Some(ConnEvent::Frame(msg)) => self.frame(msg),
+                    Some(ConnEvent::Closed(error)) => {
                         events_open = false;
                         if let Some(error) = error {
                             tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %error, "worker connection failed; killing the worker");
