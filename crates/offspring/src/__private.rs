@@ -26,8 +26,7 @@ pub fn run_erased<S, T: Task<S>>(
     task: T,
     args: &[u8],
 ) -> Result<Vec<u8>, offspring_worker::RunError> {
-    let args: T::Args = postcard::from_bytes(args)
-        .map_err(|e| offspring_worker::RunError::BadArgs(e.to_string()))?;
+    let args: T::Args = crate::codec::decode(args).map_err(offspring_worker::RunError::BadArgs)?;
     let value = task.run(args);
     crate::codec::encode(&value).map_err(offspring_worker::RunError::BadResult)
 }

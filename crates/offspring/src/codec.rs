@@ -1,6 +1,16 @@
 //! postcard in and out of the facade: a call's arguments (with the leases their handles
 //! take), a task's value, and a primitive's items, each failure an [`Error`] that says what
 //! did not (de)serialize.
+//!
+//! # Byte vectors
+//!
+//! serde sees a `Vec<u8>` as a sequence of `u8`, so postcard writes and reads it one byte at
+//! a time, while `serde_bytes::ByteBuf` goes as one copy. Both are the same bytes on the wire
+//! (a varint length, then the bytes), so a top-level `Vec<u8>` (a task's single argument or
+//! its value) takes the fast way here, found by its type id, and a user who writes
+//! `fn f(v: Vec<u8>) -> Vec<u8>` need not know the trick.
+
+use std::any::Any;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -11,13 +21,66 @@ use crate::{Direction, Error, Result};
 pub(crate) type EncodedCall = (Vec<u8>, Vec<u64>);
 
 /// Encodes `value`; the message says why not, a handle's own reason included.
-pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> std::result::Result<Vec<u8>, String> {
+pub(crate) fn encode<V: Serialize + Any>(value: &V) -> std::result::Result<Vec<u8>, String> {
+    if let Some(bytes) = (value as &dyn Any).downcast_ref::<Vec<u8>>() {
+        return Ok(encode_byte_vec(bytes));
+    }
     postcard::to_allocvec(value)
         .map_err(|e| crate::leases::take_refusal().map_or_else(|| e.to_string(), str::to_owned))
 }
 
+/// Decodes a `T` from all of `bytes` (trailing bytes are ignored, as postcard's `from_bytes`
+/// does).
+pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> std::result::Result<T, String> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Vec<u8>>() {
+        let vec: Box<dyn Any> = Box::new(decode_byte_vec(bytes)?);
+        return vec
+            .downcast::<T>()
+            .map(|boxed| *boxed)
+            .map_err(|_| "a byte vector is not the type asked for".to_owned());
+    }
+    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+}
+
+/// `bytes` as postcard writes a byte sequence: its length as a varint, then the bytes.
+fn encode_byte_vec(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 10);
+    let mut len = bytes.len() as u64;
+    loop {
+        let low = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(low);
+            break;
+        }
+        out.push(low | 0x80);
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The inverse of [`encode_byte_vec`]: the length is checked against the bytes there are
+/// before anything is allocated.
+fn decode_byte_vec(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut len: u64 = 0;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        len |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let body = &bytes[i + 1..];
+            return match usize::try_from(len) {
+                Ok(len) if len <= body.len() => Ok(body[..len].to_vec()),
+                _ => Err(format!(
+                    "a byte vector of {len} bytes is announced, {} are there",
+                    body.len()
+                )),
+            };
+        }
+    }
+    Err("a byte vector's length is malformed".to_owned())
+}
+
 /// Encodes the arguments of a call of `task` (the `index`th input, for `map` and friends).
-pub(crate) fn encode_args<A: Serialize + ?Sized>(
+pub(crate) fn encode_args<A: Serialize + Any>(
     task: &str,
     index: Option<usize>,
     args: &A,
@@ -32,7 +95,7 @@ pub(crate) fn encode_args<A: Serialize + ?Sized>(
 
 /// Encodes one call's arguments, with the in-flight leases of the handles among them (to end
 /// when the call ends; see `leases`).
-pub(crate) fn encode_call<A: Serialize + ?Sized>(
+pub(crate) fn encode_call<A: Serialize + Any>(
     task: &str,
     index: Option<usize>,
     args: &A,
@@ -48,15 +111,15 @@ pub(crate) fn encode_call<A: Serialize + ?Sized>(
 }
 
 /// Decodes the value of a call of `task`.
-pub(crate) fn decode_value<R: DeserializeOwned>(
+pub(crate) fn decode_value<R: DeserializeOwned + Any>(
     task: &str,
     index: Option<usize>,
     bytes: &[u8],
 ) -> Result<R> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Serialization {
+    decode(bytes).map_err(|message| Error::Serialization {
         task: task.to_owned(),
         direction: Direction::DecodeResult,
-        message: e.to_string(),
+        message,
         index,
     })
 }
@@ -73,4 +136,37 @@ pub(crate) fn decode_item<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::Primitive {
         reason: format!("cannot decode the item: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_vector_is_written_as_postcard_writes_bytes_and_read_back() {
+        for len in [0usize, 1, 127, 128, 300, 70_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let fast = encode(&bytes).expect("encodes");
+            let slow = postcard::to_allocvec(&serde_bytes::Bytes::new(&bytes)).expect("encodes");
+            let seq = postcard::to_allocvec(&bytes.iter().collect::<Vec<_>>()).expect("encodes");
+            assert_eq!(fast, slow, "{len}");
+            assert_eq!(fast, seq, "{len}");
+            let back: Vec<u8> = decode(&fast).expect("decodes");
+            assert_eq!(back, bytes);
+            let by_postcard: Vec<u8> = postcard::from_bytes(&fast).expect("decodes");
+            assert_eq!(by_postcard, bytes);
+        }
+    }
+
+    #[test]
+    fn a_byte_vector_longer_than_its_bytes_is_an_error_not_an_allocation() {
+        let mut frame = encode(&vec![1u8; 10]).expect("encodes");
+        frame.truncate(5);
+        assert!(decode::<Vec<u8>>(&frame).is_err());
+        assert!(decode::<Vec<u8>>(&[0xff; 11]).is_err());
+        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert!(decode::<Vec<u8>>(&huge).is_err());
+        // Other types take postcard's own way.
+        assert_eq!(decode::<u32>(&encode(&7u32).expect("encodes")), Ok(7));
+    }
 }

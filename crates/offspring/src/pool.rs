@@ -26,7 +26,11 @@ const TERMINATE_WAIT: Duration = Duration::from_secs(10);
 /// `consumed + IMAP_AHEAD × processes` items from its input.
 pub const IMAP_AHEAD: usize = 2;
 
-fn convert<R: DeserializeOwned>(task: &str, index: Option<usize>, result: CallResult) -> Result<R> {
+fn convert<R: DeserializeOwned + 'static>(
+    task: &str,
+    index: Option<usize>,
+    result: CallResult,
+) -> Result<R> {
     match result.outcome {
         Ok(bytes) => crate::codec::decode_value(task, index, &bytes),
         Err(failure) => Err(Error::from_pool(task, result.pid, index, failure)),

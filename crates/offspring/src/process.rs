@@ -122,7 +122,7 @@ impl<R> std::fmt::Debug for ProcessHandle<R> {
     }
 }
 
-impl<R: DeserializeOwned> ProcessHandle<R> {
+impl<R: DeserializeOwned + 'static> ProcessHandle<R> {
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.worker.pid()
