@@ -24,10 +24,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use offspring_transport::{
-    Authed, BuildIdentity, Expected, HandshakeError, Listener, Secret, SpawnSpec, WorkerEnv,
-    accept_handshake, spawn_worker,
+    Authed, BuildIdentity, Expected, HandshakeError, Listener, Secret, Segment, SpawnSpec,
+    WorkerEnv, accept_handshake, spawn_worker,
 };
-use offspring_wire::WorkerConfig;
+use offspring_wire::ring::RingReader;
+use offspring_wire::{SegmentRef, WorkerConfig};
 use tokio::sync::oneshot;
 
 use crate::logs::LogCounts;
@@ -74,6 +75,51 @@ pub struct SpawnOptions {
     pub timeline: Option<Arc<Timeline>>,
     /// Where to count the worker's forwarded and dropped log records.
     pub logs: Option<Arc<LogCounts>>,
+    /// Give the worker no outcome segment (see `offspring_wire::ring`): its calls report in
+    /// frames, the path workers on other machines take (tests keep it exercised).
+    pub frames_only: bool,
+    /// Extra environment variables for the worker (test-only switches).
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+/// The size of a worker's outcome segment: a header page and a ring of about 1 MiB. Its
+/// pages cost nothing until the worker writes them.
+pub const SEGMENT_BYTES: usize = 1024 * 1024 + 16 * 1024;
+
+/// A fresh outcome segment and its reader, or `None` (the worker then reports in frames)
+/// when the OS will not make one.
+fn make_ring(wanted: bool) -> Option<(Segment, RingReader)> {
+    if !wanted {
+        return None;
+    }
+    let segment = Segment::create(SEGMENT_BYTES)
+        .map_err(|e| tracing::debug!(target: "offspring", error = %e, "no outcome segment; the worker reports in frames"))
+        .ok()?;
+    let reader = RingReader::init(segment.words())?;
+    Some((segment, reader))
+}
+
+/// How the child finds its segment: the descriptor it inherited, or a handle duplicated
+/// into it.
+fn segment_ref(segment: &Segment, child: &tokio::process::Child) -> Option<SegmentRef> {
+    let len = segment.len() as u64;
+    #[cfg(unix)]
+    {
+        let _ = child;
+        segment
+            .inheritable_fd()
+            .and_then(|fd| u64::try_from(fd).ok())
+            .map(|handle| SegmentRef { handle, len })
+    }
+    #[cfg(windows)]
+    {
+        let process = child.raw_handle()?;
+        segment
+            .duplicate_into(process)
+            .map_err(|e| tracing::debug!(target: "offspring", error = %e, "cannot hand the outcome segment to the worker"))
+            .ok()
+            .map(|handle| SegmentRef { handle, len })
+    }
 }
 
 type Ready = oneshot::Sender<Result<Authed, HandshakeError>>;
@@ -81,6 +127,8 @@ type Ready = oneshot::Sender<Result<Authed, HandshakeError>>;
 struct Pending {
     secret: Secret,
     pid: Option<u32>,
+    /// The outcome segment made for the worker, as its config names it.
+    segment: Option<SegmentRef>,
     ready: Option<Ready>,
 }
 
@@ -252,9 +300,11 @@ async fn spawn_async(
         Pending {
             secret: secret.clone(),
             pid: None,
+            segment: None,
             ready: Some(ready_tx),
         },
     );
+    let ring = make_ring(!options.frames_only);
     let spec = SpawnSpec {
         env: WorkerEnv {
             endpoint,
@@ -264,6 +314,11 @@ async fn spawn_async(
         },
         program: options.program,
         args: options.args,
+        #[cfg(unix)]
+        inherit_fd: ring
+            .as_ref()
+            .and_then(|(segment, _)| segment.inheritable_fd()),
+        extra_env: options.env,
     };
     let observers = Observers {
         worker_id,
@@ -280,8 +335,12 @@ async fn spawn_async(
         }
     };
     let pid = child.id().unwrap_or_default();
+    let segment = ring
+        .as_ref()
+        .and_then(|(segment, _)| segment_ref(segment, &child));
     if let Some(entry) = lock(&shared.pending).get_mut(&worker_id) {
         entry.pid = Some(pid);
+        entry.segment = segment;
     }
     let deadline = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let outcome = tokio::select! {
@@ -307,6 +366,7 @@ async fn spawn_async(
                 &handle,
                 Arc::clone(&shared.registry),
                 observers,
+                ring.filter(|_| segment.is_some()),
             ))
         }
         Err(e) => {
@@ -409,6 +469,7 @@ async fn authenticate(
         lock(&lookup_shared.pending).get(&id).map(|p| Expected {
             secret: p.secret.clone(),
             pid: p.pid,
+            segment: p.segment,
         })
     };
     let config = WorkerConfig {
@@ -417,6 +478,7 @@ async fn authenticate(
             .log_filter
             .clone()
             .unwrap_or_else(|| tracing::level_filters::LevelFilter::current().to_string()),
+        segment: None,
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,

@@ -64,6 +64,10 @@ pub enum Failure {
     BadResult(String),
     /// The parent could not send the call (its arguments do not fit in a frame).
     Unsendable(String),
+    /// The worker broke the protocol (a malformed frame, or an outcome segment no
+    /// well-behaved worker could have written) and was killed; what the call returned, if it
+    /// ran, is lost.
+    Misbehaved(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -85,6 +89,7 @@ impl std::fmt::Display for Failure {
             Self::BadArgs(e) => write!(f, "arguments did not decode: {e}"),
             Self::BadResult(e) => write!(f, "value did not encode: {e}"),
             Self::Unsendable(e) => write!(f, "arguments cannot be sent: {e}"),
+            Self::Misbehaved(e) => write!(f, "the worker broke the protocol: {e}"),
         }
     }
 }

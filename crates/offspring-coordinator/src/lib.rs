@@ -23,7 +23,7 @@ mod worker;
 
 pub use coordinator::{
     Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_STRANGERS,
-    SpawnOptions, wait_for,
+    SEGMENT_BYTES, SpawnOptions, wait_for,
 };
 pub use error::{Failure, SpawnError};
 pub use logs::LogCounts;
@@ -33,4 +33,4 @@ pub use pool::{
 };
 pub use prims::{Holder, Registry};
 pub use trace::{MAX_EVENTS, TRACE_ENV, Timeline};
-pub use worker::{BatchContext, BatchSink, WorkerHandle};
+pub use worker::{BatchContext, BatchSink, Death, WorkerHandle};

@@ -29,7 +29,6 @@
 //! workers, and drains once they are reaped.
 
 use std::collections::{HashMap, VecDeque};
-use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -39,7 +38,7 @@ use tokio::sync::mpsc;
 use crate::coordinator::{lock, wait_for};
 use crate::trace::{Timeline, Timelines};
 use crate::{
-    BatchContext, BatchSink, Coordinator, Failure, LogCounts, SpawnError, SpawnOptions,
+    BatchContext, BatchSink, Coordinator, Death, Failure, LogCounts, SpawnError, SpawnOptions,
     WorkerHandle,
 };
 
@@ -63,6 +62,10 @@ pub struct PoolConfig {
     pub worker_args: Vec<std::ffi::OsString>,
     /// Run this program as the workers instead of the running executable (for tests).
     pub program: Option<std::path::PathBuf>,
+    /// Extra environment variables for the workers (test-only switches).
+    pub worker_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// Workers report in frames, without an outcome segment (see `SpawnOptions`).
+    pub frames_only: bool,
     /// A timeline file of this pool's own, written when the pool ends.
     pub timeline: Option<Arc<Timeline>>,
 }
@@ -178,6 +181,8 @@ struct PoolShared {
     next_job: AtomicU64,
     drained: Mutex<bool>,
     drained_cv: Condvar,
+    /// Pids of the workers that ran a batch and have not been seen to exit.
+    serving: Mutex<Vec<u32>>,
 }
 
 /// A handle to a pool's scheduler. Clones share it; the scheduler lives until it is
@@ -216,8 +221,7 @@ enum ActorEvent {
     Finished(u64),
     Died {
         worker: u64,
-        next: usize,
-        status: Option<ExitStatus>,
+        death: Death,
     },
     InitDone {
         worker: u64,
@@ -239,6 +243,7 @@ impl PoolHandle {
             next_job: AtomicU64::new(1),
             drained: Mutex::new(false),
             drained_cv: Condvar::new(),
+            serving: Mutex::new(Vec::new()),
         });
         if let Some(timeout) = config.task_timeout {
             let ticks = events.clone();
@@ -359,6 +364,13 @@ impl PoolHandle {
         }
     }
 
+    /// Pids of the workers that have run a batch and are not known to have exited: connected
+    /// and initialized, so killing one is a worker's death, never a failed start (tests use
+    /// it to pick victims).
+    pub fn serving_pids(&self) -> Vec<u32> {
+        lock(&self.shared.serving).clone()
+    }
+
     /// This pool's number, unique in the process (shown in logs and timelines).
     pub fn id(&self) -> u64 {
         self.shared.id
@@ -454,11 +466,10 @@ impl BatchSink for CallReports {
         let _ = self.events.send(ActorEvent::Finished(self.worker));
     }
 
-    fn died(self: Box<Self>, next: usize, status: Option<ExitStatus>, _pid: u32) {
+    fn died(self: Box<Self>, death: Death) {
         let _ = self.events.send(ActorEvent::Died {
             worker: self.worker,
-            next,
-            status,
+            death,
         });
     }
 }
@@ -487,10 +498,16 @@ impl BatchSink for InitReports {
         });
     }
 
-    fn died(self: Box<Self>, _next: usize, status: Option<ExitStatus>, _pid: u32) {
+    fn died(self: Box<Self>, death: Death) {
+        let failure = match death.misbehaved {
+            Some(reason) => Failure::Misbehaved(reason),
+            None => Failure::Died {
+                status: death.status,
+            },
+        };
         let _ = self.events.send(ActorEvent::InitDone {
             worker: self.worker,
-            error: Some(describe(&Failure::Died { status })),
+            error: Some(describe(&failure)),
         });
     }
 }
@@ -506,6 +523,7 @@ fn describe(failure: &Failure) -> String {
         Failure::BadArgs(e) => format!("the initializer's arguments did not decode: {e}"),
         Failure::BadResult(e) => format!("the initializer's value did not encode: {e}"),
         Failure::Unsendable(e) => format!("the initializer's arguments cannot be sent: {e}"),
+        Failure::Misbehaved(e) => format!("the initializer's worker broke the protocol: {e}"),
     }
 }
 
@@ -582,7 +600,9 @@ impl Actor {
                         // An idle worker died (killed from outside): replace it.
                         bump(&self.shared.counters.restarted, 1);
                     }
-                    self.workers.remove(&worker);
+                    if let Some(slot) = self.workers.remove(&worker) {
+                        self.forget_serving(slot.handle.pid());
+                    }
                     self.maintain();
                     self.dispatch();
                 }
@@ -602,11 +622,7 @@ impl Actor {
                 outcome,
             } => self.item(worker, index, outcome),
             ActorEvent::Finished(worker) => self.finished(worker),
-            ActorEvent::Died {
-                worker,
-                next,
-                status,
-            } => self.died(worker, next, status),
+            ActorEvent::Died { worker, death } => self.died(worker, death),
             ActorEvent::InitDone { worker, error } => self.init_done(worker, error),
             ActorEvent::Tick => self.tick(),
         }
@@ -757,6 +773,12 @@ impl Actor {
             .map(|job| job.span.clone())
             .unwrap_or_else(tracing::Span::none);
         let pid = slot.handle.pid();
+        {
+            let mut serving = lock(&self.shared.serving);
+            if !serving.contains(&pid) {
+                serving.push(pid);
+            }
+        }
         tracing::debug!(target: "offspring::task", parent: &span, worker_pid = pid, batch = task_id, calls = count, "dispatched");
         self.timelines
             .each(|t| t.dispatched(batch.job.0, task_id, pid, batch.items.len()));
@@ -860,11 +882,17 @@ impl Actor {
         self.dispatch();
     }
 
-    fn died(&mut self, worker: u64, next: usize, status: Option<ExitStatus>) {
+    fn forget_serving(&self, pid: u32) {
+        lock(&self.shared.serving).retain(|p| *p != pid);
+    }
+
+    fn died(&mut self, worker: u64, death: Death) {
         let Some(slot) = self.workers.remove(&worker) else {
             return;
         };
         let pid = slot.handle.pid();
+        self.forget_serving(pid);
+        let status = death.status;
         if let SlotState::Busy(batch) = slot.state {
             let Batch {
                 job,
@@ -873,10 +901,32 @@ impl Actor {
                 timed_out,
                 ..
             } = batch;
-            let mut items = items.into_iter().skip(next);
+            let mut items = items.into_iter().skip(death.next).peekable();
             let mut requeue: Vec<Pending> = Vec::new();
             let mut delivered = 0;
-            if let Some(mut running) = items.next() {
+            if let Some(reason) = &death.misbehaved {
+                // The worker broke the protocol: its unreported calls may have run, and what
+                // they returned is lost. They fail (never run twice, never a wrong value).
+                let failure = PoolFailure::Task(Failure::Misbehaved(reason.clone()));
+                if items.peek().is_some() {
+                    bump(&self.shared.counters.died_running, 1);
+                }
+                for call in items.by_ref() {
+                    bump(&self.shared.counters.running, -1);
+                    self.note_failure(job, call.index, pid, &failure);
+                    self.deliver(
+                        &sink,
+                        call.index,
+                        CallResult {
+                            outcome: Err(failure.clone()),
+                            pid: Some(pid),
+                        },
+                    );
+                    delivered += 1;
+                }
+            }
+            let running = if death.running { items.next() } else { None };
+            if let Some(mut running) = running {
                 bump(&self.shared.counters.running, -1);
                 bump(&self.shared.counters.died_running, 1);
                 if timed_out {
@@ -1080,6 +1130,8 @@ impl Actor {
             let spawn = self.coordinator.spawn_worker_async(SpawnOptions {
                 program: self.config.program.clone(),
                 args: self.config.worker_args.clone(),
+                env: self.config.worker_env.clone(),
+                frames_only: self.config.frames_only,
                 timeline: self.config.timeline.clone(),
                 logs: Some(Arc::clone(&self.shared.logs)),
                 ..SpawnOptions::default()

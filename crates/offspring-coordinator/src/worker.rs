@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use offspring_transport::{Conn, FrameReader};
+use offspring_transport::{Conn, FrameReader, Segment};
+use offspring_wire::ring::RingReader;
 use offspring_wire::{FromWorker, Outcome, ToWorker, WireError, decode, encode, encode_run};
 use tokio::sync::mpsc;
 
@@ -44,9 +45,40 @@ pub trait BatchSink: Send + 'static {
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, pid: u32);
     /// Every call reported; the worker is free for the next batch.
     fn finished(self: Box<Self>, pid: u32);
-    /// The worker died (or could not be sent the batch): calls from `next` on never reported.
-    /// Call `next`, if the batch had started, was the one running.
-    fn died(self: Box<Self>, next: usize, status: Option<ExitStatus>, pid: u32);
+    /// The worker died (or could not be sent the batch): calls from `death.next` on never
+    /// reported.
+    fn died(self: Box<Self>, death: Death);
+}
+
+/// How a batch ended when its worker died before every call reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Death {
+    /// The first call that did not report; the calls before it all did.
+    pub next: usize,
+    /// Whether call `next` was running: then it is the one the death is blamed on, and the
+    /// calls after it never started. Otherwise none of the unreported calls started.
+    pub running: bool,
+    /// The worker's exit status, if it could be collected.
+    pub status: Option<ExitStatus>,
+    /// Set when the parent killed the worker for breaking the protocol (a malformed frame or
+    /// outcome segment): what it did. The unreported calls may have run; their outcomes are
+    /// lost.
+    pub misbehaved: Option<String>,
+    /// The worker's pid.
+    pub pid: u32,
+}
+
+impl Death {
+    /// A batch that never reached a worker that is gone.
+    fn unsent(status: Option<ExitStatus>, pid: u32) -> Self {
+        Self {
+            next: 0,
+            running: false,
+            status,
+            misbehaved: None,
+            pid,
+        }
+    }
 }
 
 /// What a batch belongs to in the parent: its job, and the span the job's story is told in.
@@ -70,6 +102,8 @@ impl Default for BatchContext {
 struct InFlight {
     name: String,
     sink: Box<dyn BatchSink>,
+    /// Calls in the batch, and how many reported (they report in order).
+    calls: usize,
     reported: usize,
     context: BatchContext,
     /// When the running call began, as far as the parent knows: the batch's start, then each
@@ -150,7 +184,7 @@ impl WorkerHandle {
         };
         if let Err(mpsc::error::SendError(Command::Run { sink, .. })) = self.commands.send(command)
         {
-            sink.died(0, self.exit_status(), self.shared.pid);
+            sink.died(Death::unsent(self.exit_status(), self.shared.pid));
         }
     }
 
@@ -214,6 +248,7 @@ pub(crate) fn start(
     runtime: &tokio::runtime::Handle,
     registry: Arc<Registry>,
     observers: Observers,
+    ring: Option<(Segment, RingReader)>,
 ) -> WorkerHandle {
     observers
         .timelines
@@ -279,6 +314,8 @@ pub(crate) fn start(
         timelines: observers.timelines,
         logs: observers.logs,
         dropped_seen: 0,
+        ring,
+        misbehaved: None,
     };
     runtime.spawn(actor.run(command_rx, event_rx));
     WorkerHandle { commands, shared }
@@ -312,6 +349,10 @@ struct Actor {
     logs: Option<Arc<LogCounts>>,
     /// The worker's last reported total of dropped log records.
     dropped_seen: u64,
+    /// The worker's outcome segment and the parent's reader of it.
+    ring: Option<(Segment, RingReader)>,
+    /// Why the parent killed the worker, if it broke the protocol.
+    misbehaved: Option<String>,
 }
 
 impl Actor {
@@ -384,7 +425,10 @@ impl Actor {
                 mut sink,
             } => {
                 if self.dead {
-                    sink.died(0, lock(&self.shared.exit).status, self.shared.pid);
+                    sink.died(Death::unsent(
+                        lock(&self.shared.exit).status,
+                        self.shared.pid,
+                    ));
                     return;
                 }
                 match frame {
@@ -394,6 +438,7 @@ impl Actor {
                             InFlight {
                                 name,
                                 sink,
+                                calls,
                                 reported: 0,
                                 context,
                                 since: None,
@@ -439,6 +484,9 @@ impl Actor {
     }
 
     fn frame(&mut self, msg: FromWorker) {
+        // Every frame announces the ring: what the worker published before it sent this
+        // frame is read first, so reports stay in order whichever way they came.
+        self.drain_ring();
         match msg {
             FromWorker::Started { task_id } => {
                 if let Some(flight) = self.in_flight.get_mut(&task_id) {
@@ -451,42 +499,22 @@ impl Actor {
                 index,
                 outcome,
                 elapsed_us,
-            } => {
-                let Some(flight) = self.in_flight.get_mut(&task_id) else {
-                    tracing::warn!(target: "offspring", worker_pid = self.shared.pid, task_id, "worker reported a task it was not given");
-                    return;
-                };
-                if !self.timelines.is_empty() {
-                    let described = describe_outcome(&outcome);
-                    let slice = CallSlice {
-                        pid: self.shared.pid,
-                        name: &flight.name,
-                        job: flight.context.job,
-                        task_id,
-                        index: index as usize,
-                        elapsed_us,
-                        outcome: &described,
-                    };
-                    self.timelines.each(|t| t.call(&slice));
-                }
-                let outcome = match outcome {
-                    Outcome::Value(bytes) => Ok(bytes),
-                    Outcome::Panicked { message, location } => {
-                        Err(Failure::Panicked { message, location })
-                    }
-                    Outcome::UnknownTask => Err(Failure::UnknownTask),
-                    Outcome::BadArgs(e) => Err(Failure::BadArgs(e)),
-                    Outcome::BadResult(e) => Err(Failure::BadResult(e)),
-                };
-                flight.reported = index as usize + 1;
-                flight.since = Some(Instant::now());
-                flight.sink.item(index as usize, outcome, self.shared.pid);
-            }
+            } => self.item(task_id, index, outcome, elapsed_us),
             FromWorker::Finished { task_id } => {
                 if let Some(flight) = self.in_flight.remove(&task_id) {
-                    flight.sink.finished(self.shared.pid);
+                    if flight.reported == flight.calls {
+                        flight.sink.finished(self.shared.pid);
+                    } else {
+                        let reason = format!(
+                            "it finished batch {task_id} with {} of its {} calls reported",
+                            flight.reported, flight.calls
+                        );
+                        self.in_flight.insert(task_id, flight);
+                        self.misbehave(reason);
+                    }
                 }
             }
+            FromWorker::Doorbell => {}
             FromWorker::Call { call_id, op } => {
                 self.registry
                     .remote(self.shared.pid, call_id, op, &self.frames);
@@ -516,6 +544,118 @@ impl Actor {
         }
     }
 
+    /// One call's report, from a frame or from the ring.
+    fn item(&mut self, task_id: u64, index: u32, outcome: Outcome, elapsed_us: u64) {
+        if self.misbehaved.is_some() {
+            return;
+        }
+        let Some(flight) = self.in_flight.get_mut(&task_id) else {
+            self.misbehave(format!(
+                "it reported on batch {task_id}, which it was not given"
+            ));
+            return;
+        };
+        if index as usize != flight.reported || flight.reported >= flight.calls {
+            let reason = format!(
+                "it reported call {index} of batch {task_id} when call {} of {} was next",
+                flight.reported, flight.calls
+            );
+            self.misbehave(reason);
+            return;
+        }
+        if !self.timelines.is_empty() {
+            let described = describe_outcome(&outcome);
+            let slice = CallSlice {
+                pid: self.shared.pid,
+                name: &flight.name,
+                job: flight.context.job,
+                task_id,
+                index: index as usize,
+                elapsed_us,
+                outcome: &described,
+            };
+            self.timelines.each(|t| t.call(&slice));
+        }
+        let outcome = match outcome {
+            Outcome::Value(bytes) => Ok(bytes),
+            Outcome::Panicked { message, location } => Err(Failure::Panicked { message, location }),
+            Outcome::UnknownTask => Err(Failure::UnknownTask),
+            Outcome::BadArgs(e) => Err(Failure::BadArgs(e)),
+            Outcome::BadResult(e) => Err(Failure::BadResult(e)),
+        };
+        flight.reported = index as usize + 1;
+        flight.since = Some(Instant::now());
+        flight.sink.item(index as usize, outcome, self.shared.pid);
+    }
+
+    /// Reads and delivers what the worker published in its ring. A ring no well-behaved
+    /// worker could have written kills the worker.
+    fn drain_ring(&mut self) {
+        if self.misbehaved.is_some() {
+            return;
+        }
+        let Some((segment, reader)) = &mut self.ring else {
+            return;
+        };
+        let mut entries = Vec::new();
+        let read = reader.read(segment.words(), |entry| entries.push(entry));
+        for entry in entries {
+            match decode::<Outcome>(&entry.payload) {
+                Ok(outcome) => self.item(entry.task_id, entry.index, outcome, entry.elapsed_us),
+                Err(e) => {
+                    self.misbehave(format!(
+                        "its ring holds an outcome that does not decode: {e}"
+                    ));
+                    return;
+                }
+            }
+        }
+        if let Err(e) = read {
+            self.misbehave(e.to_string());
+        }
+    }
+
+    /// The worker broke the protocol: kill it, and fail what it was running with `reason`.
+    fn misbehave(&mut self, reason: String) {
+        if self.misbehaved.is_some() {
+            return;
+        }
+        tracing::error!(target: "offspring", worker_pid = self.shared.pid, %reason, "a worker broke the protocol; killing it");
+        self.misbehaved = Some(reason);
+        if !self.dead {
+            let _ = self.child.start_kill();
+        }
+    }
+
+    /// For a dead worker whose socket and ring were read: whether call `next` of batch
+    /// `task_id` was running. With a ring, its lanes say (a lane still naming a call that
+    /// reported means it is done); without one, the first unreported call of a batch is
+    /// taken to be running.
+    fn was_running(&mut self, task_id: u64, next: usize) -> bool {
+        let Some((segment, reader)) = &self.ring else {
+            return true;
+        };
+        if !reader.worker_ready(segment.words()) {
+            return true;
+        }
+        let lanes = reader.running(segment.words());
+        let Some(lane) = lanes.iter().find(|lane| lane.task_id == task_id) else {
+            return false;
+        };
+        match lane.index.cmp(&(next as u64)) {
+            std::cmp::Ordering::Equal => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Greater => {
+                let reason = format!(
+                    "its segment says call {} of batch {task_id} ran, but only {next} reported",
+                    lane.index
+                );
+                self.misbehave(reason);
+                false
+            }
+        }
+    }
+
     /// The connection ended: collect the exit status, killing a child that lingers.
     async fn reap(&mut self) -> Option<ExitStatus> {
         match tokio::time::timeout(EXIT_GRACE, self.child.wait()).await {
@@ -529,6 +669,19 @@ impl Actor {
     }
 
     fn died(&mut self, status: Option<ExitStatus>) {
+        // The socket is drained: what the worker published in its ring before it died is
+        // done too.
+        self.drain_ring();
+        let mut running = HashMap::new();
+        let batches: Vec<(u64, usize)> = self
+            .in_flight
+            .iter()
+            .map(|(task_id, flight)| (*task_id, flight.reported))
+            .collect();
+        for (task_id, next) in batches {
+            let was = self.was_running(task_id, next);
+            running.insert(task_id, was);
+        }
         self.dead = true;
         let clean = status.is_some_and(|s| s.success());
         self.registry.process_gone(self.shared.pid, clean);
@@ -562,8 +715,14 @@ impl Actor {
         if !self.in_flight.is_empty() {
             tracing::debug!(target: "offspring", worker_pid = self.shared.pid, ?status, tasks = self.in_flight.len(), "worker died with tasks assigned");
         }
-        for (_, flight) in self.in_flight.drain() {
-            flight.sink.died(flight.reported, status, self.shared.pid);
+        for (task_id, flight) in self.in_flight.drain() {
+            flight.sink.died(Death {
+                next: flight.reported,
+                running: running.get(&task_id).copied().unwrap_or(true),
+                status,
+                misbehaved: self.misbehaved.clone(),
+                pid: self.shared.pid,
+            });
         }
     }
 }

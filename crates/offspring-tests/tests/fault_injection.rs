@@ -47,14 +47,10 @@ struct Run {
     took: Duration,
 }
 
-/// Kills a random known worker `KILLS` times, at random moments 10 to 100 ms apart. Only pids
-/// that already returned a value are candidates: they are connected workers of this pool, so
-/// a kill is a worker's death, never a failed start.
-fn killer(
-    seen: Arc<Mutex<Vec<u32>>>,
-    done: Arc<AtomicBool>,
-    seed: u64,
-) -> std::thread::JoinHandle<(usize, usize)> {
+/// Kills a random serving worker of `pool` `KILLS` times, at random moments 10 to 100 ms
+/// apart. Only workers that have run a batch are candidates: they are connected and
+/// initialized, so a kill is a worker's death, never a failed start.
+fn killer(pool: Pool, done: Arc<AtomicBool>, seed: u64) -> std::thread::JoinHandle<(usize, usize)> {
     std::thread::spawn(move || {
         let mut rng = Rng::new(seed);
         let me = std::process::id();
@@ -63,11 +59,8 @@ fn killer(
         let started = Instant::now();
         while killed.len() < KILLS && started.elapsed() < BOUND {
             std::thread::sleep(Duration::from_millis(10 + rng.below(91)));
-            let candidates: Vec<u32> = seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .copied()
+            let candidates: Vec<u32> = offspring::__private::serving_pids(&pool)
+                .into_iter()
                 .filter(|pid| !killed.contains(pid))
                 .filter(|pid| process_running(*pid) && children_of(me).contains(pid))
                 .collect();
@@ -86,31 +79,57 @@ fn killer(
     })
 }
 
-/// Runs `ITEMS` calls through `imap` while the killer works, checking every value.
-fn run_under_kills(pool: &Pool, seed: u64) -> Run {
-    let seen = Arc::new(Mutex::new(Vec::new()));
+/// How a storm submits its calls.
+#[derive(Debug, Clone, Copy)]
+enum Submit {
+    /// One `imap`, consumed as it goes.
+    Imap,
+    /// `imap_chunked` with chunks of 1,000: every item's own result, from large batches.
+    ImapChunks,
+    /// Bursts of 500 `apply_async`, each burst's results taken before the next.
+    ApplyAsyncBursts,
+}
+
+/// Runs `ITEMS` calls the `submit` way while the killer works, checking every value.
+fn run_under_kills(pool: &Pool, seed: u64, submit: Submit) -> Run {
     let done = Arc::new(AtomicBool::new(false));
-    let killer = killer(Arc::clone(&seen), Arc::clone(&done), seed);
+    let killer = killer(pool.clone(), Arc::clone(&done), seed);
     let started = Instant::now();
     let mut values = 0;
     let mut died = Vec::new();
     let mut known = HashSet::new();
-    for (n, result) in pool.imap(work, 0..ITEMS).enumerate() {
-        match result {
-            Ok((value, pid)) => {
-                assert_eq!(value, n as u64 * 2 + 1, "item {n}");
-                values += 1;
-                if known.insert(pid) {
-                    seen.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(pid);
+    let mut check = |n: usize, result: offspring::Result<(u64, u32)>| match result {
+        Ok((value, pid)) => {
+            assert_eq!(value, n as u64 * 2 + 1, "item {n}");
+            values += 1;
+            known.insert(pid);
+        }
+        Err(Error::WorkerDied { index, .. }) => {
+            if !matches!(submit, Submit::ApplyAsyncBursts) {
+                assert_eq!(index, Some(n), "a death names its own input index");
+            }
+            died.push(n);
+        }
+        Err(other) => panic!("item {n}: unexpected {other}"),
+    };
+    match submit {
+        Submit::Imap => {
+            for (n, result) in pool.imap(work, 0..ITEMS).enumerate() {
+                check(n, result);
+            }
+        }
+        Submit::ImapChunks => {
+            for (n, result) in pool.imap_chunked(work, 0..ITEMS, 1_000).enumerate() {
+                check(n, result);
+            }
+        }
+        Submit::ApplyAsyncBursts => {
+            for burst in (0..ITEMS).collect::<Vec<_>>().chunks(500) {
+                let pending: Vec<_> = burst.iter().map(|&n| pool.apply_async(work, n)).collect();
+                for (&n, result) in burst.iter().zip(pending) {
+                    check(n as usize, result.get());
                 }
             }
-            Err(Error::WorkerDied { index, .. }) => {
-                assert_eq!(index, Some(n), "a death names its own input index");
-                died.push(n);
-            }
-            Err(other) => panic!("item {n}: unexpected {other}"),
         }
     }
     let took = started.elapsed();
@@ -167,19 +186,20 @@ fn nothing_left(pids: &[u32]) {
     println!("{} workers ran calls; none is left", pids.len());
 }
 
-#[test]
-fn every_call_ends_with_its_value_or_worker_died_while_workers_are_killed_at_random() {
+/// Without retries: every call ends with its value or `WorkerDied`, exactly one per death of
+/// a worker with a call running.
+fn storm_without_retries(submit: Submit) {
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    bounded(|| {
+    bounded(move || {
         let seed = Rng::seed();
         println!("seed {seed}");
         let pool = Pool::new(WORKERS).expect("a pool");
-        let run = run_under_kills(&pool, seed);
+        let run = run_under_kills(&pool, seed, submit);
         let counters = pool.counters();
         println!(
-            "{ITEMS} calls on {WORKERS} workers in {:?}: {} values, {} WorkerDied; {} kills ({} during the run); {counters:?}",
+            "{submit:?}: {ITEMS} calls on {WORKERS} workers in {:?}: {} values, {} WorkerDied; {} kills ({} during the run); {counters:?}",
             run.took,
             run.values,
             run.died.len(),
@@ -207,12 +227,12 @@ fn every_call_ends_with_its_value_or_worker_died_while_workers_are_killed_at_ran
     });
 }
 
-#[test]
-fn with_three_retries_every_call_returns_its_value_while_workers_are_killed_at_random() {
+/// With three retries: every call returns its value.
+fn storm_with_retries(submit: Submit) {
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    bounded(|| {
+    bounded(move || {
         let seed = Rng::seed();
         println!("seed {seed}");
         let pool = Pool::builder()
@@ -220,10 +240,10 @@ fn with_three_retries_every_call_returns_its_value_while_workers_are_killed_at_r
             .retries(3)
             .build()
             .expect("a pool");
-        let run = run_under_kills(&pool, seed);
+        let run = run_under_kills(&pool, seed, submit);
         let counters = pool.counters();
         println!(
-            "{ITEMS} calls on {WORKERS} workers with retries(3) in {:?}: {} values; {} kills ({} during the run); {counters:?}",
+            "{submit:?}: {ITEMS} calls on {WORKERS} workers with retries(3) in {:?}: {} values; {} kills ({} during the run); {counters:?}",
             run.took, run.values, run.kills, run.kills_during_run,
         );
         assert!(run.died.is_empty(), "calls died: {:?}", run.died);
@@ -234,4 +254,34 @@ fn with_three_retries_every_call_returns_its_value_while_workers_are_killed_at_r
         drop(pool);
         nothing_left(&run.pids);
     });
+}
+
+#[test]
+fn every_call_ends_with_its_value_or_worker_died_while_workers_are_killed_at_random() {
+    storm_without_retries(Submit::Imap);
+}
+
+#[test]
+fn with_three_retries_every_call_returns_its_value_while_workers_are_killed_at_random() {
+    storm_with_retries(Submit::Imap);
+}
+
+#[test]
+fn chunks_of_a_thousand_blame_only_the_running_call_while_workers_are_killed_at_random() {
+    storm_without_retries(Submit::ImapChunks);
+}
+
+#[test]
+fn chunks_of_a_thousand_with_retries_return_every_value_while_workers_are_killed_at_random() {
+    storm_with_retries(Submit::ImapChunks);
+}
+
+#[test]
+fn apply_async_bursts_blame_only_the_running_call_while_workers_are_killed_at_random() {
+    storm_without_retries(Submit::ApplyAsyncBursts);
+}
+
+#[test]
+fn apply_async_bursts_with_retries_return_every_value_while_workers_are_killed_at_random() {
+    storm_with_retries(Submit::ApplyAsyncBursts);
 }

@@ -113,6 +113,8 @@ pub struct Expected {
     pub secret: Secret,
     /// The pid of the child the parent started, when it started one itself.
     pub pid: Option<u32>,
+    /// The outcome segment made for that worker, named in its [`WorkerConfig`].
+    pub segment: Option<offspring_wire::SegmentRef>,
 }
 
 /// A connection that completed the handshake.
@@ -151,7 +153,7 @@ pub async fn accept_handshake(
     mut conn: Conn,
     lookup: impl FnOnce(u64) -> Option<Expected>,
     ours: &BuildIdentity,
-    config: WorkerConfig,
+    mut config: WorkerConfig,
 ) -> Result<Authed, HandshakeError> {
     let hello_bytes = conn.reader.read_frame().await?.ok_or_else(|| {
         HandshakeError::Wire(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into())
@@ -191,6 +193,7 @@ pub async fn accept_handshake(
         let _ = send(&mut conn, &Verdict::Rejected(reason.to_owned())).await;
         return Err(HandshakeError::Mismatch(reason.to_owned()));
     }
+    config.segment = expected.segment;
     send(&mut conn, &Verdict::Accepted(config)).await?;
     conn.authenticated();
     Ok(Authed { conn, hello })

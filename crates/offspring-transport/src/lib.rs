@@ -10,8 +10,9 @@
 //! Today the coordinator's worker actor still owns the child process it started (it reaps it
 //! to learn how a worker died); remote workers will need that part made optional.
 //!
-//! Platform-specific code (socket naming, peer credentials, parent-death signals) lives in
-//! [`sys`] and the private `endpoint` module, each `unsafe` block with its invariant.
+//! Platform-specific code (socket naming, peer credentials, parent-death signals, shared
+//! memory) lives in [`sys`], [`Segment`] and the private `endpoint` module, each `unsafe`
+//! block with its invariant.
 
 mod auth;
 mod direct;
@@ -20,6 +21,7 @@ mod env;
 mod error;
 mod frame;
 mod identity;
+mod segment;
 mod spawn;
 pub mod sys;
 
@@ -34,4 +36,5 @@ pub use env::{
 pub use error::{HandshakeError, TransportError};
 pub use frame::{FrameReader, FrameWriter};
 pub use identity::{BuildIdentity, build_identity};
+pub use segment::Segment;
 pub use spawn::{SpawnSpec, spawn_worker};

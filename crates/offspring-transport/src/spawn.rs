@@ -16,6 +16,13 @@ pub struct SpawnSpec {
     /// `offspring::init()` first); a test binary gets the arguments that make its harness run
     /// only the worker entry test.
     pub args: Vec<std::ffi::OsString>,
+    /// A descriptor (close-on-exec in the parent) that this child alone inherits, under the
+    /// same number: its outcome segment (see [`Segment`](crate::Segment)).
+    #[cfg(unix)]
+    pub inherit_fd: Option<i32>,
+    /// Extra environment variables for the worker (tests use them to switch on test-only
+    /// behaviour in one pool's workers).
+    pub extra_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 /// Starts the worker process: the running executable (see [`sys::self_exe`]) with the
@@ -35,6 +42,7 @@ pub fn spawn_worker(spec: &SpawnSpec) -> Result<tokio::process::Child, Transport
     command
         .args(&spec.args)
         .envs(spec.env.vars())
+        .envs(spec.extra_env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
@@ -43,6 +51,22 @@ pub fn spawn_worker(spec: &SpawnSpec) -> Result<tokio::process::Child, Transport
     if let Some(arg0) = std::env::args_os().next() {
         // Show the program's own name in `ps` rather than /proc/self/exe.
         command.arg0(arg0);
+    }
+    #[cfg(unix)]
+    if let Some(fd) = spec.inherit_fd {
+        // SAFETY: the closure runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: `fcntl` is one, and it touches no memory. It
+        // clears close-on-exec on this one descriptor, in this child only, so no other child
+        // started meanwhile inherits it.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
     }
     let child = command
         .spawn()

@@ -68,4 +68,17 @@ pub struct WorkerConfig {
     /// Log filter directives for the worker (the parent's `RUST_LOG`, or `info`), so the
     /// worker does not serialize records the parent would discard.
     pub log_filter: String,
+    /// The worker's outcome segment (see [`ring`](crate::ring)), when the parent made one:
+    /// the worker maps it and writes its calls' outcomes there instead of in frames.
+    pub segment: Option<SegmentRef>,
+}
+
+/// How a worker finds the segment its parent made for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    /// The descriptor in the worker's process: an inherited file descriptor on Unix, a
+    /// handle the parent duplicated into the worker on Windows.
+    pub handle: u64,
+    /// The segment's size in bytes.
+    pub len: u64,
 }

@@ -32,11 +32,14 @@ mod handshake;
 mod log;
 mod message;
 mod prims;
+pub mod ring;
 
 pub use frame::{
     HEADER_LEN, MAX_FRAME, PRE_AUTH_MAX_FRAME, WireError, decode, encode, frame_len, read_frame,
 };
-pub use handshake::{ClientHello, ClientProof, NONCE_LEN, ServerChallenge, Verdict, WorkerConfig};
+pub use handshake::{
+    ClientHello, ClientProof, NONCE_LEN, SegmentRef, ServerChallenge, Verdict, WorkerConfig,
+};
 pub use log::{Level, LogField, LogRecord, SpanRecord};
 pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker, encode_run};
 pub use prims::{Kind, PrimOp, PrimReply};
@@ -44,4 +47,5 @@ pub use prims::{Kind, PrimOp, PrimReply};
 /// The version of the protocol described by this crate. See the extension rule above.
 ///
 /// 2: `FromWorker::Item` carries `elapsed_us`, `SpanRecord` its `level`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: `WorkerConfig` names the worker's outcome segment; `FromWorker::Doorbell`.
+pub const PROTOCOL_VERSION: u32 = 3;

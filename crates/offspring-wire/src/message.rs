@@ -146,6 +146,11 @@ pub enum FromWorker {
         /// The running total.
         total: u64,
     },
+    /// Outcomes wait in the worker's ring (see [`ring`](crate::ring)): read them. Sent when
+    /// the ring fills up, while the worker waits for room, and a few milliseconds after an
+    /// outcome no other frame announced. Every other frame from the worker announces the
+    /// ring too: the parent reads it before it handles the frame.
+    Doorbell,
 }
 
 /// How a task ended in the worker.

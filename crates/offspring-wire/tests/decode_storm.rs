@@ -22,8 +22,9 @@ use std::time::Instant;
 
 use offspring_wire::{
     Args, ClientHello, ClientProof, FromWorker, HEADER_LEN, Kind, Level, LogField, LogRecord,
-    MAX_FRAME, NONCE_LEN, Outcome, PRE_AUTH_MAX_FRAME, PrimOp, PrimReply, RunTask, ServerChallenge,
-    SpanRecord, ToWorker, Verdict, WireError, WorkerConfig, decode, encode, frame_len, read_frame,
+    MAX_FRAME, NONCE_LEN, Outcome, PRE_AUTH_MAX_FRAME, PrimOp, PrimReply, RunTask, SegmentRef,
+    ServerChallenge, SpanRecord, ToWorker, Verdict, WireError, WorkerConfig, decode, encode,
+    frame_len, read_frame,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -441,6 +442,7 @@ fn from_worker_variant(msg: &FromWorker) -> usize {
         FromWorker::Log(_) => 3,
         FromWorker::Call { .. } => 4,
         FromWorker::LogsDropped { .. } => 5,
+        FromWorker::Doorbell => 6,
     }
 }
 
@@ -723,6 +725,7 @@ fn from_worker_seeds() -> Vec<FromWorker> {
         FromWorker::Finished { task_id: u64::MAX },
         FromWorker::LogsDropped { total: 1 },
         FromWorker::LogsDropped { total: u64::MAX },
+        FromWorker::Doorbell,
     ];
     seeds.extend(
         outcomes()
@@ -745,7 +748,7 @@ fn from_worker_seeds() -> Vec<FromWorker> {
                 op,
             }),
     );
-    assert_covers(&seeds, from_worker_variant, 6);
+    assert_covers(&seeds, from_worker_variant, 7);
     seeds
 }
 
@@ -804,12 +807,21 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
     vec![
         WorkerConfig {
             log_filter: "info".to_owned(),
+            segment: None,
         },
         WorkerConfig {
             log_filter: "warn,app::jobs=trace,offspring=debug".to_owned(),
+            segment: Some(SegmentRef {
+                handle: 3,
+                len: 1 << 20,
+            }),
         },
         WorkerConfig {
             log_filter: String::new(),
+            segment: Some(SegmentRef {
+                handle: u64::MAX,
+                len: u64::MAX,
+            }),
         },
     ]
 }

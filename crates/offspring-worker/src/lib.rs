@@ -12,10 +12,12 @@
 mod client;
 mod forward;
 mod outbox;
+mod reports;
 pub mod runtime;
 mod table;
 
 pub use client::{Client, client};
+pub use reports::ENV_TEST_SCRIBBLE;
 pub use runtime::{EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, run};
 pub use table::{RunError, TaskEntry, TaskTable, task_table};
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use offspring_transport::{
-    BuildIdentity, ENV_NO_PDEATHSIG, FrameReader, WorkerEnv, build_identity, connect,
+    BuildIdentity, ENV_NO_PDEATHSIG, FrameReader, Segment, WorkerEnv, build_identity, connect,
     connect_handshake, sys,
 };
 use offspring_wire::{FromWorker, Outcome, RunTask, ToWorker, WorkerConfig, decode, encode};
@@ -31,6 +31,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::forward::{CURRENT_TASK, ForwardLayer};
 use crate::outbox::Outbox;
+use crate::reports::{DOORBELL_DELAY, Doorbell, Ring, Scribble, report};
 use crate::{RunError, TaskTable, task_table};
 
 pub use offspring_transport::{EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE};
@@ -65,7 +66,7 @@ pub fn run(env: WorkerEnv) -> ! {
     if let Err(e) = io {
         fail(EXIT_HANDSHAKE, &format!("cannot start the i/o thread: {e}"));
     }
-    let (config, outbox) = match ready_rx.recv() {
+    let (config, outbox, ring) = match ready_rx.recv() {
         Ok(Ok(ready)) => ready,
         Ok(Err(message)) => fail(EXIT_HANDSHAKE, &message),
         Err(_) => fail(
@@ -77,7 +78,7 @@ pub fn run(env: WorkerEnv) -> ! {
     install_logging(&config, Arc::clone(&outbox));
     install_panic_hook();
     install_exit_flush(&outbox);
-    serve(table, &task_rx, &outbox);
+    serve(table, &task_rx, &outbox, ring);
     outbox.flush(Instant::now() + FLUSH_TIMEOUT);
     std::process::exit(0);
 }
@@ -146,29 +147,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Encodes a report. Only a value can be too large or unencodable; that becomes the call's
-/// outcome instead.
-fn report(msg: &FromWorker) -> Option<Vec<u8>> {
-    match encode(msg) {
-        Ok(frame) => Some(frame),
-        Err(e) => match msg {
-            FromWorker::Item {
-                task_id,
-                index,
-                elapsed_us,
-                ..
-            } => encode(&FromWorker::Item {
-                task_id: *task_id,
-                index: *index,
-                outcome: Outcome::BadResult(e.to_string()),
-                elapsed_us: *elapsed_us,
-            })
-            .ok(),
-            _ => None,
-        },
-    }
-}
-
 fn call(entry: &crate::TaskEntry, task_id: u64, args: &[u8]) -> Outcome {
     CURRENT_TASK.with(|c| c.set(Some(task_id)));
     IN_TASK.with(|c| c.set(true));
@@ -186,9 +164,31 @@ fn call(entry: &crate::TaskEntry, task_id: u64, args: &[u8]) -> Outcome {
     }
 }
 
-fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Outbox) {
+fn serve(
+    table: &TaskTable,
+    tasks: &std::sync::mpsc::Receiver<RunTask>,
+    out: &Outbox,
+    mut ring: Option<Ring>,
+) {
     let mut dropped_reported = 0;
-    while let Ok(run) = tasks.recv() {
+    let mut scribble = ring.as_ref().and_then(|_| Scribble::from_env());
+    loop {
+        let run = match ring.as_ref().and_then(Ring::trim_after) {
+            None => tasks.recv().ok(),
+            Some(idle) => match tasks.recv_timeout(idle) {
+                Ok(run) => Some(run),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(ring) = &mut ring {
+                        ring.trim();
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(run) = run else {
+            break;
+        };
         let task_id = run.task_id;
         // Sent on its own, so the parent knows the batch runs (its timeline, its timeouts).
         let mut last_report = out
@@ -198,23 +198,37 @@ fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Ou
         let calls = run.items.len();
         let mut tail = Vec::with_capacity(3);
         for (index, args) in run.items.iter().enumerate() {
-            // The reports so far (`Started` too, which the parent's timeline and timeouts
-            // rely on) must survive this call killing the process (see `outbox`); with a
-            // direct writer they are already in the socket and this is a counter check.
-            out.wait_written(last_report);
+            let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
+            let more = index + 1 < calls;
+            match &ring {
+                // The call is started in the segment before it runs.
+                Some(ring) => ring.start(task_id, index),
+                // The reports so far (`Started` too, which the parent's timeline and
+                // timeouts rely on) must survive this call killing the process (see
+                // `outbox`); with a direct writer they are already in the socket and this
+                // is a counter check.
+                None => out.wait_written(last_report),
+            }
             let began = std::time::Instant::now();
             let outcome = match entry {
                 None => Outcome::UnknownTask,
                 Some(entry) => call(entry, task_id, &args.0),
             };
             let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            if let Some(ring) = &mut ring {
+                ring.publish(out, task_id, index_u32, elapsed_us, outcome, more);
+                if let Some(scribble) = &mut scribble {
+                    scribble.after_call(ring);
+                }
+                continue;
+            }
             let item = report(&FromWorker::Item {
                 task_id,
-                index: u32::try_from(index).unwrap_or(u32::MAX),
+                index: index_u32,
                 outcome,
                 elapsed_us,
             });
-            if index + 1 < calls {
+            if more {
                 last_report = out.send(item).unwrap_or(last_report);
             } else {
                 // No call follows in this batch: the last report goes out with the end.
@@ -230,6 +244,9 @@ fn serve(table: &TaskTable, tasks: &std::sync::mpsc::Receiver<RunTask>, out: &Ou
             tail.extend(report(&FromWorker::LogsDropped { total: dropped }));
         }
         tail.extend(report(&FromWorker::Finished { task_id }));
+        if let Some(ring) = &ring {
+            ring.announced();
+        }
         let _ = out.send(tail);
     }
 }
@@ -238,7 +255,7 @@ fn io_thread(
     env: WorkerEnv,
     identity: BuildIdentity,
     tasks: std::sync::mpsc::Sender<RunTask>,
-    ready: std::sync::mpsc::SyncSender<Result<(WorkerConfig, Arc<Outbox>), String>>,
+    ready: std::sync::mpsc::SyncSender<Result<Ready, String>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -276,10 +293,45 @@ fn io_thread(
         // The task thread writes its own frames where the platform allows (see `outbox`);
         // this thread writes the rest, and keeps reading.
         let outbox = Arc::new(Outbox::new(direct));
-        let _ = ready.send(Ok((config, Arc::clone(&outbox))));
+        let ring = open_ring(&config, &outbox);
+        let _ = ready.send(Ok((config, Arc::clone(&outbox), ring)));
         tokio::spawn(async move { outbox.run_writer(writer).await });
         lifeline(reader, tasks).await;
     });
+}
+
+/// What the i/o thread hands the task thread once connected.
+type Ready = (WorkerConfig, Arc<Outbox>, Option<Ring>);
+
+/// Maps the outcome segment the parent named, if any, and starts the delayed doorbell on
+/// this runtime. Without a segment, or if it cannot be mapped, calls report in frames.
+fn open_ring(config: &WorkerConfig, outbox: &Arc<Outbox>) -> Option<Ring> {
+    let named = config.segment?;
+    let segment = match Segment::open(named.handle, named.len) {
+        Ok(segment) => segment,
+        Err(e) => {
+            eprintln!(
+                "offspring worker {}: cannot map the outcome segment ({e}); reporting in frames",
+                std::process::id()
+            );
+            return None;
+        }
+    };
+    let doorbell = Arc::new(Doorbell::default());
+    let ring = Ring::attach(segment, Arc::clone(&doorbell))?;
+    let outbox = Arc::clone(outbox);
+    tokio::spawn(async move {
+        loop {
+            doorbell.wake.notified().await;
+            tokio::time::sleep(DOORBELL_DELAY).await;
+            if doorbell.take()
+                && let Ok(frame) = encode(&FromWorker::Doorbell)
+            {
+                let _ = outbox.post(frame, false);
+            }
+        }
+    });
+    Some(ring)
 }
 
 /// Reads the parent's messages for as long as the connection lives. The end of the stream,

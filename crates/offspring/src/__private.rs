@@ -2,7 +2,7 @@
 
 pub use ctor;
 pub use inventory;
-pub use offspring_worker::TaskEntry;
+pub use offspring_worker::{ENV_TEST_SCRIBBLE, TaskEntry};
 
 use crate::Task;
 
@@ -69,6 +69,24 @@ pub fn spawn_with_program<S, T: Task<S>>(
 /// show what a pool does when its workers cannot start.
 pub fn pool_with_program(program: std::path::PathBuf) -> crate::PoolBuilder {
     crate::Pool::builder().with_program(program)
+}
+
+/// `builder` with an environment variable set in its workers only (tests use it for
+/// test-only switches such as `OFFSPRING_TEST_SCRIBBLE`).
+pub fn with_worker_env(builder: crate::PoolBuilder, key: &str, value: &str) -> crate::PoolBuilder {
+    builder.with_worker_env(key, value)
+}
+
+/// `builder` whose workers report every call in a frame, without a shared outcome segment:
+/// the path workers on other machines take, kept tested.
+pub fn frames_only(builder: crate::PoolBuilder) -> crate::PoolBuilder {
+    builder.with_frames_only()
+}
+
+/// Pids of `pool`'s workers that have run a batch and are not known to have exited (tests
+/// pick victims among them: killing one is a death, never a failed start).
+pub fn serving_pids(pool: &crate::Pool) -> Vec<u32> {
+    pool.serving_pids()
 }
 
 /// Makes `cargo test` and `cargo nextest run` work with workers: put it once in a test crate

@@ -64,6 +64,21 @@ pub enum Error {
         /// The input index of the failed call, for `map` and friends.
         index: Option<usize>,
     },
+    /// The worker running the task broke offspring's protocol (it sent a malformed frame,
+    /// or wrote its shared outcome memory in a way no well-behaved worker could) and was
+    /// killed and replaced. The call may have run; what it returned is lost, and never
+    /// replaced by a wrong value.
+    #[error("worker {pid} broke the protocol while running task `{task}`{} and was killed: {reason}", item(.index))]
+    WorkerMisbehaved {
+        /// The task's name.
+        task: String,
+        /// The worker's pid.
+        pid: u32,
+        /// What it did.
+        reason: String,
+        /// The input index of the failed call, for `map` and friends.
+        index: Option<usize>,
+    },
     /// A `*_timeout` wait ran out of time; the work is still pending.
     #[error("timed out waiting; the work is still pending")]
     Timeout,
@@ -239,6 +254,12 @@ impl Error {
                 task,
                 direction: Direction::EncodeArgs,
                 message,
+                index,
+            },
+            Failure::Misbehaved(reason) => Self::WorkerMisbehaved {
+                task,
+                pid,
+                reason,
                 index,
             },
         }

@@ -48,6 +48,10 @@ pub struct PoolBuilder {
     trace: Option<std::path::PathBuf>,
     /// Another program to run as the workers (tests only; see `__private`).
     program: Option<std::path::PathBuf>,
+    /// Extra environment for the workers (test-only switches; see `__private`).
+    worker_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// Workers report in frames, without a shared outcome segment (tests; see `__private`).
+    frames_only: bool,
 }
 
 impl PoolBuilder {
@@ -62,6 +66,16 @@ impl PoolBuilder {
 
     pub(crate) fn with_program(mut self, program: std::path::PathBuf) -> Self {
         self.program = Some(program);
+        self
+    }
+
+    pub(crate) fn with_worker_env(mut self, key: &str, value: &str) -> Self {
+        self.worker_env.push((key.into(), value.into()));
+        self
+    }
+
+    pub(crate) fn with_frames_only(mut self) -> Self {
+        self.frames_only = true;
         self
     }
 
@@ -144,6 +158,8 @@ impl PoolBuilder {
                 retries: self.retries,
                 worker_args: crate::init::worker_args(),
                 program: self.program,
+                worker_env: self.worker_env,
+                frames_only: self.frames_only,
                 timeline: self.trace.map(offspring_coordinator::Timeline::new),
             },
         );
@@ -314,6 +330,10 @@ impl Pool {
     /// spawned; workers that died while running a call.
     pub fn counters(&self) -> PoolCounters {
         self.inner.handle.counters()
+    }
+
+    pub(crate) fn serving_pids(&self) -> Vec<u32> {
+        self.inner.handle.serving_pids()
     }
 
     fn cell<R: Send + 'static>(&self, task: &'static str) -> Arc<Cell<R>> {
@@ -512,6 +532,36 @@ impl Pool {
         Imap::new(self, task, iter.into_iter(), false)
     }
 
+    /// As [`imap`](Self::imap), sending `chunksize` items to a worker at a time (as Python's
+    /// `imap(f, it, chunksize)`): ordered and lazy, each item with its own result. It pulls at
+    /// most `consumed + 2 × chunksize × processes` items ahead.
+    pub fn imap_chunked<S, T: Task<S>, I>(
+        &self,
+        task: T,
+        iter: I,
+        chunksize: usize,
+    ) -> Imap<T::Output>
+    where
+        I: IntoIterator<Item = T::Args>,
+        I::IntoIter: Send + 'static,
+    {
+        Imap::new(self, task, iter.into_iter(), true).chunked(chunksize)
+    }
+
+    /// As [`imap_chunked`](Self::imap_chunked), yielding results in the order they complete.
+    pub fn imap_unordered_chunked<S, T: Task<S>, I>(
+        &self,
+        task: T,
+        iter: I,
+        chunksize: usize,
+    ) -> Imap<T::Output>
+    where
+        I: IntoIterator<Item = T::Args>,
+        I::IntoIter: Send + 'static,
+    {
+        Imap::new(self, task, iter.into_iter(), false).chunked(chunksize)
+    }
+
     /// No more submissions (they fail with [`Error::PoolClosed`]); work already submitted
     /// finishes, then the workers exit.
     pub fn close(&self) {
@@ -566,6 +616,8 @@ pub struct Imap<R> {
     yielded: usize,
     ordered: bool,
     window: usize,
+    /// Calls sent to a worker together.
+    chunk: usize,
     #[cfg(feature = "progress")]
     bar: Option<progress::Bar>,
 }
@@ -616,9 +668,18 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             yielded: 0,
             ordered,
             window: IMAP_AHEAD * pool.inner.processes,
+            chunk: 1,
             #[cfg(feature = "progress")]
             bar: None,
         }
+    }
+
+    /// Sends `chunksize` calls at a time, and reads far enough ahead to keep every worker
+    /// busy with them.
+    fn chunked(mut self, chunksize: usize) -> Self {
+        self.chunk = chunksize.max(1);
+        self.window = self.window.max(2 * self.chunk * self.pool.inner.processes);
+        self
     }
 
     /// Shows a progress bar on stderr as results are consumed: items done (of how many, when
@@ -651,8 +712,10 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
         self
     }
 
-    /// Pulls and submits input while fewer than `window` items are ahead of the consumer.
+    /// Pulls and submits input while fewer than `window` items are ahead of the consumer, in
+    /// groups of `chunk` calls (fewer at the end of the input or of the window).
     fn top_up(&mut self) {
+        let mut group: Vec<(usize, Vec<u8>)> = Vec::new();
         while !self.input_done && self.submitted - self.yielded < self.window {
             let Some(item) = self.input.next() else {
                 self.input_done = true;
@@ -669,18 +732,31 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
                 }
                 Ok((bytes, tokens)) => {
                     self.sink.leases.add(index, tokens);
-                    let spec = JobSpec {
-                        name: Arc::from(self.task),
-                        items: vec![(index, bytes)],
-                        chunk: 1,
-                        sink: Arc::clone(&self.sink) as Arc<dyn JobSink>,
-                        span: self.span.clone(),
-                    };
-                    if self.pool.inner.handle.submit_as(self.job, spec).is_err() {
-                        self.sink.leases.end(index);
-                        self.ready.insert(index, Err(Error::PoolClosed));
+                    group.push((index, bytes));
+                    if group.len() >= self.chunk {
+                        self.submit(std::mem::take(&mut group));
                     }
                 }
+            }
+        }
+        if !group.is_empty() {
+            self.submit(group);
+        }
+    }
+
+    fn submit(&mut self, items: Vec<(usize, Vec<u8>)>) {
+        let indices: Vec<usize> = items.iter().map(|(index, _)| *index).collect();
+        let spec = JobSpec {
+            name: Arc::from(self.task),
+            items,
+            chunk: self.chunk,
+            sink: Arc::clone(&self.sink) as Arc<dyn JobSink>,
+            span: self.span.clone(),
+        };
+        if self.pool.inner.handle.submit_as(self.job, spec).is_err() {
+            for index in indices {
+                self.sink.leases.end(index);
+                self.ready.insert(index, Err(Error::PoolClosed));
             }
         }
     }

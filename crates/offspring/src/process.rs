@@ -5,7 +5,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use offspring_coordinator::{BatchContext, BatchSink, Failure, SpawnOptions, WorkerHandle};
+use offspring_coordinator::{BatchContext, BatchSink, Death, Failure, SpawnOptions, WorkerHandle};
 use serde::de::DeserializeOwned;
 
 use crate::slot::{Missing, Slot};
@@ -95,11 +95,17 @@ impl BatchSink for OneCall {
         self.worker.shutdown();
     }
 
-    fn died(self: Box<Self>, _next: usize, status: Option<ExitStatus>, pid: u32) {
+    fn died(self: Box<Self>, death: Death) {
         crate::leases::end_after(&self.leases, true);
+        let failure = match death.misbehaved {
+            Some(reason) => Failure::Misbehaved(reason),
+            None => Failure::Died {
+                status: death.status,
+            },
+        };
         self.slot.fill(Report {
-            outcome: Err(Failure::Died { status }),
-            pid,
+            outcome: Err(failure),
+            pid: death.pid,
         });
     }
 }

@@ -161,10 +161,12 @@ fn a_wrong_secret_is_refused_by_both_sides() {
                 Some(Expected {
                     secret: right,
                     pid: None,
+                    segment: None,
                 })
             };
             let config = WorkerConfig {
                 log_filter: "info".into(),
+                segment: None,
             };
             accept_handshake(conn, lookup, &identity, config)
                 .await

@@ -14,4 +14,5 @@ mod pool_failures;
 mod prims;
 mod process;
 mod reexec;
+mod ring;
 mod tasks;

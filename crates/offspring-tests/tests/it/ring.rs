@@ -1,0 +1,121 @@
+//! The outcome ring, from the outside: a worker that dies inside a large chunk fails exactly
+//! the call it was running, with the ring and without it; a worker that scribbles over its
+//! own segment fails its calls with a clear error, never a wrong value, and is replaced.
+
+use std::time::{Duration, Instant};
+
+use offspring::{Error, Pool};
+
+/// Items whose call kills its worker: one in every 997, inside chunks of 1,000.
+fn aborts(n: u64) -> bool {
+    n % 997 == 500
+}
+
+#[offspring::task]
+fn triple_or_abort(n: u64) -> u64 {
+    if aborts(n) {
+        std::process::abort();
+    }
+    n * 3
+}
+
+#[offspring::task]
+fn triple(n: u64) -> u64 {
+    n * 3
+}
+
+fn exactly_the_aborting_items_fail(pool: &Pool, what: &str) {
+    const ITEMS: u64 = 5_000;
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for (n, result) in pool
+        .imap_chunked(triple_or_abort, 0..ITEMS, 1_000)
+        .enumerate()
+    {
+        let n = n as u64;
+        match result {
+            Ok(value) => {
+                assert!(!aborts(n), "{what}: item {n} should have failed");
+                assert_eq!(value, n * 3, "{what}: item {n}");
+            }
+            Err(Error::WorkerDied { index, .. }) => {
+                assert_eq!(index, Some(n as usize));
+                failed.push(n);
+            }
+            Err(other) => panic!("{what}: item {n}: unexpected {other}"),
+        }
+    }
+    let expected: Vec<u64> = (0..ITEMS).filter(|&n| aborts(n)).collect();
+    assert_eq!(failed, expected, "{what}");
+    let counters = pool.counters();
+    assert_eq!(
+        counters.died_running,
+        expected.len() as u64,
+        "{what}: {counters:?}"
+    );
+    println!(
+        "{what}: {ITEMS} items in chunks of 1000, the {} aborting ones failed and no other, in {:?}",
+        expected.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_task_aborting_at_known_items_inside_large_chunks_fails_exactly_those_items() {
+    let pool = Pool::new(2).expect("a pool");
+    exactly_the_aborting_items_fail(&pool, "with the outcome ring");
+    let frames = offspring::__private::frames_only(Pool::builder().processes(2))
+        .build()
+        .expect("a pool");
+    exactly_the_aborting_items_fail(&frames, "reporting in frames");
+}
+
+#[test]
+fn a_worker_scribbling_over_its_segment_fails_its_calls_never_a_wrong_value() {
+    const SEEDS: u64 = 24;
+    let mut misbehaved = 0;
+    let mut values = 0;
+    let started = Instant::now();
+    for seed in 1..=SEEDS {
+        let builder = Pool::builder().processes(1);
+        let pool = offspring::__private::with_worker_env(
+            builder,
+            offspring::__private::ENV_TEST_SCRIBBLE,
+            &seed.to_string(),
+        )
+        .build()
+        .expect("a pool");
+        for (n, result) in pool.imap_chunked(triple, 0..200u64, 10).enumerate() {
+            match result {
+                Ok(value) => {
+                    assert_eq!(
+                        value,
+                        n as u64 * 3,
+                        "seed {seed}: item {n} has a wrong value"
+                    );
+                    values += 1;
+                }
+                Err(e @ Error::WorkerMisbehaved { .. }) => {
+                    let message = e.to_string();
+                    assert!(message.contains("broke the protocol"), "{message}");
+                    if misbehaved == 0 {
+                        println!("seed {seed}: {message}");
+                    }
+                    misbehaved += 1;
+                }
+                Err(other) => panic!("seed {seed}: item {n}: unexpected {other}"),
+            }
+        }
+        // The pool replaced the worker and goes on: a fresh worker's first call is clean
+        // (each scribbles after its second call at the earliest).
+        let again = (0..4).find_map(|_| pool.apply(triple, 7).ok());
+        assert_eq!(again, Some(21), "seed {seed}: the pool did not go on");
+        drop(pool);
+        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+    }
+    println!(
+        "{SEEDS} scribbling workers: {values} values, all right, and {misbehaved} calls failed as misbehaved, in {:?}",
+        started.elapsed()
+    );
+    assert!(misbehaved > 0, "no scribble was ever detected");
+}

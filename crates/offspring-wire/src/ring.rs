@@ -1,0 +1,579 @@
+//! The outcome ring: a worker's call outcomes in a memory segment it shares with its parent,
+//! so that a call's report costs no system call and still survives the worker's death.
+//!
+//! The segment is a slice of [`AtomicU64`] words, created by the parent and mapped by the
+//! worker (the mapping itself is the transport's). Every access is an atomic load or store,
+//! so a worker that scribbles over the segment produces garbage, never undefined behaviour in
+//! the parent, and the parent reads the segment as untrusted input, exactly like a frame.
+//!
+//! # Layout
+//!
+//! The first [`HEADER_WORDS`] words are the header; the rest, [`Layout::capacity`] bytes, is
+//! the ring.
+//!
+//! | word | written by | meaning |
+//! |---|---|---|
+//! | 0 | parent | [`MAGIC`] |
+//! | 1 | parent | the ring's capacity in bytes |
+//! | 2 | worker | *head*: bytes of entries published, a count that only grows |
+//! | 3 | parent | *tail*: bytes the parent has consumed, likewise |
+//! | 4 | worker | [`WORKER_READY`] once the worker writes its outcomes here |
+//! | 8 + 3l .. | worker | lane `l`: the call running there (task id + 1, or 0), its index, its start |
+//!
+//! An entry is 8-byte aligned and never wraps: one that does not fit before the ring's end is
+//! preceded by a [`WRAP`] word, and starts again at the ring's start. Its words are the
+//! sequence number (1, 2, ... in publication order), the batch's task id, the call's index and
+//! the payload's length (one word, index in the low half), the call's run time in
+//! microseconds, a checksum over all of these and the payload, then the payload (a postcard
+//! [`Outcome`](crate::Outcome)) padded to a whole word.
+//!
+//! # Exact blame
+//!
+//! A worker runs a call in a *lane*; with one call at a time, lane 0. The order of its
+//! stores is what makes the parent's blame exact:
+//!
+//! 1. Before a call starts, the worker stores the lane's index and start, then its task id
+//!    with `Release`: the call is *started*.
+//! 2. When the call ends, the worker writes its entry, then stores the new head with
+//!    `Release`: the call is *done*. Only then does it clear the lane or start anything else
+//!    (the next call, a report, a primitive call) that could kill it.
+//! 3. An outcome too large for the ring goes as a frame instead, and the lane is cleared only
+//!    after that write returned: the frame is in the socket, which the parent drains before it
+//!    reads the segment of a dead worker.
+//!
+//! The parent loads the head with `Acquire` before it reads entries, and the lane with
+//! `Acquire` once the worker is dead and its socket drained. So for a dead worker: a call with
+//! an entry (or a frame) is done and its value is delivered; the call the lane names, if it has
+//! neither, is the one that was running, and the only one blamed; the batch's other calls never
+//! started and run elsewhere. A death between steps 2 and the lane's clearing leaves a lane
+//! naming a call that is done: done wins. The parent stores its tail with `Release` after it
+//! has copied entries out, and the worker loads it with `Acquire` before it reuses their space.
+//!
+//! # Validation
+//!
+//! The parent keeps its own copy of the tail and of the next sequence number, and trusts no
+//! word of the segment: a head behind the tail, ahead of it by more than the capacity, or not
+//! a multiple of 8; an entry whose sequence number is not the next one, whose length runs past
+//! the head, or whose checksum does not match; each is a [`RingError`], which the parent
+//! answers by killing the worker. A value is copied out once, then decoded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Words before the ring: a page of 4 KiB.
+pub const HEADER_WORDS: usize = 512;
+
+/// Header word 0 once the parent set the segment up: `offsprng` in ASCII, then a layout
+/// version in the low byte.
+pub const MAGIC: u64 = 0x6f66_6673_7072_6e01;
+
+/// Header word 4 once the worker writes its outcomes into the ring.
+pub const WORKER_READY: u64 = 0x7265_6164_7921_0001;
+
+/// A word that says "the entry is at the ring's start".
+pub const WRAP: u64 = u64::MAX;
+
+/// Lanes: calls a worker may run at once, each with its started record.
+pub const LANES: usize = 16;
+
+const W_MAGIC: usize = 0;
+const W_CAPACITY: usize = 1;
+const W_HEAD: usize = 2;
+const W_TAIL: usize = 3;
+const W_READY: usize = 4;
+const W_LANES: usize = 8;
+
+/// Words of an entry before its payload.
+const ENTRY_HEADER: usize = 5;
+
+/// Appends the postcard encoding of `outcome` (a ring entry's payload) to `buf`.
+///
+/// # Errors
+///
+/// [`WireError::Encode`](crate::WireError::Encode) if postcard refuses (it does not for an
+/// [`Outcome`](crate::Outcome)).
+pub fn encode_outcome(outcome: &crate::Outcome, buf: &mut Vec<u8>) -> Result<(), crate::WireError> {
+    let taken = std::mem::take(buf);
+    *buf =
+        postcard::to_extend(outcome, taken).map_err(|e| crate::WireError::Encode(e.to_string()))?;
+    Ok(())
+}
+
+/// The payload of the largest entry a ring of `capacity` bytes takes: a quarter of it, so
+/// that a full ring still drains in a few entries. Larger outcomes go as frames.
+pub fn max_payload(capacity: usize) -> usize {
+    capacity / 4
+}
+
+/// Where the ring lies in a segment of `words` words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// The ring's size in bytes.
+    pub capacity: usize,
+}
+
+impl Layout {
+    /// The layout of a segment of `words` words, if it is large enough for a ring.
+    pub fn of(words: usize) -> Option<Self> {
+        let ring_words = words.checked_sub(HEADER_WORDS)?;
+        (ring_words >= 64).then_some(Self {
+            capacity: ring_words * 8,
+        })
+    }
+}
+
+/// Why the parent stopped trusting a worker's ring.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RingError {
+    /// The head is not where a well-behaved worker could have put it.
+    #[error("its ring's head ({head}) is impossible for a tail of {tail} and {capacity} bytes")]
+    Head {
+        /// The head read.
+        head: u64,
+        /// The parent's tail.
+        tail: u64,
+        /// The ring's capacity.
+        capacity: usize,
+    },
+    /// An entry is not the next one, runs past the head, or fails its checksum.
+    #[error("its ring holds a malformed entry at byte {at}: {what}")]
+    Entry {
+        /// The entry's position (the tail when it was read).
+        at: u64,
+        /// What is wrong, in a few words.
+        what: &'static str,
+    },
+}
+
+/// One call's outcome, as read from the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The batch's task id.
+    pub task_id: u64,
+    /// The call's index in its batch.
+    pub index: u32,
+    /// How long the call ran, in microseconds.
+    pub elapsed_us: u64,
+    /// The postcard encoding of its [`Outcome`](crate::Outcome).
+    pub payload: Vec<u8>,
+}
+
+/// What a lane says is running: read from a dead worker's segment, so untrusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running {
+    /// The batch's task id.
+    pub task_id: u64,
+    /// The call's index in its batch.
+    pub index: u64,
+    /// When it started, in the worker's microseconds.
+    pub started_us: u64,
+}
+
+fn checksum(words: impl IntoIterator<Item = u64>) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    for w in words {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 29;
+    }
+    h
+}
+
+fn words_for(bytes: usize) -> usize {
+    bytes.div_ceil(8)
+}
+
+/// The payload's bytes as little-endian words, the last one padded with zeros.
+fn payload_words(payload: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    payload.chunks(8).map(|chunk| {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(word)
+    })
+}
+
+/// The parent's side: sets a segment up, reads the entries a worker publishes, and what a
+/// dead worker's lanes say.
+#[derive(Debug)]
+pub struct RingReader {
+    layout: Layout,
+    tail: u64,
+    next_seq: u64,
+}
+
+impl RingReader {
+    /// Sets up a fresh segment (all zeros) for a worker, and the reader of its ring. `None`
+    /// when the segment is too small for a ring.
+    pub fn init(segment: &[AtomicU64]) -> Option<Self> {
+        let layout = Layout::of(segment.len())?;
+        segment[W_CAPACITY].store(layout.capacity as u64, Ordering::Relaxed);
+        segment[W_HEAD].store(0, Ordering::Relaxed);
+        segment[W_TAIL].store(0, Ordering::Relaxed);
+        segment[W_MAGIC].store(MAGIC, Ordering::Release);
+        Some(Self {
+            layout,
+            tail: 0,
+            next_seq: 1,
+        })
+    }
+
+    /// Whether the worker said it writes its outcomes here (so its lanes say what runs).
+    pub fn worker_ready(&self, segment: &[AtomicU64]) -> bool {
+        segment[W_READY].load(Ordering::Acquire) == WORKER_READY
+    }
+
+    /// Reads every entry published since the last call, in order, handing each to `each`,
+    /// then tells the worker the space is free. On an error, the entries before it were
+    /// handed out; the ring must not be read again.
+    ///
+    /// # Errors
+    ///
+    /// [`RingError`] for a head or an entry no well-behaved worker could have written.
+    pub fn read(
+        &mut self,
+        segment: &[AtomicU64],
+        mut each: impl FnMut(Entry),
+    ) -> Result<usize, RingError> {
+        let capacity = self.layout.capacity as u64;
+        let head = segment[W_HEAD].load(Ordering::Acquire);
+        if head < self.tail || head - self.tail > capacity || !head.is_multiple_of(8) {
+            return Err(RingError::Head {
+                head,
+                tail: self.tail,
+                capacity: self.layout.capacity,
+            });
+        }
+        let ring = &segment[HEADER_WORDS..];
+        let mut read = 0;
+        while self.tail < head {
+            let at = self.tail;
+            let bad = |what| RingError::Entry { at, what };
+            let mut pos = (self.tail % capacity) as usize / 8;
+            let first = ring[pos].load(Ordering::Relaxed);
+            if first == WRAP {
+                // The rest of the ring up to its end is padding.
+                let skip = capacity - self.tail % capacity;
+                if self.tail + skip > head {
+                    return Err(bad("a wrap past the head"));
+                }
+                self.tail += skip;
+                continue;
+            }
+            let room = ring.len() - pos;
+            if room < ENTRY_HEADER {
+                return Err(bad("an entry that does not fit before the ring's end"));
+            }
+            let header: [u64; ENTRY_HEADER] =
+                std::array::from_fn(|i| ring[pos + i].load(Ordering::Relaxed));
+            let [seq, task_id, index_len, elapsed_us, sum] = header;
+            if seq != self.next_seq {
+                return Err(bad("not the next sequence number"));
+            }
+            let len = (index_len >> 32) as usize;
+            let total = ENTRY_HEADER + words_for(len);
+            if total > room || len > max_payload(self.layout.capacity) {
+                return Err(bad("a length past the ring's end"));
+            }
+            if self.tail + (total as u64) * 8 > head {
+                return Err(bad("a length past the head"));
+            }
+            pos += ENTRY_HEADER;
+            let words: Vec<u64> = (0..words_for(len))
+                .map(|i| ring[pos + i].load(Ordering::Relaxed))
+                .collect();
+            let expected = checksum(
+                [seq, task_id, index_len, elapsed_us]
+                    .into_iter()
+                    .chain(words.iter().copied()),
+            );
+            if expected != sum {
+                return Err(bad("a checksum that does not match"));
+            }
+            let mut payload: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            payload.truncate(len);
+            self.tail += (total as u64) * 8;
+            self.next_seq += 1;
+            read += 1;
+            each(Entry {
+                task_id,
+                index: index_len as u32,
+                elapsed_us,
+                payload,
+            });
+        }
+        segment[W_TAIL].store(self.tail, Ordering::Release);
+        Ok(read)
+    }
+
+    /// Tells the worker again how far the parent has read (a scribbled tail is rewritten).
+    pub fn publish_tail(&self, segment: &[AtomicU64]) {
+        segment[W_TAIL].store(self.tail, Ordering::Release);
+    }
+
+    /// What each lane says is running: for a dead worker whose socket and ring were drained.
+    pub fn running(&self, segment: &[AtomicU64]) -> Vec<Running> {
+        (0..LANES)
+            .filter_map(|lane| {
+                let base = W_LANES + 3 * lane;
+                let task = segment[base].load(Ordering::Acquire);
+                (task != 0).then(|| Running {
+                    task_id: task - 1,
+                    index: segment[base + 1].load(Ordering::Relaxed),
+                    started_us: segment[base + 2].load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Why an outcome was not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// It is in the ring.
+    Published,
+    /// Not enough free space now: the parent has not read far enough.
+    Full,
+    /// Larger than a ring entry may be: send it as a frame.
+    TooLarge,
+}
+
+/// The worker's side: writes outcomes and lane records into a segment the parent set up.
+#[derive(Debug)]
+pub struct RingWriter {
+    layout: Layout,
+    head: u64,
+    seq: u64,
+}
+
+impl RingWriter {
+    /// The writer of a segment the parent set up; `None` when it was not (no magic, or a
+    /// capacity that does not match the segment's size). Marks the segment as in use.
+    pub fn attach(segment: &[AtomicU64]) -> Option<Self> {
+        let layout = Layout::of(segment.len())?;
+        if segment[W_MAGIC].load(Ordering::Acquire) != MAGIC
+            || segment[W_CAPACITY].load(Ordering::Relaxed) != layout.capacity as u64
+        {
+            return None;
+        }
+        let head = segment[W_HEAD].load(Ordering::Relaxed);
+        segment[W_READY].store(WORKER_READY, Ordering::Release);
+        Some(Self {
+            layout,
+            head,
+            seq: 1,
+        })
+    }
+
+    /// The ring's capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.layout.capacity
+    }
+
+    /// Bytes published so far (the head).
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// Records that lane `lane`'s call `index` of batch `task_id` starts now (`started_us`).
+    pub fn start(
+        &self,
+        segment: &[AtomicU64],
+        lane: usize,
+        task_id: u64,
+        index: u64,
+        started_us: u64,
+    ) {
+        let base = W_LANES + 3 * (lane % LANES);
+        segment[base + 1].store(index, Ordering::Relaxed);
+        segment[base + 2].store(started_us, Ordering::Relaxed);
+        segment[base].store(task_id.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Records that lane `lane` runs nothing.
+    pub fn idle(&self, segment: &[AtomicU64], lane: usize) {
+        segment[W_LANES + 3 * (lane % LANES)].store(0, Ordering::Release);
+    }
+
+    /// Bytes written and not yet read by the parent.
+    pub fn used(&self, segment: &[AtomicU64]) -> u64 {
+        self.head
+            .saturating_sub(segment[W_TAIL].load(Ordering::Acquire))
+            .min(self.layout.capacity as u64)
+    }
+
+    /// Publishes one call's outcome.
+    pub fn push(
+        &mut self,
+        segment: &[AtomicU64],
+        task_id: u64,
+        index: u32,
+        elapsed_us: u64,
+        payload: &[u8],
+    ) -> Push {
+        let capacity = self.layout.capacity as u64;
+        if payload.len() > max_payload(self.layout.capacity) {
+            return Push::TooLarge;
+        }
+        let total = (ENTRY_HEADER + words_for(payload.len())) as u64 * 8;
+        let to_end = capacity - self.head % capacity;
+        let needed = if total > to_end {
+            to_end + total
+        } else {
+            total
+        };
+        // A tail the parent never wrote (a scribble) must not let the worker overwrite
+        // unread entries: at worst it waits, and the parent rewrites the tail.
+        let tail = segment[W_TAIL].load(Ordering::Acquire);
+        let used = self.head.saturating_sub(tail);
+        if tail > self.head || used + needed > capacity {
+            return Push::Full;
+        }
+        let ring = &segment[HEADER_WORDS..];
+        if total > to_end {
+            ring[(self.head % capacity) as usize / 8].store(WRAP, Ordering::Relaxed);
+            self.head += to_end;
+        }
+        let mut pos = (self.head % capacity) as usize / 8;
+        let index_len = u64::from(index) | ((payload.len() as u64) << 32);
+        let sum = checksum(
+            [self.seq, task_id, index_len, elapsed_us]
+                .into_iter()
+                .chain(payload_words(payload)),
+        );
+        for word in [self.seq, task_id, index_len, elapsed_us, sum] {
+            ring[pos].store(word, Ordering::Relaxed);
+            pos += 1;
+        }
+        for word in payload_words(payload) {
+            ring[pos].store(word, Ordering::Relaxed);
+            pos += 1;
+        }
+        self.head += total;
+        self.seq += 1;
+        segment[W_HEAD].store(self.head, Ordering::Release);
+        Push::Published
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(words: usize) -> Vec<AtomicU64> {
+        (0..words).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    fn read_all(reader: &mut RingReader, seg: &[AtomicU64]) -> Result<Vec<Entry>, RingError> {
+        let mut out = Vec::new();
+        reader.read(seg, |e| out.push(e))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn entries_come_back_in_order_across_many_wraps() {
+        let seg = segment(HEADER_WORDS + 128);
+        let mut reader = RingReader::init(&seg).expect("a ring");
+        let mut writer = RingWriter::attach(&seg).expect("attached");
+        assert!(reader.worker_ready(&seg));
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..2_000u32 {
+            let payload: Vec<u8> = (0..(i % 200) as u8).collect();
+            loop {
+                match writer.push(&seg, 7, i, u64::from(i), &payload) {
+                    Push::Published => break,
+                    Push::Full => got.extend(read_all(&mut reader, &seg).expect("valid")),
+                    Push::TooLarge => panic!("{} bytes refused", payload.len()),
+                }
+            }
+            expected.push(payload);
+        }
+        got.extend(read_all(&mut reader, &seg).expect("valid"));
+        assert_eq!(got.len(), expected.len());
+        for (i, (entry, payload)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(entry.index as usize, i);
+            assert_eq!(entry.task_id, 7);
+            assert_eq!(&entry.payload, payload);
+        }
+        assert_eq!(writer.used(&seg), 0);
+    }
+
+    #[test]
+    fn a_payload_over_a_quarter_of_the_ring_is_refused() {
+        let seg = segment(HEADER_WORDS + 128);
+        let _reader = RingReader::init(&seg).expect("a ring");
+        let mut writer = RingWriter::attach(&seg).expect("attached");
+        assert_eq!(writer.push(&seg, 1, 0, 0, &[0; 257]), Push::TooLarge);
+        assert_eq!(writer.push(&seg, 1, 0, 0, &[0; 256]), Push::Published);
+    }
+
+    #[test]
+    fn a_worker_cannot_attach_to_a_segment_nobody_set_up() {
+        let seg = segment(HEADER_WORDS + 128);
+        assert!(RingWriter::attach(&seg).is_none());
+        assert!(RingReader::init(&segment(HEADER_WORDS)).is_none());
+    }
+
+    #[test]
+    fn lanes_say_what_runs() {
+        let seg = segment(HEADER_WORDS + 128);
+        let reader = RingReader::init(&seg).expect("a ring");
+        let writer = RingWriter::attach(&seg).expect("attached");
+        assert!(reader.running(&seg).is_empty());
+        writer.start(&seg, 0, 41, 3, 99);
+        assert_eq!(
+            reader.running(&seg),
+            vec![Running {
+                task_id: 41,
+                index: 3,
+                started_us: 99
+            }]
+        );
+        writer.idle(&seg, 0);
+        assert!(reader.running(&seg).is_empty());
+    }
+
+    /// Any word of the segment scribbled gives an error or entries exactly as written, never
+    /// a panic or a changed value.
+    #[test]
+    fn scribbled_words_give_errors_never_wrong_values() {
+        let mut state: u64 = 0x1234_5678;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut detected = 0;
+        for round in 0..3_000 {
+            let seg = segment(HEADER_WORDS + 256);
+            let mut reader = RingReader::init(&seg).expect("a ring");
+            let mut writer = RingWriter::attach(&seg).expect("attached");
+            let mut written = Vec::new();
+            for i in 0..(round % 20) as u32 {
+                let payload = vec![i as u8; (i % 40) as usize];
+                if writer.push(&seg, 5, i, 0, &payload) == Push::Published {
+                    written.push(payload);
+                }
+            }
+            for _ in 0..1 + next() % 4 {
+                let word = (next() as usize) % seg.len();
+                let value = match next() % 4 {
+                    0 => 0,
+                    1 => u64::MAX,
+                    2 => next() % 4096,
+                    _ => next(),
+                };
+                seg[word].store(value, Ordering::Relaxed);
+            }
+            match read_all(&mut reader, &seg) {
+                Ok(entries) => {
+                    for entry in &entries {
+                        assert_eq!(entry.task_id, 5);
+                        assert_eq!(&entry.payload, &written[entry.index as usize]);
+                    }
+                }
+                Err(_) => detected += 1,
+            }
+        }
+        assert!(detected > 100, "only {detected} scribbles detected");
+    }
+}

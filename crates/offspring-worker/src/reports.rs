@@ -1,0 +1,266 @@
+//! How a call's outcome reaches the parent: through the outcome ring the parent shares with
+//! this worker (see `offspring_wire::ring`, whose module docs give the ordering that keeps
+//! blame exact), or, without a ring, in a frame per call.
+//!
+//! With a ring, a call costs no system call: the task thread marks the call started in its
+//! lane, runs it, publishes its outcome and clears the lane. The parent reads the ring when
+//! a frame announces it: the batch's `Finished`, a `Doorbell` when the ring is half full or
+//! while the worker waits for room, and, a few milliseconds after an outcome that nothing
+//! announced yet, a `Doorbell` from the i/o thread, so that `imap`, progress bars and timeouts
+//! stay live during a long batch. An outcome too large for the ring goes as a frame, and the
+//! call counts as done only once that write returned.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use offspring_transport::Segment;
+use offspring_wire::ring::{Push, RingWriter, encode_outcome};
+use offspring_wire::{FromWorker, Outcome, encode};
+
+use crate::outbox::Outbox;
+
+/// How long an outcome may wait in the ring, unannounced, before the i/o thread rings.
+pub(crate) const DOORBELL_DELAY: Duration = Duration::from_millis(2);
+
+/// After this long without work, the worker gives the ring's pages back to the OS.
+const IDLE_TRIM: Duration = Duration::from_secs(5);
+
+/// The test-only switch that makes a worker scribble over its own segment (see
+/// [`Scribble`]).
+pub const ENV_TEST_SCRIBBLE: &str = "OFFSPRING_TEST_SCRIBBLE";
+
+/// Set by the task thread when it published an outcome nothing announced yet; the i/o
+/// thread rings [`DOORBELL_DELAY`] later if it is still set.
+#[derive(Debug, Default)]
+pub(crate) struct Doorbell {
+    unannounced: AtomicBool,
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Doorbell {
+    /// Called by the i/o thread once the delay passed: whether it must ring.
+    pub(crate) fn take(&self) -> bool {
+        self.unannounced.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// The worker's side of its outcome ring.
+pub(crate) struct Ring {
+    segment: Segment,
+    writer: RingWriter,
+    doorbell: Arc<Doorbell>,
+    /// The worker's clock for lane start times.
+    epoch: Instant,
+    /// Whether the ring was written since its pages were last given back.
+    touched: bool,
+    payload: Vec<u8>,
+}
+
+impl Ring {
+    /// The ring of a segment the parent set up; `None` if it was not.
+    pub(crate) fn attach(segment: Segment, doorbell: Arc<Doorbell>) -> Option<Self> {
+        let writer = RingWriter::attach(segment.words())?;
+        Some(Self {
+            segment,
+            writer,
+            doorbell,
+            epoch: Instant::now(),
+            touched: false,
+            payload: Vec::new(),
+        })
+    }
+
+    /// Marks call `index` of batch `task_id` as started.
+    pub(crate) fn start(&self, task_id: u64, index: usize) {
+        let started_us = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.writer
+            .start(self.segment.words(), 0, task_id, index as u64, started_us);
+    }
+
+    /// Publishes a call's outcome (in the ring, or as a frame when it is too large), then
+    /// marks the lane idle. `more` says whether calls of the batch follow: then an outcome
+    /// left unannounced gets the i/o thread's doorbell.
+    pub(crate) fn publish(
+        &mut self,
+        out: &Outbox,
+        task_id: u64,
+        index: u32,
+        elapsed_us: u64,
+        outcome: Outcome,
+        more: bool,
+    ) {
+        self.touched = true;
+        self.payload.clear();
+        let max = offspring_wire::ring::max_payload(self.writer.capacity());
+        // A value too large for the ring is not encoded twice: it goes as a frame.
+        let fits = !matches!(&outcome, Outcome::Value(bytes) if bytes.len() > max);
+        let encoded = fits && encode_outcome(&outcome, &mut self.payload).is_ok();
+        let mut waited = None;
+        loop {
+            let push = if encoded {
+                self.writer.push(
+                    self.segment.words(),
+                    task_id,
+                    index,
+                    elapsed_us,
+                    &self.payload,
+                )
+            } else {
+                Push::TooLarge
+            };
+            match push {
+                Push::Published => {
+                    let half = self.writer.capacity() as u64 / 2;
+                    if self.writer.used(self.segment.words()) > half {
+                        self.ring_now(out);
+                    } else if more && !self.doorbell.unannounced.swap(true, Ordering::AcqRel) {
+                        self.doorbell.wake.notify_one();
+                    }
+                    break;
+                }
+                Push::TooLarge => {
+                    // The frame is in the socket once `wait_written` returns: only then is
+                    // the call done (the lane still names it until then).
+                    let item = report(&FromWorker::Item {
+                        task_id,
+                        index,
+                        outcome,
+                        elapsed_us,
+                    });
+                    if let Some(seq) = out.send(item) {
+                        out.wait_written(seq);
+                    }
+                    break;
+                }
+                Push::Full => {
+                    // The parent has not read far enough: ring, and wait for room (the parent
+                    // rewrites its tail on every doorbell).
+                    let since = *waited.get_or_insert_with(Instant::now);
+                    self.ring_now(out);
+                    let pause = since.elapsed().min(Duration::from_millis(1));
+                    std::thread::sleep(pause.max(Duration::from_micros(20)));
+                }
+            }
+        }
+        self.writer.idle(self.segment.words(), 0);
+        if self.payload.capacity() > 2 * max {
+            // A large panic message or error: do not keep its buffer.
+            self.payload = Vec::new();
+        }
+    }
+
+    /// Announces the ring now, with a frame the task thread writes itself.
+    fn ring_now(&self, out: &Outbox) {
+        self.announced();
+        if let Ok(frame) = encode(&FromWorker::Doorbell) {
+            let _ = out.send([frame]);
+        }
+    }
+
+    /// Another frame is about to announce the ring: no delayed doorbell is needed.
+    pub(crate) fn announced(&self) {
+        self.doorbell.unannounced.store(false, Ordering::Release);
+    }
+
+    /// How long the task thread may wait for work before it trims the ring, if it should.
+    pub(crate) fn trim_after(&self) -> Option<Duration> {
+        self.touched.then_some(IDLE_TRIM)
+    }
+
+    /// Idle for a while: once the parent has read everything, give the ring's pages back,
+    /// so the worker's memory returns to its idle size.
+    pub(crate) fn trim(&mut self) {
+        if self.writer.used(self.segment.words()) == 0 {
+            self.segment
+                .release_from(offspring_wire::ring::HEADER_WORDS * 8);
+            self.touched = false;
+        }
+    }
+}
+
+/// The test-only switch [`ENV_TEST_SCRIBBLE`]`=<seed>`: after a few calls (at least two; how
+/// many depends on the seed), the worker writes random words over its own segment, once, and
+/// goes on.
+/// Tests use it to show that the parent treats the segment as untrusted input.
+#[derive(Debug)]
+pub(crate) struct Scribble {
+    state: u64,
+    after: u64,
+    calls: u64,
+}
+
+impl Scribble {
+    pub(crate) fn from_env() -> Option<Self> {
+        let seed: u64 = std::env::var(ENV_TEST_SCRIBBLE).ok()?.parse().ok()?;
+        Some(Self {
+            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            after: 2 + seed % 13,
+            calls: 0,
+        })
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// Counts a call; scribbles when its turn came: mostly over the entries just published
+    /// (the parent has not read them yet), sometimes over the header's live words, sometimes
+    /// anywhere.
+    pub(crate) fn after_call(&mut self, ring: &Ring) {
+        self.calls += 1;
+        if self.calls != self.after {
+            return;
+        }
+        let words = ring.segment.words();
+        let header = offspring_wire::ring::HEADER_WORDS;
+        let capacity = ring.writer.capacity() as u64;
+        let head = ring.writer.head();
+        for _ in 0..1 + self.next() % 8 {
+            let at = match self.next() % 5 {
+                0 => (self.next() % 16) as usize,
+                1 => (self.next() as usize) % words.len(),
+                _ => {
+                    let back = 8 * (1 + self.next() % 24);
+                    let byte = head.wrapping_sub(back) % capacity;
+                    header + (byte / 8) as usize
+                }
+            };
+            let value = match self.next() % 4 {
+                0 => 0,
+                1 => u64::MAX,
+                2 => self.next() % 4096,
+                _ => self.next(),
+            };
+            if let Some(word) = words.get(at) {
+                word.store(value, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Encodes a report. Only a value can be too large or unencodable; that becomes the call's
+/// outcome instead.
+pub(crate) fn report(msg: &FromWorker) -> Option<Vec<u8>> {
+    match encode(msg) {
+        Ok(frame) => Some(frame),
+        Err(e) => match msg {
+            FromWorker::Item {
+                task_id,
+                index,
+                elapsed_us,
+                ..
+            } => encode(&FromWorker::Item {
+                task_id: *task_id,
+                index: *index,
+                outcome: Outcome::BadResult(e.to_string()),
+                elapsed_us: *elapsed_us,
+            })
+            .ok(),
+            _ => None,
+        },
+    }
+}
