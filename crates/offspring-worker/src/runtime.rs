@@ -201,8 +201,15 @@ fn serve(
             let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
             let more = index + 1 < calls;
             match &ring {
-                // The call is started in the segment before it runs.
-                Some(ring) => ring.start(task_id, index),
+                // The call is started in the segment before it runs; `Started` is in the
+                // socket before the batch's first call (the parent's timeline and timeouts
+                // rely on it, and on Windows the i/o thread writes it).
+                Some(ring) => {
+                    if index == 0 {
+                        out.wait_written(last_report);
+                    }
+                    ring.start(task_id, index);
+                }
                 // The reports so far (`Started` too, which the parent's timeline and
                 // timeouts rely on) must survive this call killing the process (see
                 // `outbox`); with a direct writer they are already in the socket and this
