@@ -82,9 +82,9 @@ pub struct SpawnOptions {
     pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
-/// The size of a worker's outcome segment: a header page and a ring of about 256 KiB. Its
+/// The size of a worker's outcome segment: a header page and a ring of about 64 KiB. Its
 /// pages cost nothing until the worker writes them.
-pub const SEGMENT_BYTES: usize = 256 * 1024 + 16 * 1024;
+pub const SEGMENT_BYTES: usize = 64 * 1024 + 16 * 1024;
 
 /// A fresh outcome segment and its reader, or `None` (the worker then reports in frames)
 /// when the OS will not make one.
