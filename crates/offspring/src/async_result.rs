@@ -107,6 +107,11 @@ struct CellState<R> {
     /// The outcome, while it is here (not yet taken, and not lent to a callback).
     outcome: Option<Result<R>>,
     ready: bool,
+    /// Ready as users see it (`wait`, `ready`, `successful`): the outcome is here and the
+    /// callback attached before it arrived, if any, has returned (as in Python, whose result
+    /// handler runs the callback before it marks the result ready). A callback attached
+    /// later does not turn it back.
+    settled: bool,
     successful: Option<bool>,
     taken: bool,
     /// A callback holds the outcome for the moment.
@@ -129,6 +134,7 @@ impl<R: Send + 'static> Cell<R> {
             state: Mutex::new(CellState {
                 outcome: None,
                 ready: false,
+                settled: false,
                 successful: None,
                 taken: false,
                 lent: false,
@@ -154,13 +160,18 @@ impl<R: Send + 'static> Cell<R> {
         if state.ready {
             return;
         }
-        state.successful = Some(outcome.is_ok());
+        let successful = outcome.is_ok();
         state.outcome = Some(outcome);
         state.ready = true;
         for waker in state.wakers.drain(..) {
             waker.wake();
         }
         self.schedule(&mut state);
+        // Without a callback to run, the result is settled now; otherwise once it returned.
+        state.successful = Some(successful);
+        if !state.lent {
+            state.settled = true;
+        }
         drop(state);
         self.changed.notify_all();
     }
@@ -220,6 +231,7 @@ impl<R: Send + 'static> Cell<R> {
         let mut state = self.lock();
         state.outcome = outcome;
         state.lent = false;
+        state.settled = true;
         for waker in state.wakers.drain(..) {
             waker.wake();
         }
@@ -256,7 +268,7 @@ impl<R: Send + 'static> Cell<R> {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> bool {
-        wait_for(&self.changed, self.lock(), timeout, |s| !s.ready).ready
+        wait_for(&self.changed, self.lock(), timeout, |s| !s.settled).settled
     }
 }
 
@@ -314,24 +326,27 @@ impl<R: Send + 'static> AsyncResult<R> {
         self.cell.take(Some(timeout))
     }
 
-    /// Waits until the result is ready.
+    /// Waits until the result is ready: the value or error is there, and a callback or
+    /// error callback attached before it arrived has returned (as Python's `wait`).
     pub fn wait(&self) {
         self.cell.wait(None);
     }
 
-    /// Waits up to `timeout`; whether the result is ready.
+    /// Waits up to `timeout`; whether the result is ready (see [`wait`](Self::wait)).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.cell.wait(Some(timeout))
     }
 
-    /// Whether the result is ready.
+    /// Whether the result is ready: there, and any callback attached before it arrived has
+    /// returned. A callback attached after that does not make it unready again.
     pub fn ready(&self) -> bool {
-        self.cell.lock().ready
+        self.cell.lock().settled
     }
 
-    /// `None` while not ready; then whether the task succeeded.
+    /// `None` while not [`ready`](Self::ready); then whether the task succeeded.
     pub fn successful(&self) -> Option<bool> {
-        self.cell.lock().successful
+        let state = self.cell.lock();
+        if state.settled { state.successful } else { None }
     }
 }
 

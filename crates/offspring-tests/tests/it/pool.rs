@@ -342,3 +342,76 @@ fn await_does_not_block_a_current_thread_runtime() -> offspring::Result<()> {
     assert!(ticks >= 5, "the runtime was blocked: {ticks} ticks");
     Ok(())
 }
+
+/// As Python's: `wait` returns, and `ready` and `successful` say so, only once a callback
+/// attached before the result arrived has returned; one attached later does not turn them
+/// back.
+#[test]
+fn wait_and_ready_include_the_callback_attached_in_time() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let started = Event::new()?;
+    for fails in [false, true] {
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let hold = {
+            let ran = Arc::clone(&ran);
+            move || {
+                let _ = entered_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(60));
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        // The callback is attached while the call is still running in its worker.
+        let gate = Event::new()?;
+        started.clear();
+        let pending = pool.apply_async(wait_then_maybe_fail, (started.clone(), gate.clone(), fails));
+        let pending = if fails {
+            pending.error_callback(move |_| hold())
+        } else {
+            pending.callback(move |_| hold())
+        };
+        assert!(started.wait_timeout(Duration::from_secs(60)));
+        gate.set();
+        entered
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the callback ran");
+        // The result is there, but its callback has not returned: not ready yet.
+        assert!(!pending.ready());
+        assert_eq!(pending.successful(), None);
+        assert!(!pending.wait_timeout(Duration::from_millis(50)));
+        release.send(()).expect("release the callback");
+        pending.wait();
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "wait returned before the callback");
+        assert!(pending.ready());
+        assert_eq!(pending.successful(), Some(!fails));
+        // A callback attached now runs once and leaves the result ready.
+        let (late_tx, late) = std::sync::mpsc::channel::<()>();
+        let (late_release, late_rx) = std::sync::mpsc::channel::<()>();
+        let pending = if fails {
+            pending.error_callback(move |_| {
+                let _ = late_tx.send(());
+                let _ = late_rx.recv_timeout(Duration::from_secs(60));
+            })
+        } else {
+            pending.callback(move |_| {
+                let _ = late_tx.send(());
+                let _ = late_rx.recv_timeout(Duration::from_secs(60));
+            })
+        };
+        late.recv_timeout(Duration::from_secs(60)).expect("the late callback ran");
+        assert!(pending.ready());
+        late_release.send(()).expect("release");
+        let _ = pending.get();
+    }
+    Ok(())
+}
+
+/// Says it started, waits for `gate`, then returns or panics.
+#[offspring::task]
+fn wait_then_maybe_fail(started: Event, gate: Event, fails: bool) -> u64 {
+    started.set();
+    gate.wait_timeout(Duration::from_secs(60));
+    assert!(!fails, "asked to fail");
+    1
+}
