@@ -106,7 +106,8 @@ type OnErr = Box<dyn FnOnce(&Error) + Send>;
 struct CellState<R> {
     /// The outcome, while it is here (not yet taken, and not lent to a callback).
     outcome: Option<Result<R>>,
-    ready: bool,
+    /// The outcome arrived (it may be lent to a callback, or taken).
+    arrived: bool,
     /// Ready as users see it (`wait`, `ready`, `successful`): the outcome is here and the
     /// callback attached before it arrived, if any, has returned (as in Python, whose result
     /// handler runs the callback before it marks the result ready). A callback attached
@@ -133,7 +134,7 @@ impl<R: Send + 'static> Cell<R> {
         Arc::new(Self {
             state: Mutex::new(CellState {
                 outcome: None,
-                ready: false,
+                arrived: false,
                 settled: false,
                 successful: None,
                 taken: false,
@@ -157,12 +158,12 @@ impl<R: Send + 'static> Cell<R> {
     /// Sets the outcome (the first one wins) and schedules a matching callback.
     pub(crate) fn resolve(self: &Arc<Self>, outcome: Result<R>) {
         let mut state = self.lock();
-        if state.ready {
+        if state.arrived {
             return;
         }
         let successful = outcome.is_ok();
         state.outcome = Some(outcome);
-        state.ready = true;
+        state.arrived = true;
         for waker in state.wakers.drain(..) {
             waker.wake();
         }
@@ -177,7 +178,7 @@ impl<R: Send + 'static> Cell<R> {
     }
 
     fn schedule(self: &Arc<Self>, state: &mut CellState<R>) {
-        if !state.ready || state.taken || state.lent {
+        if !state.arrived || state.taken || state.lent {
             return;
         }
         let job: Job = match &state.outcome {
@@ -252,8 +253,10 @@ impl<R: Send + 'static> Cell<R> {
     }
 
     fn take(&self, timeout: Option<Duration>) -> Result<R> {
-        let mut state = wait_for(&self.changed, self.lock(), timeout, |s| !s.ready || s.lent);
-        if !state.ready || state.lent {
+        let mut state = wait_for(&self.changed, self.lock(), timeout, |s| {
+            !s.arrived || s.lent
+        });
+        if !state.arrived || state.lent {
             return Err(Error::Timeout);
         }
         match state.outcome.take() {
@@ -346,7 +349,11 @@ impl<R: Send + 'static> AsyncResult<R> {
     /// `None` while not [`ready`](Self::ready); then whether the task succeeded.
     pub fn successful(&self) -> Option<bool> {
         let state = self.cell.lock();
-        if state.settled { state.successful } else { None }
+        if state.settled {
+            state.successful
+        } else {
+            None
+        }
     }
 }
 
@@ -368,7 +375,7 @@ impl<R: Send + 'static> Future for AsyncResultFuture<R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.cell.lock();
-        if state.ready && !state.lent {
+        if state.arrived && !state.lent {
             if state.taken {
                 return Poll::Ready(Err(Error::AlreadyTaken {
                     task: self.cell.task.to_owned(),

@@ -515,6 +515,12 @@ impl Pool {
     /// It pulls from `iter` only as results are consumed (at most
     /// `consumed + 2 × processes` items), so memory stays bounded on endless input; dropping
     /// the iterator cancels the items that have not started.
+    ///
+    /// If `iter` panics, it is not pulled again, the values of the items before it are still
+    /// yielded, and the panic resumes (`std::panic::resume_unwind`) when the consumer reaches
+    /// its position, as Python's `imap` raises there. [`imap_unordered`](Self::imap_unordered)
+    /// resumes it at once, and [`map`](Self::map) lets it reach the caller; the pool stays
+    /// usable either way.
     pub fn imap<S, T: Task<S>, I>(&self, task: T, iter: I) -> Imap<T::Output>
     where
         I: IntoIterator<Item = T::Args>,
@@ -618,6 +624,9 @@ pub struct Imap<R> {
     window: usize,
     /// Calls sent to a worker together.
     chunk: usize,
+    /// The input panicked when item `.0` was pulled: the panic resumes when the consumer
+    /// reaches that position (ordered), or at once (unordered).
+    input_panic: Option<(usize, Box<dyn std::any::Any + Send>)>,
     #[cfg(feature = "progress")]
     bar: Option<progress::Bar>,
 }
@@ -669,6 +678,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             ordered,
             window: IMAP_AHEAD * pool.inner.processes,
             chunk: 1,
+            input_panic: None,
             #[cfg(feature = "progress")]
             bar: None,
         }
@@ -717,9 +727,20 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
     fn top_up(&mut self) {
         let mut group: Vec<(usize, Vec<u8>)> = Vec::new();
         while !self.input_done && self.submitted - self.yielded < self.window {
-            let Some(item) = self.input.next() else {
-                self.input_done = true;
-                break;
+            let pulled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.input.next()));
+            let item = match pulled {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    self.input_done = true;
+                    break;
+                }
+                Err(payload) => {
+                    // The input is not pulled again; the values before it are still yielded.
+                    self.input_done = true;
+                    self.input_panic = Some((self.submitted, payload));
+                    break;
+                }
             };
             let index = self.submitted;
             self.submitted += 1;
@@ -768,6 +789,13 @@ impl<R: DeserializeOwned + Send + 'static> Iterator for Imap<R> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             self.top_up();
+            let due = match &self.input_panic {
+                Some((at, _)) => !self.ordered || self.yielded == *at,
+                None => false,
+            };
+            if due && let Some((_, payload)) = self.input_panic.take() {
+                std::panic::resume_unwind(payload);
+            }
             let next = if self.ordered {
                 self.ready.remove(&self.yielded)
             } else {

@@ -365,7 +365,8 @@ fn wait_and_ready_include_the_callback_attached_in_time() -> offspring::Result<(
         // The callback is attached while the call is still running in its worker.
         let gate = Event::new()?;
         started.clear();
-        let pending = pool.apply_async(wait_then_maybe_fail, (started.clone(), gate.clone(), fails));
+        let pending =
+            pool.apply_async(wait_then_maybe_fail, (started.clone(), gate.clone(), fails));
         let pending = if fails {
             pending.error_callback(move |_| hold())
         } else {
@@ -382,7 +383,11 @@ fn wait_and_ready_include_the_callback_attached_in_time() -> offspring::Result<(
         assert!(!pending.wait_timeout(Duration::from_millis(50)));
         release.send(()).expect("release the callback");
         pending.wait();
-        assert_eq!(ran.load(Ordering::SeqCst), 1, "wait returned before the callback");
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "wait returned before the callback"
+        );
         assert!(pending.ready());
         assert_eq!(pending.successful(), Some(!fails));
         // A callback attached now runs once and leaves the result ready.
@@ -399,7 +404,8 @@ fn wait_and_ready_include_the_callback_attached_in_time() -> offspring::Result<(
                 let _ = late_rx.recv_timeout(Duration::from_secs(60));
             })
         };
-        late.recv_timeout(Duration::from_secs(60)).expect("the late callback ran");
+        late.recv_timeout(Duration::from_secs(60))
+            .expect("the late callback ran");
         assert!(pending.ready());
         late_release.send(()).expect("release");
         let _ = pending.get();
@@ -414,4 +420,28 @@ fn wait_then_maybe_fail(started: Event, gate: Event, fails: bool) -> u64 {
     gate.wait_timeout(Duration::from_secs(60));
     assert!(!fails, "asked to fail");
     1
+}
+
+/// An input that panics at its fourth item: `imap` yields the first three values, then the
+/// panic resumes where the fourth would be, as Python's `imap` raises there.
+#[test]
+fn a_panicking_imap_input_surfaces_at_its_own_position() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let input = (0..10u64).inspect(|&n| assert!(n != 3, "the input fails at item 3"));
+    let mut results = pool.imap(square, input);
+    for n in 0..3u64 {
+        let value = results.next().expect("a value")?;
+        assert_eq!(value, n * n);
+    }
+    let fourth = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| results.next()));
+    let payload = fourth.expect_err("the input's panic resumes at its position");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    assert!(message.contains("fails at item 3"), "{message}");
+    drop(results);
+    assert_eq!(pool.apply(square, 5)?, 25, "the pool stays usable");
+    Ok(())
 }
