@@ -26,8 +26,9 @@ pub(crate) const DOORBELL_DELAY: Duration = Duration::from_millis(2);
 /// After this long without work, the worker gives the ring's pages back to the OS.
 const IDLE_TRIM: Duration = Duration::from_secs(5);
 
-/// The test-only switch that makes a worker scribble over its own segment (see
-/// [`Scribble`]).
+/// The test-only switch that makes a worker scribble over its own segment: set to a seed, the
+/// worker writes random words over its segment once, after a few calls, and goes on. Tests
+/// use it to show that the parent reads the segment as untrusted input.
 pub const ENV_TEST_SCRIBBLE: &str = "OFFSPRING_TEST_SCRIBBLE";
 
 /// Set by the task thread when it published an outcome nothing announced yet; the i/o
