@@ -168,13 +168,23 @@ pub struct Running {
     pub started_us: u64,
 }
 
-fn checksum(words: impl IntoIterator<Item = u64>) -> u64 {
-    let mut h: u64 = 0x243f_6a88_85a3_08d3;
-    for w in words {
-        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= h >> 29;
+/// An entry's checksum, fed one word at a time, so that both sides compute it in the same
+/// pass that copies the payload.
+struct Checksum(u64);
+
+impl Checksum {
+    fn of_header(seq: u64, task_id: u64, index_len: u64, elapsed_us: u64) -> Self {
+        let mut sum = Self(0x243f_6a88_85a3_08d3);
+        for word in [seq, task_id, index_len, elapsed_us] {
+            sum.add(word);
+        }
+        sum
     }
-    h
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 29;
+    }
 }
 
 fn words_for(bytes: usize) -> usize {
@@ -276,18 +286,17 @@ impl RingReader {
                 return Err(bad("a length past the head"));
             }
             pos += ENTRY_HEADER;
-            let words: Vec<u64> = (0..words_for(len))
-                .map(|i| ring[pos + i].load(Ordering::Relaxed))
-                .collect();
-            let expected = checksum(
-                [seq, task_id, index_len, elapsed_us]
-                    .into_iter()
-                    .chain(words.iter().copied()),
-            );
-            if expected != sum {
+            // One pass copies the payload out and checks it.
+            let mut expected = Checksum::of_header(seq, task_id, index_len, elapsed_us);
+            let mut payload = Vec::with_capacity(words_for(len) * 8);
+            for word in &ring[pos..pos + words_for(len)] {
+                let word = word.load(Ordering::Relaxed);
+                expected.add(word);
+                payload.extend_from_slice(&word.to_le_bytes());
+            }
+            if expected.0 != sum {
                 return Err(bad("a checksum that does not match"));
             }
-            let mut payload: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             payload.truncate(len);
             self.tail += (total as u64) * 8;
             self.next_seq += 1;
@@ -433,16 +442,17 @@ impl RingWriter {
         }
         let mut pos = (self.head % capacity) as usize / 8;
         let index_len = u64::from(index) | ((payload.len() as u64) << 32);
-        let sum = checksum(
-            [self.seq, task_id, index_len, elapsed_us]
-                .into_iter()
-                .chain(payload_words(payload)),
-        );
-        for word in [self.seq, task_id, index_len, elapsed_us, sum] {
-            ring[pos].store(word, Ordering::Relaxed);
-            pos += 1;
+        // The payload first, summed as it is written; then the header with the sum. Nothing
+        // is read before the head is published, so the order within an entry is free.
+        let mut sum = Checksum::of_header(self.seq, task_id, index_len, elapsed_us);
+        for (slot, word) in ring[pos + ENTRY_HEADER..]
+            .iter()
+            .zip(payload_words(payload))
+        {
+            sum.add(word);
+            slot.store(word, Ordering::Relaxed);
         }
-        for word in payload_words(payload) {
+        for word in [self.seq, task_id, index_len, elapsed_us, sum.0] {
             ring[pos].store(word, Ordering::Relaxed);
             pos += 1;
         }
