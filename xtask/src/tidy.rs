@@ -625,20 +625,7 @@ fn undocumented_unsafe(source: &str) -> Vec<usize> {
 /// Whether a line of code (not a comment) opens an `unsafe` block or an `unsafe impl`,
 /// outside string literals.
 fn has_unsafe_block(code: &str) -> bool {
-    let code = code.split("//").next().unwrap_or("");
-    let mut outside = String::new();
-    let mut in_string = false;
-    let mut chars = code.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if in_string => {
-                chars.next();
-            }
-            '"' => in_string = !in_string,
-            _ if !in_string => outside.push(c),
-            _ => {}
-        }
-    }
+    let outside = code_of(code);
     let words: Vec<&str> = outside
         .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '{'))
         .filter(|w| !w.is_empty())
