@@ -773,11 +773,10 @@ impl Actor {
             .map(|job| job.span.clone())
             .unwrap_or_else(tracing::Span::none);
         let pid = slot.handle.pid();
-        {
-            let mut serving = lock(&self.shared.serving);
-            if !serving.contains(&pid) {
-                serving.push(pid);
-            }
+        if slot.batches == 0 {
+            // Its first batch: from now on the worker is serving (once per worker, off the
+            // per-batch path).
+            lock(&self.shared.serving).push(pid);
         }
         tracing::debug!(target: "offspring::task", parent: &span, worker_pid = pid, batch = task_id, calls = count, "dispatched");
         self.timelines
