@@ -285,6 +285,32 @@ impl Coordinator {
     }
 }
 
+/// How often a start the OS refused for a transient reason is tried again, and the first
+/// pause (doubled each time: 10 ms to 160 ms, 310 ms in all).
+const SPAWN_RETRIES: u32 = 5;
+const SPAWN_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Starts the process, trying again a few times when the OS refuses for want of a resource
+/// that may be back in a moment (see [`offspring_transport::TransportError::is_transient`]):
+/// a hundred `Process::spawn` at once can briefly fill the process table.
+async fn spawn_retrying(
+    spec: &SpawnSpec,
+) -> Result<tokio::process::Child, offspring_transport::TransportError> {
+    let mut pause = SPAWN_RETRY_PAUSE;
+    let mut tries = 0;
+    loop {
+        match spawn_worker(spec) {
+            Err(error) if error.is_transient() && tries < SPAWN_RETRIES => {
+                tries += 1;
+                tracing::warn!(%error, tries, "the OS refused to start a worker for now; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn spawn_async(
     shared: Arc<CoordinatorState>,
     endpoint: offspring_transport::Endpoint,
@@ -327,7 +353,7 @@ async fn spawn_async(
         logs: options.logs,
     };
     let forget = |shared: &CoordinatorState| lock(&shared.pending).remove(&worker_id);
-    let mut child = match spawn_worker(&spec) {
+    let mut child = match spawn_retrying(&spec).await {
         Ok(child) => child,
         Err(e) => {
             forget(&shared);

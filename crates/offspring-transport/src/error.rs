@@ -68,4 +68,23 @@ impl TransportError {
     pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
         move |source| Self::Io { what, source }
     }
+
+    /// Whether the OS refused for want of a resource that may be back in a moment (a process
+    /// table or memory commit momentarily full: `EAGAIN` on Unix; on Windows, among others,
+    /// the `ERROR_INTERNAL_ERROR` Wine answers when many processes start at once), so that
+    /// trying again shortly is worth it.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        let Self::Io { source, .. } = self else {
+            return false;
+        };
+        if source.kind() == std::io::ErrorKind::WouldBlock
+            || source.kind() == std::io::ErrorKind::Interrupted
+        {
+            return true;
+        }
+        // ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY, ERROR_INTERNAL_ERROR,
+        // ERROR_NO_SYSTEM_RESOURCES, ERROR_COMMITMENT_LIMIT.
+        cfg!(windows) && matches!(source.raw_os_error(), Some(8 | 14 | 1359 | 1450 | 1455))
+    }
 }
