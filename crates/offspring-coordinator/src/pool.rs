@@ -6,9 +6,23 @@
 //! A submission is a *job*: calls of one task, each with its input index, cut into batches of
 //! `chunk` calls, fewer when their arguments would not fit in one frame together (a call too
 //! large on its own goes alone, and fails alone). An idle worker gets the next batch from the
-//! job at the front of the queue;
-//! each worker has at most one batch, so no worker holds a second batch while another worker
-//! idles (within a batch, calls wait for their turn on their worker). A worker reports each call as it ends; when it dies, the call
+//! job at the front of the queue; each worker has at most one batch, so no worker holds a
+//! second batch while another worker idles (within a batch, calls wait for their turn on their
+//! worker).
+//!
+//! Single calls (`apply`, `apply_async`: jobs of one call) of the same task queued one behind
+//! the other go to a worker together, in one batch, when no other worker is idle: a burst of
+//! `apply_async` then costs one round trip per batch, not per call. How many is set by time,
+//! not count: as many as the task's calls are expected to run in [`MERGE_BUDGET`] (a moving
+//! average of what its batches took, see [`CallTimes`]), at most [`MAX_MERGED`], and one until
+//! a call of the task has been timed. So a worker never sits on more than about a millisecond
+//! of calls it has not started while another worker has become idle, and slow calls are never
+//! put together at all. Merging stops at the first queued job that is not such a call (the
+//! queue keeps its order), and is off under `max_tasks_per_child`, where each call is a task
+//! of its own. Each call of a merged batch keeps its own job: its value, its failure, its log
+//! records (under its job's span) and its timeline slice.
+//!
+//! A worker reports each call as it ends; when it dies, the call
 //! that was running (the first one not reported) fails with the death, or goes back to the
 //! front of the queue while it has retries left, and the calls of the batch that never
 //! started go back to the front of the queue untouched: only the running call is ever blamed.
@@ -160,6 +174,10 @@ pub struct PoolCounters {
     /// Each such death blames exactly that one call: it fails with the death (or its timeout),
     /// or is run again while retries remain. Deaths of idle workers are not counted here.
     pub died_running: u64,
+    /// Batches sent to workers: a `map` chunk is one, and so are single calls (`apply`,
+    /// `apply_async`) that went to a worker together. Fewer batches than calls means the
+    /// per-batch round trip was shared.
+    pub batches: u64,
 }
 
 #[derive(Default)]
@@ -171,6 +189,7 @@ struct Counters {
     restarted: AtomicU64,
     spawned: AtomicU64,
     died_running: AtomicU64,
+    batches: AtomicU64,
 }
 
 struct PoolShared {
@@ -270,6 +289,7 @@ impl PoolHandle {
             terminated: false,
             broken: None,
             start_failures: 0,
+            times: CallTimes::default(),
         };
         coordinator.runtime().spawn(actor.run(rx));
         Self { events, shared }
@@ -361,6 +381,7 @@ impl PoolHandle {
             logs_forwarded: self.shared.logs.forwarded.load(Ordering::Relaxed),
             logs_dropped: self.shared.logs.dropped.load(Ordering::Relaxed),
             died_running: c.died_running.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
         }
     }
 
@@ -403,15 +424,76 @@ struct Job {
     failed: usize,
 }
 
+/// Calls of one task on their way to one worker, or running there.
 struct Batch {
-    job: JobId,
     name: Arc<str>,
-    sink: Arc<dyn JobSink>,
+    /// Which job each call belongs to: runs of calls, by the position of each run's first
+    /// call. One run for a chunk of a job; several for single calls of several jobs put
+    /// together (see [`Actor::next_batch`]).
+    parts: Vec<Part>,
     items: Vec<Pending>,
     reported: usize,
     since: Instant,
+    /// When the worker said the batch began (for the task's [`CallTimes`]).
+    began: Option<Instant>,
     timed_out: bool,
 }
+
+/// A run of a batch's calls that belong to one job.
+struct Part {
+    start: usize,
+    job: JobId,
+    sink: Arc<dyn JobSink>,
+}
+
+impl Batch {
+    /// The run call `index` belongs to.
+    fn part(&self, index: usize) -> &Part {
+        let after = self.parts.partition_point(|part| part.start <= index);
+        // `parts` is never empty and its first run starts at 0, so `after` is at least 1.
+        &self.parts[after.saturating_sub(1)]
+    }
+}
+
+/// How long a call of each task takes, as the parent sees it (a batch's time from its start
+/// to its end, over its calls): a moving average, which sizes batches of single calls.
+#[derive(Default)]
+struct CallTimes(HashMap<Arc<str>, f64>);
+
+impl CallTimes {
+    /// Weight of the newest batch in the average.
+    const WEIGHT: f64 = 0.3;
+
+    fn record(&mut self, name: &Arc<str>, batch: Duration, calls: usize) {
+        let per_call = batch.as_secs_f64() / calls.max(1) as f64;
+        self.0
+            .entry(Arc::clone(name))
+            .and_modify(|average| *average += Self::WEIGHT * (per_call - *average))
+            .or_insert(per_call);
+    }
+
+    /// How many single calls of task `name` may go to a worker together: as many as are
+    /// expected to run within [`MERGE_BUDGET`], at most [`MAX_MERGED`]; one until a call of
+    /// the task has been timed.
+    fn merge_limit(&self, name: &str) -> usize {
+        match self.0.get(name) {
+            Some(&per_call) if per_call > 0.0 => {
+                let fit = MERGE_BUDGET.as_secs_f64() / per_call;
+                (fit as usize).clamp(1, MAX_MERGED)
+            }
+            Some(_) => MAX_MERGED,
+            None => 1,
+        }
+    }
+}
+
+/// The most work, in expected run time, that single calls put together in one batch may
+/// hold: the longest a worker can sit on calls it has not started while another worker has
+/// become idle.
+const MERGE_BUDGET: Duration = Duration::from_millis(1);
+
+/// The most single calls in one batch.
+const MAX_MERGED: usize = 256;
 
 enum SlotState {
     Initializing,
@@ -441,6 +523,7 @@ struct Actor {
     terminated: bool,
     broken: Option<PoolFailure>,
     start_failures: u32,
+    times: CallTimes,
 }
 
 /// Forwards a worker's reports on one batch to the pool's actor.
@@ -613,7 +696,9 @@ impl Actor {
                     ..
                 }) = self.workers.get_mut(&worker)
                 {
-                    batch.since = Instant::now();
+                    let now = Instant::now();
+                    batch.since = now;
+                    batch.began = Some(now);
                 }
             }
             ActorEvent::Item {
@@ -723,8 +808,11 @@ impl Actor {
             .filter(|(_, slot)| matches!(slot.state, SlotState::Idle))
             .map(|(key, _)| *key)
             .collect();
-        for worker in idle {
-            let Some(batch) = self.next_batch() else {
+        let count = idle.len();
+        for (position, worker) in idle.into_iter().enumerate() {
+            // Single calls go together only while no other worker is idle (see `next_batch`).
+            let others_idle = position + 1 < count;
+            let Some(batch) = self.next_batch(!others_idle) else {
                 break;
             };
             self.send(worker, batch);
@@ -732,7 +820,15 @@ impl Actor {
         self.maybe_retire_idle();
     }
 
-    fn next_batch(&mut self) -> Option<Batch> {
+    /// The next batch for an idle worker: a chunk of the job at the front of the queue, or,
+    /// when `merge` (no other worker is idle) and that job is a single call (`apply`,
+    /// `apply_async`), it and the single calls of the same task queued right behind it, as
+    /// many as [`CallTimes::merge_limit`] allows and one frame holds. Merging stops at the
+    /// first job that is not such a call, so the queue keeps its order. A worker never holds
+    /// more than about [`MERGE_BUDGET`] of merged calls it has not started, and never while
+    /// another worker was idle when the batch was made; with `max_tasks_per_child` calls are
+    /// never merged (each is a task of its own there).
+    fn next_batch(&mut self, merge: bool) -> Option<Batch> {
         while let Some(&id) = self.queue.front() {
             let Some(job) = self.jobs.get_mut(&id) else {
                 self.queue.pop_front();
@@ -744,21 +840,69 @@ impl Actor {
             }
             let take = batch_len(&job.name, &job.pending, job.chunk);
             let items: Vec<Pending> = job.pending.drain(..take).collect();
-            let batch = Batch {
-                job: id,
+            let single = job.calls == 1;
+            let mut batch = Batch {
                 name: Arc::clone(&job.name),
-                sink: Arc::clone(&job.sink),
+                parts: vec![Part {
+                    start: 0,
+                    job: id,
+                    sink: Arc::clone(&job.sink),
+                }],
                 items,
                 reported: 0,
                 since: Instant::now(),
+                began: None,
                 timed_out: false,
             };
             if job.pending.is_empty() {
                 self.queue.pop_front();
             }
+            if merge && single && self.config.max_tasks_per_child.is_none() {
+                self.merge_singles(&mut batch);
+            }
             return Some(batch);
         }
         None
+    }
+
+    /// Adds to `batch` the single calls of its task queued at the front (see `next_batch`).
+    fn merge_singles(&mut self, batch: &mut Batch) {
+        let limit = self.times.merge_limit(&batch.name);
+        let budget = offspring_wire::MAX_FRAME as usize;
+        let mut used = RUN_ENVELOPE
+            + batch.name.len()
+            + batch
+                .items
+                .iter()
+                .map(|call| call.args.len() + CALL_ENVELOPE)
+                .sum::<usize>();
+        while batch.items.len() < limit {
+            let Some(&id) = self.queue.front() else {
+                break;
+            };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                self.queue.pop_front();
+                continue;
+            };
+            let fits = job
+                .pending
+                .front()
+                .is_some_and(|call| used + call.args.len() + CALL_ENVELOPE <= budget);
+            if job.calls != 1 || job.pending.len() != 1 || job.name != batch.name || !fits {
+                break;
+            }
+            let Some(call) = job.pending.pop_front() else {
+                break;
+            };
+            used += call.args.len() + CALL_ENVELOPE;
+            batch.parts.push(Part {
+                start: batch.items.len(),
+                job: id,
+                sink: Arc::clone(&job.sink),
+            });
+            batch.items.push(call);
+            self.queue.pop_front();
+        }
     }
 
     fn send(&mut self, worker: u64, batch: Batch) {
@@ -767,24 +911,32 @@ impl Actor {
         };
         let count = batch.items.len() as i64;
         let task_id = self.coordinator.next_task_id();
-        let span = self
-            .jobs
-            .get(&batch.job)
-            .map(|job| job.span.clone())
-            .unwrap_or_else(tracing::Span::none);
         let pid = slot.handle.pid();
         if slot.batches == 0 {
             // Its first batch: from now on the worker is serving (once per worker, off the
             // per-batch path).
             lock(&self.shared.serving).push(pid);
         }
-        tracing::debug!(target: "offspring::task", parent: &span, worker_pid = pid, batch = task_id, calls = count, "dispatched");
-        self.timelines
-            .each(|t| t.dispatched(batch.job.0, task_id, pid, batch.items.len()));
-        let context = BatchContext {
-            job: batch.job.0,
-            span,
-        };
+        let mut context: Option<BatchContext> = None;
+        for (n, part) in batch.parts.iter().enumerate() {
+            let calls = batch
+                .parts
+                .get(n + 1)
+                .map_or(batch.items.len(), |next| next.start)
+                - part.start;
+            let span = self
+                .jobs
+                .get(&part.job)
+                .map(|job| job.span.clone())
+                .unwrap_or_else(tracing::Span::none);
+            tracing::debug!(target: "offspring::task", parent: &span, worker_pid = pid, batch = task_id, calls, "dispatched");
+            self.timelines
+                .each(|t| t.dispatched(part.job.0, task_id, pid, calls));
+            match &mut context {
+                None => context = Some(BatchContext::new(part.job.0, span)),
+                Some(context) => context.push(part.start, part.job.0, span),
+            }
+        }
         // The batch keeps its arguments (a call whose worker dies may run again elsewhere);
         // the frame is encoded from them, not from a copy.
         let items: Vec<&[u8]> = batch.items.iter().map(|p| p.args.as_slice()).collect();
@@ -792,13 +944,14 @@ impl Actor {
             task_id,
             &batch.name,
             &items,
-            context,
+            context.unwrap_or_default(),
             Box::new(CallReports {
                 worker,
                 events: self.events.clone(),
             }),
         );
         slot.state = SlotState::Busy(batch);
+        bump(&self.shared.counters.batches, 1);
         bump(&self.shared.counters.queued, -count);
         bump(&self.shared.counters.running, count);
     }
@@ -816,7 +969,8 @@ impl Actor {
             return;
         };
         let pid = handle.pid();
-        let (call, job, sink) = (item.index, batch.job, Arc::clone(&batch.sink));
+        let part = batch.part(index);
+        let (call, job, sink) = (item.index, part.job, Arc::clone(&part.sink));
         batch.reported = index + 1;
         batch.since = Instant::now();
         bump(&self.shared.counters.running, -1);
@@ -866,7 +1020,12 @@ impl Actor {
         if !matches!(slot.state, SlotState::Busy(_)) {
             return;
         }
-        slot.state = SlotState::Idle;
+        if let SlotState::Busy(batch) = std::mem::replace(&mut slot.state, SlotState::Idle)
+            && let Some(began) = batch.began
+        {
+            self.times
+                .record(&batch.name, began.elapsed(), batch.items.len());
+        }
         slot.batches += 1;
         if self
             .config
@@ -891,80 +1050,8 @@ impl Actor {
         };
         let pid = slot.handle.pid();
         self.forget_serving(pid);
-        let status = death.status;
         if let SlotState::Busy(batch) = slot.state {
-            let Batch {
-                job,
-                sink,
-                items,
-                timed_out,
-                ..
-            } = batch;
-            let mut items = items.into_iter().skip(death.next).peekable();
-            let mut requeue: Vec<Pending> = Vec::new();
-            let mut delivered = 0;
-            if let Some(reason) = &death.misbehaved {
-                // The worker broke the protocol: its unreported calls may have run, and what
-                // they returned is lost. They fail (never run twice, never a wrong value).
-                let failure = PoolFailure::Task(Failure::Misbehaved(reason.clone()));
-                if items.peek().is_some() {
-                    bump(&self.shared.counters.died_running, 1);
-                }
-                for call in items.by_ref() {
-                    bump(&self.shared.counters.running, -1);
-                    self.note_failure(job, call.index, pid, &failure);
-                    self.deliver(
-                        &sink,
-                        call.index,
-                        CallResult {
-                            outcome: Err(failure.clone()),
-                            pid: Some(pid),
-                        },
-                    );
-                    delivered += 1;
-                }
-            }
-            let running = if death.running { items.next() } else { None };
-            if let Some(mut running) = running {
-                bump(&self.shared.counters.running, -1);
-                bump(&self.shared.counters.died_running, 1);
-                if timed_out {
-                    let limit = self.config.task_timeout.unwrap_or_default();
-                    self.note_failure(job, running.index, pid, &PoolFailure::TimedOut(limit));
-                    self.deliver(
-                        &sink,
-                        running.index,
-                        CallResult {
-                            outcome: Err(PoolFailure::TimedOut(limit)),
-                            pid: Some(pid),
-                        },
-                    );
-                    delivered += 1;
-                } else if running.attempts < self.config.retries && !self.terminated {
-                    running.attempts += 1;
-                    tracing::debug!(target: "offspring", worker_pid = pid, attempt = running.attempts, "retrying a call whose worker died");
-                    requeue.push(running);
-                } else {
-                    let failure = PoolFailure::Task(Failure::Died { status });
-                    self.note_failure(job, running.index, pid, &failure);
-                    self.deliver(
-                        &sink,
-                        running.index,
-                        CallResult {
-                            outcome: Err(failure),
-                            pid: Some(pid),
-                        },
-                    );
-                    delivered += 1;
-                }
-            }
-            // Calls that never started run elsewhere as if nothing happened.
-            for untouched in items {
-                bump(&self.shared.counters.running, -1);
-                requeue.push(untouched);
-            }
-            self.requeue(job, requeue);
-            self.settle(job, delivered);
+            self.batch_died(batch, &death, pid);
         }
         let winding_down = self.terminated || (self.closed && self.queue.is_empty());
         if !winding_down {
@@ -972,6 +1059,108 @@ impl Actor {
         }
         self.maintain();
         self.dispatch();
+    }
+
+    /// The worker running `batch` died: what it reported is delivered already; the call that
+    /// was running fails (or runs again while it has retries), and the calls that never
+    /// started go back to the front of the queue, each to its own job.
+    fn batch_died(&mut self, batch: Batch, death: &Death, pid: u32) {
+        let status = death.status;
+        let parts: Vec<(usize, JobId, Arc<dyn JobSink>)> = batch
+            .parts
+            .iter()
+            .map(|part| (part.start, part.job, Arc::clone(&part.sink)))
+            .collect();
+        let part_of = |index: usize| {
+            let after = parts.partition_point(|(start, _, _)| *start <= index);
+            parts
+                .get(after.saturating_sub(1))
+                .map(|(_, job, sink)| (*job, Arc::clone(sink)))
+        };
+        let timed_out = batch.timed_out;
+        let mut items = batch
+            .items
+            .into_iter()
+            .enumerate()
+            .skip(death.next)
+            .peekable();
+        // Per job, in the batch's order: calls to queue again, and calls delivered.
+        let mut requeue: Vec<(JobId, Vec<Pending>)> = Vec::new();
+        let mut delivered: Vec<(JobId, usize)> = Vec::new();
+        let count = |list: &mut Vec<(JobId, usize)>, job: JobId| match list.last_mut() {
+            Some((last, n)) if *last == job => *n += 1,
+            _ => list.push((job, 1)),
+        };
+        if let Some(reason) = &death.misbehaved {
+            // The worker broke the protocol: its unreported calls may have run, and what
+            // they returned is lost. They fail (never run twice, never a wrong value).
+            let failure = PoolFailure::Task(Failure::Misbehaved(reason.clone()));
+            if items.peek().is_some() {
+                bump(&self.shared.counters.died_running, 1);
+            }
+            for (index, call) in items.by_ref() {
+                let Some((job, sink)) = part_of(index) else {
+                    continue;
+                };
+                bump(&self.shared.counters.running, -1);
+                self.note_failure(job, call.index, pid, &failure);
+                self.deliver(
+                    &sink,
+                    call.index,
+                    CallResult {
+                        outcome: Err(failure.clone()),
+                        pid: Some(pid),
+                    },
+                );
+                count(&mut delivered, job);
+            }
+        }
+        let running = if death.running { items.next() } else { None };
+        if let Some((index, mut running)) = running
+            && let Some((job, sink)) = part_of(index)
+        {
+            bump(&self.shared.counters.running, -1);
+            bump(&self.shared.counters.died_running, 1);
+            let failure = if timed_out {
+                PoolFailure::TimedOut(self.config.task_timeout.unwrap_or_default())
+            } else {
+                PoolFailure::Task(Failure::Died { status })
+            };
+            if !timed_out && running.attempts < self.config.retries && !self.terminated {
+                running.attempts += 1;
+                tracing::debug!(target: "offspring", worker_pid = pid, attempt = running.attempts, "retrying a call whose worker died");
+                requeue.push((job, vec![running]));
+            } else {
+                self.note_failure(job, running.index, pid, &failure);
+                self.deliver(
+                    &sink,
+                    running.index,
+                    CallResult {
+                        outcome: Err(failure),
+                        pid: Some(pid),
+                    },
+                );
+                count(&mut delivered, job);
+            }
+        }
+        // Calls that never started run elsewhere as if nothing happened.
+        for (index, untouched) in items {
+            let Some((job, _)) = part_of(index) else {
+                continue;
+            };
+            bump(&self.shared.counters.running, -1);
+            match requeue.last_mut() {
+                Some((last, calls)) if *last == job => calls.push(untouched),
+                _ => requeue.push((job, vec![untouched])),
+            }
+        }
+        // The last job first, so the batch's first job ends up at the front of the queue.
+        for (job, calls) in requeue.into_iter().rev() {
+            self.requeue(job, calls);
+        }
+        for (job, n) in delivered {
+            self.settle(job, n);
+        }
     }
 
     fn requeue(&mut self, id: JobId, items: Vec<Pending>) {
@@ -1176,10 +1365,10 @@ impl Actor {
             })
             .collect();
         for batch in busy {
-            for item in batch.items.into_iter().skip(batch.reported) {
+            for (index, item) in batch.items.iter().enumerate().skip(batch.reported) {
                 bump(&self.shared.counters.running, -1);
                 self.deliver(
-                    &batch.sink,
+                    &batch.part(index).sink,
                     item.index,
                     CallResult {
                         outcome: Err(PoolFailure::Closed),
@@ -1248,5 +1437,30 @@ mod tests {
         // A call too large on its own goes alone.
         assert_eq!(batch_len("t", &calls(&[70 * mib, 1, 1]), 3), 1);
         assert_eq!(batch_len("t", &calls(&[1, 70 * mib, 1]), 3), 1);
+    }
+
+    /// Single calls go together by their expected time: one until timed, none together once
+    /// a call takes longer than the budget, up to the cap when they take next to nothing.
+    #[test]
+    fn single_calls_merge_by_their_measured_time() {
+        let mut times = CallTimes::default();
+        let name: Arc<str> = Arc::from("t");
+        assert_eq!(times.merge_limit("t"), 1, "untimed");
+        times.record(&name, Duration::from_millis(40), 1);
+        assert_eq!(times.merge_limit("t"), 1, "slower than the budget");
+        let mut quick = CallTimes::default();
+        quick.record(&name, Duration::from_micros(100), 10);
+        assert_eq!(quick.merge_limit("t"), 100, "10 us a call, 1 ms budget");
+        quick.record(&name, Duration::ZERO, 100);
+        quick.record(&name, Duration::ZERO, 100);
+        assert!(quick.merge_limit("t") > 100, "the average follows");
+        quick.record(&name, Duration::ZERO, 0);
+        for _ in 0..100 {
+            quick.record(&name, Duration::from_nanos(1), 256);
+        }
+        assert_eq!(quick.merge_limit("t"), MAX_MERGED);
+        // A slow batch pulls the average up at once.
+        quick.record(&name, Duration::from_millis(500), 1);
+        assert_eq!(quick.merge_limit("t"), 1);
     }
 }

@@ -81,21 +81,57 @@ impl Death {
     }
 }
 
-/// What a batch belongs to in the parent: its job, and the span the job's story is told in.
+/// What a batch's calls belong to in the parent: their jobs, and the spans the jobs' stories
+/// are told in. A batch holds calls of one job, or (see the pool's scheduler) single calls of
+/// several jobs of the same task; each call's records are emitted under its own job's span.
 #[derive(Debug, Clone)]
 pub struct BatchContext {
-    /// The job's id (the task id users see in logs and timelines).
-    pub job: u64,
-    /// The job's span: the worker's log records for this batch are emitted under it.
-    pub span: tracing::Span,
+    /// Runs of calls, by the position of each run's first call (the first run at 0).
+    parts: Vec<ContextPart>,
 }
+
+#[derive(Debug, Clone)]
+struct ContextPart {
+    start: usize,
+    job: u64,
+    span: tracing::Span,
+}
+
+impl BatchContext {
+    /// A batch whose calls all belong to job `job`, told in `span`.
+    #[must_use]
+    pub fn new(job: u64, span: tracing::Span) -> Self {
+        Self {
+            parts: vec![ContextPart {
+                start: 0,
+                job,
+                span,
+            }],
+        }
+    }
+
+    /// From call `start` on, the calls belong to job `job`. Runs are added in order.
+    pub fn push(&mut self, start: usize, job: u64, span: tracing::Span) {
+        self.parts.push(ContextPart { start, job, span });
+    }
+
+    /// The job (the task id users see in logs and timelines) and span of call `call`.
+    #[must_use]
+    pub fn of(&self, call: usize) -> (u64, &tracing::Span) {
+        let after = self.parts.partition_point(|part| part.start <= call);
+        match self.parts.get(after.saturating_sub(1)) {
+            Some(part) => (part.job, &part.span),
+            None => (0, &NO_SPAN),
+        }
+    }
+}
+
+/// The span of a call no job claims (never the case for a batch made by [`BatchContext::new`]).
+static NO_SPAN: tracing::Span = tracing::Span::none();
 
 impl Default for BatchContext {
     fn default() -> Self {
-        Self {
-            job: 0,
-            span: tracing::Span::none(),
-        }
+        Self::new(0, tracing::Span::none())
     }
 }
 
@@ -527,7 +563,7 @@ impl Actor {
                 crate::logs::emit(
                     self.shared.pid,
                     flight.map(|f| f.name.as_str()),
-                    flight.map(|f| &f.context.span),
+                    flight.map(|f| f.context.of(record.call as usize).1),
                     &record,
                 );
             }
@@ -568,7 +604,7 @@ impl Actor {
             let slice = CallSlice {
                 pid: self.shared.pid,
                 name: &flight.name,
-                job: flight.context.job,
+                job: flight.context.of(index as usize).0,
                 task_id,
                 index: index as usize,
                 elapsed_us,
@@ -700,7 +736,7 @@ impl Actor {
                     let slice = CallSlice {
                         pid: self.shared.pid,
                         name: &flight.name,
-                        job: flight.context.job,
+                        job: flight.context.of(flight.reported).0,
                         task_id: *task_id,
                         index: flight.reported,
                         elapsed_us: u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX),

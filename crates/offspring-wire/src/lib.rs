@@ -48,4 +48,5 @@ pub use prims::{Kind, PrimOp, PrimReply};
 ///
 /// 2: `FromWorker::Item` carries `elapsed_us`, `SpanRecord` its `level`.
 /// 3: `WorkerConfig` names the worker's outcome segment; `FromWorker::Doorbell`.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: `LogRecord` carries its call's position in the batch (`call`).
+pub const PROTOCOL_VERSION: u32 = 4;

@@ -52,8 +52,11 @@ pub struct LogRecord {
     pub fields: Vec<LogField>,
     /// The spans the event was recorded in, outermost first.
     pub spans: Vec<SpanRecord>,
-    /// The task that was running on the worker, if any.
+    /// The batch that was running on the worker, if any.
     pub task_id: Option<u64>,
+    /// The running call's position in that batch ([`RunTask::items`](crate::RunTask::items)):
+    /// a batch may hold calls of several jobs, and each record is told under its own job.
+    pub call: u32,
     /// Source file, where known.
     pub file: Option<String>,
     /// Source line, where known.

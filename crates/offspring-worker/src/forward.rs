@@ -26,8 +26,9 @@ use crate::outbox::Outbox;
 pub(crate) const MAX_PENDING: usize = 16 * 1024;
 
 thread_local! {
-    /// The task running on this thread, stamped on its records.
-    pub(crate) static CURRENT_TASK: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The call running on this thread (its batch, and its position there), stamped on its
+    /// records.
+    pub(crate) static CURRENT_TASK: Cell<Option<(u64, u32)>> = const { Cell::new(None) };
 }
 
 pub(crate) struct ForwardLayer {
@@ -133,13 +134,15 @@ where
             })
             .unwrap_or_default();
         let meta = event.metadata();
+        let running = CURRENT_TASK.with(Cell::get);
         let record = LogRecord {
             level: level(meta.level()),
             target: meta.target().to_owned(),
             message: collect.message,
             fields: collect.fields,
             spans,
-            task_id: CURRENT_TASK.with(Cell::get),
+            task_id: running.map(|(task_id, _)| task_id),
+            call: running.map_or(0, |(_, call)| call),
             file: meta.file().map(str::to_owned),
             line: meta.line(),
             time_us: std::time::SystemTime::now()

@@ -147,8 +147,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn call(entry: &crate::TaskEntry, task_id: u64, args: &[u8]) -> Outcome {
-    CURRENT_TASK.with(|c| c.set(Some(task_id)));
+fn call(entry: &crate::TaskEntry, task_id: u64, index: u32, args: &[u8]) -> Outcome {
+    CURRENT_TASK.with(|c| c.set(Some((task_id, index))));
     IN_TASK.with(|c| c.set(true));
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| entry.run(args)));
     IN_TASK.with(|c| c.set(false));
@@ -219,7 +219,7 @@ fn serve(
             let began = std::time::Instant::now();
             let outcome = match entry {
                 None => Outcome::UnknownTask,
-                Some(entry) => call(entry, task_id, &args.0),
+                Some(entry) => call(entry, task_id, index_u32, &args.0),
             };
             let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
             if let Some(ring) = &mut ring {

@@ -59,10 +59,10 @@ pub(crate) fn spawn_with<S, T: Task<S>>(
         leases,
     };
     let task_id = coordinator.next_task_id();
-    let context = BatchContext {
-        job: task_id,
-        span: tracing::info_span!(target: "offspring::task", "task", task = name, task_id, worker_pid = worker.pid()),
-    };
+    let context = BatchContext::new(
+        task_id,
+        tracing::info_span!(target: "offspring::task", "task", task = name, task_id, worker_pid = worker.pid()),
+    );
     worker.submit(task_id, name, &[args.as_slice()], context, Box::new(sink));
     Ok(ProcessHandle {
         worker,

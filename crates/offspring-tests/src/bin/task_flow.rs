@@ -2,7 +2,9 @@
 //! parent's log goes to stdout through an `EnvFilter` taken from `RUST_LOG`, like a user's
 //! program would set it up. It runs 12 calls of `step` (the first 3 meet at a barrier, so
 //! they run on 3 different workers), one call that logs and panics, and one that logs and
-//! exits its process; then prints `counters forwarded=<n> dropped=<n>` and the results.
+//! exits its process; then a burst of 400 `apply_async` calls of `tagged`, which the
+//! scheduler may put together in shared batches; then prints
+//! `counters forwarded=<n> dropped=<n> calls=<n> batches=<n>` and the results.
 
 use std::time::Duration;
 
@@ -16,6 +18,13 @@ fn step(n: u64, meet: Option<offspring::Barrier>) -> u64 {
     let _inner = tracing::info_span!(target: "flow::work", "inner", n).entered();
     tracing::debug!(target: "flow::work", "a detail inside the inner span");
     n * 2
+}
+
+/// Logs its own number, so a test can tell which job each record was told under.
+#[offspring::task]
+fn tagged(n: u64) -> u64 {
+    tracing::info!(target: "flow::work", n, "tagged call");
+    n + 1
 }
 
 #[offspring::task]
@@ -47,12 +56,19 @@ fn main() -> offspring::Result<()> {
     }
     println!("result last_words = {:?}", pool.apply(last_words, ()));
     println!("result exit_words = {:?}", pool.apply(exit_words, ()));
-    let counters = pool.counters();
+    let before = pool.counters();
+    let burst: Vec<_> = (0..400u64).map(|n| pool.apply_async(tagged, n)).collect();
+    for (n, result) in burst.into_iter().enumerate() {
+        assert_eq!(result.get()?, n as u64 + 1, "tagged {n}");
+    }
+    let batches = pool.counters().batches - before.batches;
     pool.close();
     pool.join()?;
+    // Read once the workers are gone, so every record they sent has been read.
+    let counters = pool.counters();
     println!(
-        "counters forwarded={} dropped={}",
-        counters.logs_forwarded, counters.logs_dropped
+        "counters forwarded={} dropped={} calls=400 batches={}",
+        counters.logs_forwarded, counters.logs_dropped, batches
     );
     Ok(())
 }

@@ -93,7 +93,11 @@ fn worker_records_appear_under_their_tasks_span_and_the_timeline_is_complete() {
     );
     let forwarded = counter(&stdout, "forwarded");
     println!("records forwarded: {forwarded}");
-    assert!(forwarded >= 13, "12 steps and the last words: {forwarded}");
+    assert!(
+        forwarded >= 413,
+        "12 steps, the last words, 400 tagged: {forwarded}"
+    );
+    check_tagged(&stdout);
     assert_eq!(counter(&stdout, "dropped"), 0);
 
     let json = std::fs::read_to_string(&trace).expect("the timeline file was written");
@@ -108,6 +112,35 @@ fn worker_records_appear_under_their_tasks_span_and_the_timeline_is_complete() {
         json.len(),
         svg.len()
     );
+}
+
+/// The burst of 400 `tagged` calls, submitted one job each in order: every record is told
+/// under its own job's span (job ids are consecutive, so `task_id - n` is the same on every
+/// line), even when calls of several jobs went to a worker in one batch, which the burst
+/// makes happen (fewer batches than calls).
+fn check_tagged(stdout: &str) {
+    let field = |line: &str, name: &str| -> u64 {
+        line.split([' ', '}', '{', ':'])
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    let mut offsets = HashSet::new();
+    let mut seen = HashSet::new();
+    for line in stdout.lines().filter(|l| l.contains("tagged call")) {
+        let n = field(line, "n");
+        offsets.insert(field(line, "task_id") - n);
+        seen.insert(n);
+    }
+    assert_eq!(seen.len(), 400, "a record of every tagged call:\n{stdout}");
+    assert_eq!(
+        offsets.len(),
+        1,
+        "records told under another job's span: {offsets:?}"
+    );
+    let batches = counter(stdout, "batches");
+    println!("400 single calls went in {batches} batches");
+    assert!(batches < 400, "no calls shared a batch: {batches}");
 }
 
 fn check_timeline(json: &str) {
@@ -126,6 +159,7 @@ fn check_timeline(json: &str) {
     }
     let tasks: Vec<&serde_json::Value> = events.iter().filter(|e| e["cat"] == "task").collect();
     let mut step_jobs = HashSet::new();
+    let mut tagged_jobs = HashSet::new();
     let mut pids = HashSet::new();
     for task in &tasks {
         assert_eq!(task["ph"], "X", "a task is a complete slice: {task}");
@@ -142,6 +176,9 @@ fn check_timeline(json: &str) {
             ts >= start && ts + dur <= end + 0.5,
             "slice outside its worker's lifetime {start}..{end}: {task}"
         );
+        if task["name"].as_str().is_some_and(|n| n.ends_with("tagged")) {
+            tagged_jobs.insert(task["args"]["job"].as_u64().expect("job"));
+        }
         if task["name"].as_str().is_some_and(|n| n.ends_with("step")) {
             assert!(
                 step_jobs.insert(task["args"]["job"].as_u64().expect("job")),
@@ -151,6 +188,8 @@ fn check_timeline(json: &str) {
         }
     }
     assert_eq!(step_jobs.len(), 12, "one slice per step call");
+    // Calls that shared a batch keep their own jobs on the timeline.
+    assert_eq!(tagged_jobs.len(), 400, "one job per tagged call");
     assert!(pids.len() >= 3, "the steps ran on 3 workers: {pids:?}");
     let outcome = |name: &str| {
         tasks

@@ -445,3 +445,30 @@ fn a_panicking_imap_input_surfaces_at_its_own_position() -> offspring::Result<()
     assert_eq!(pool.apply(square, 5)?, 25, "the pool stays usable");
     Ok(())
 }
+
+/// A burst of `apply_async` of a trivial task shares batches (fewer batches than calls) and
+/// every call keeps its own value; calls of a slow task never go together, so no worker sits
+/// on a slow call it has not started while another worker idles.
+#[test]
+fn single_calls_share_batches_only_when_they_are_short() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    let before = pool.counters().batches;
+    let results: Vec<_> = (0..2_000u64).map(|n| pool.apply_async(square, n)).collect();
+    for (n, result) in results.into_iter().enumerate() {
+        assert_eq!(result.get()?, (n * n) as u64);
+    }
+    let quick = pool.counters().batches - before;
+    println!("2000 quick calls in {quick} batches");
+    assert!(quick < 2_000, "no quick calls shared a batch");
+
+    // Each 40 ms call is timed at more than the merge budget, so it goes alone.
+    let before = pool.counters().batches;
+    let results: Vec<_> = (0..8u64).map(|_| pool.apply_async(sleep_ms, 40)).collect();
+    for result in results {
+        assert_eq!(result.get()?, 40);
+    }
+    let slow = pool.counters().batches - before;
+    println!("8 slow calls in {slow} batches");
+    assert_eq!(slow, 8, "slow calls went together");
+    Ok(())
+}
