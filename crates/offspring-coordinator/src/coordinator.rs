@@ -129,6 +129,8 @@ struct Pending {
     pid: Option<u32>,
     /// The outcome segment made for the worker, as its config names it.
     segment: Option<SegmentRef>,
+    /// Whether the worker times its calls (for a timeline).
+    time_calls: bool,
     ready: Option<Ready>,
 }
 
@@ -327,6 +329,7 @@ async fn spawn_async(
             secret: secret.clone(),
             pid: None,
             segment: None,
+            time_calls: shared.timeline.is_some() || options.timeline.is_some(),
             ready: Some(ready_tx),
         },
     );
@@ -496,6 +499,7 @@ async fn authenticate(
             secret: p.secret.clone(),
             pid: p.pid,
             segment: p.segment,
+            time_calls: p.time_calls,
         })
     };
     let config = WorkerConfig {
@@ -505,6 +509,7 @@ async fn authenticate(
             .clone()
             .unwrap_or_else(|| tracing::level_filters::LevelFilter::current().to_string()),
         segment: None,
+        time_calls: false,
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,

@@ -122,6 +122,14 @@ pub struct CallResult {
 pub trait JobSink: Send + Sync + 'static {
     /// Call `index` (its input index) ended.
     fn deliver(&self, index: usize, result: CallResult);
+
+    /// Several calls ended, in the order they did: as [`deliver`](Self::deliver) of each, which
+    /// a sink may do with one lock instead of one per call.
+    fn deliver_many(&self, results: Vec<(usize, CallResult)>) {
+        for (index, result) in results {
+            self.deliver(index, result);
+        }
+    }
 }
 
 /// Calls of one task to run.
@@ -232,10 +240,10 @@ enum ActorEvent {
     Spawned(Result<WorkerHandle, SpawnError>),
     Exited(u64),
     Started(u64),
-    Item {
+    /// Calls of a worker's batch that reported, in order.
+    Items {
         worker: u64,
-        index: usize,
-        outcome: Result<Vec<u8>, Failure>,
+        items: Vec<(usize, Result<Vec<u8>, Failure>)>,
     },
     Finished(u64),
     Died {
@@ -439,6 +447,9 @@ struct Batch {
     timed_out: bool,
 }
 
+/// Results of calls of one job, for its sink.
+type Delivery = (JobId, Arc<dyn JobSink>, Vec<(usize, CallResult)>);
+
 /// A run of a batch's calls that belong to one job.
 struct Part {
     start: usize,
@@ -526,10 +537,22 @@ struct Actor {
     times: CallTimes,
 }
 
-/// Forwards a worker's reports on one batch to the pool's actor.
+/// Forwards a worker's reports on one batch to the pool's actor: the calls read together
+/// (one drain of the worker's ring, or one frame) as one event.
 struct CallReports {
     worker: u64,
     events: mpsc::UnboundedSender<ActorEvent>,
+    items: Vec<(usize, Result<Vec<u8>, Failure>)>,
+}
+
+impl CallReports {
+    fn new(worker: u64, events: mpsc::UnboundedSender<ActorEvent>) -> Self {
+        Self {
+            worker,
+            events,
+            items: Vec::new(),
+        }
+    }
 }
 
 impl BatchSink for CallReports {
@@ -538,18 +561,25 @@ impl BatchSink for CallReports {
     }
 
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, _pid: u32) {
-        let _ = self.events.send(ActorEvent::Item {
-            worker: self.worker,
-            index,
-            outcome,
-        });
+        self.items.push((index, outcome));
     }
 
-    fn finished(self: Box<Self>, _pid: u32) {
+    fn flush(&mut self) {
+        if !self.items.is_empty() {
+            let _ = self.events.send(ActorEvent::Items {
+                worker: self.worker,
+                items: std::mem::take(&mut self.items),
+            });
+        }
+    }
+
+    fn finished(mut self: Box<Self>, _pid: u32) {
+        self.flush();
         let _ = self.events.send(ActorEvent::Finished(self.worker));
     }
 
-    fn died(self: Box<Self>, death: Death) {
+    fn died(mut self: Box<Self>, death: Death) {
+        self.flush();
         let _ = self.events.send(ActorEvent::Died {
             worker: self.worker,
             death,
@@ -701,11 +731,7 @@ impl Actor {
                     batch.began = Some(now);
                 }
             }
-            ActorEvent::Item {
-                worker,
-                index,
-                outcome,
-            } => self.item(worker, index, outcome),
+            ActorEvent::Items { worker, items } => self.items(worker, items),
             ActorEvent::Finished(worker) => self.finished(worker),
             ActorEvent::Died { worker, death } => self.died(worker, death),
             ActorEvent::InitDone { worker, error } => self.init_done(worker, error),
@@ -945,10 +971,7 @@ impl Actor {
             &batch.name,
             &items,
             context.unwrap_or_default(),
-            Box::new(CallReports {
-                worker,
-                events: self.events.clone(),
-            }),
+            Box::new(CallReports::new(worker, self.events.clone())),
         );
         slot.state = SlotState::Busy(batch);
         bump(&self.shared.counters.batches, 1);
@@ -956,7 +979,9 @@ impl Actor {
         bump(&self.shared.counters.running, count);
     }
 
-    fn item(&mut self, worker: u64, index: usize, outcome: Result<Vec<u8>, Failure>) {
+    /// Calls of `worker`'s batch reported: each goes to its job's sink, a job's calls
+    /// together.
+    fn items(&mut self, worker: u64, items: Vec<(usize, Result<Vec<u8>, Failure>)>) {
         let Some(Slot {
             state: SlotState::Busy(batch),
             handle,
@@ -965,27 +990,42 @@ impl Actor {
         else {
             return;
         };
-        let Some(item) = batch.items.get(index) else {
-            return;
-        };
         let pid = handle.pid();
-        let part = batch.part(index);
-        let (call, job, sink) = (item.index, part.job, Arc::clone(&part.sink));
-        batch.reported = index + 1;
         batch.since = Instant::now();
-        bump(&self.shared.counters.running, -1);
-        if let Err(failure) = &outcome {
-            self.note_failure(job, call, pid, &PoolFailure::Task(failure.clone()));
-        }
-        self.deliver(
-            &sink,
-            call,
-            CallResult {
+        // Runs of calls of one job: (job, sink, its results).
+        let mut groups: Vec<Delivery> = Vec::new();
+        let mut failures = Vec::new();
+        for (index, outcome) in items {
+            let Some(item) = batch.items.get(index) else {
+                continue;
+            };
+            let call = item.index;
+            batch.reported = index + 1;
+            let part = batch.part(index);
+            if let Err(failure) = &outcome {
+                failures.push((part.job, call, PoolFailure::Task(failure.clone())));
+            }
+            let result = CallResult {
                 outcome: outcome.map_err(PoolFailure::Task),
                 pid: Some(pid),
-            },
-        );
-        self.settle(job, 1);
+            };
+            match groups.last_mut() {
+                Some((job, _, results)) if *job == part.job => results.push((call, result)),
+                _ => groups.push((part.job, Arc::clone(&part.sink), vec![(call, result)])),
+            }
+        }
+        for (job, call, failure) in failures {
+            self.note_failure(job, call, pid, &failure);
+        }
+        for (job, sink, results) in groups {
+            let count = results.len();
+            let failed = results.iter().filter(|(_, r)| r.outcome.is_err()).count();
+            bump(&self.shared.counters.running, -(count as i64));
+            bump(&self.shared.counters.done, (count - failed) as i64);
+            bump(&self.shared.counters.failed, failed as i64);
+            sink.deliver_many(results);
+            self.settle(job, count);
+        }
     }
 
     /// Call `index` of job `id`, run by worker `pid`, failed: told in the job's span.

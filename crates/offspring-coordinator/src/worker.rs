@@ -43,6 +43,11 @@ pub trait BatchSink: Send + 'static {
     }
     /// Call `index` of the batch ended (calls report in order).
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, pid: u32);
+    /// The reports read so far were all given to [`item`](Self::item): a sink that holds
+    /// items back, to hand them on together, hands them on now. Called after each read of
+    /// the worker's ring or frames, and before [`finished`](Self::finished) and
+    /// [`died`](Self::died).
+    fn flush(&mut self) {}
     /// Every call reported; the worker is free for the next batch.
     fn finished(self: Box<Self>, pid: u32);
     /// The worker died (or could not be sent the batch): calls from `death.next` on never
@@ -578,6 +583,10 @@ impl Actor {
                 }
             }
         }
+        // What this frame and the ring reported goes on together.
+        for flight in self.in_flight.values_mut() {
+            flight.sink.flush();
+        }
     }
 
     /// One call's report, from a frame or from the ring.
@@ -620,7 +629,10 @@ impl Actor {
             Outcome::BadResult(e) => Err(Failure::BadResult(e)),
         };
         flight.reported = index as usize + 1;
-        flight.since = Some(Instant::now());
+        if !self.timelines.is_empty() {
+            // Only timelines use it (the slice of a call its worker died in).
+            flight.since = Some(Instant::now());
+        }
         flight.sink.item(index as usize, outcome, self.shared.pid);
     }
 
@@ -633,11 +645,16 @@ impl Actor {
         let Some((segment, reader)) = &mut self.ring else {
             return;
         };
+        // Decoded from the reader's copy as they are read (each payload is copied out of
+        // the segment once), then delivered in order.
         let mut entries = Vec::new();
-        let read = reader.read(segment.words(), |entry| entries.push(entry));
-        for entry in entries {
-            match decode::<Outcome>(&entry.payload) {
-                Ok(outcome) => self.item(entry.task_id, entry.index, outcome, entry.elapsed_us),
+        let read = reader.read(segment.words(), |entry| {
+            let outcome = decode::<Outcome>(entry.payload);
+            entries.push((entry.task_id, entry.index, entry.elapsed_us, outcome));
+        });
+        for (task_id, index, elapsed_us, outcome) in entries {
+            match outcome {
+                Ok(outcome) => self.item(task_id, index, outcome, elapsed_us),
                 Err(e) => {
                     self.misbehave(format!(
                         "its ring holds an outcome that does not decode: {e}"

@@ -60,6 +60,7 @@ async fn refused_after(header: u32, authenticated: bool) -> (WireError, usize) {
         let config = WorkerConfig {
             log_filter: String::new(),
             segment: None,
+            time_calls: false,
         };
         match accept_handshake(server, |_| None, &identity, config).await {
             Err(HandshakeError::Wire(e)) => e,

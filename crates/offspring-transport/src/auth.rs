@@ -115,6 +115,8 @@ pub struct Expected {
     pub pid: Option<u32>,
     /// The outcome segment made for that worker, named in its [`WorkerConfig`].
     pub segment: Option<offspring_wire::SegmentRef>,
+    /// Whether that worker times its calls (see [`WorkerConfig::time_calls`]).
+    pub time_calls: bool,
 }
 
 /// A connection that completed the handshake.
@@ -194,6 +196,7 @@ pub async fn accept_handshake(
         return Err(HandshakeError::Mismatch(reason.to_owned()));
     }
     config.segment = expected.segment;
+    config.time_calls = expected.time_calls;
     send(&mut conn, &Verdict::Accepted(config)).await?;
     conn.authenticated();
     Ok(Authed { conn, hello })

@@ -71,6 +71,10 @@ pub struct WorkerConfig {
     /// The worker's outcome segment (see [`ring`](crate::ring)), when the parent made one:
     /// the worker maps it and writes its calls' outcomes there instead of in frames.
     pub segment: Option<SegmentRef>,
+    /// Whether the worker times each call (the run time in its report, the start time in its
+    /// segment's lane): only a parent writing a timeline uses them, and a clock read costs
+    /// about as much as a trivial call.
+    pub time_calls: bool,
 }
 
 /// How a worker finds the segment its parent made for it.

@@ -48,5 +48,6 @@ pub use prims::{Kind, PrimOp, PrimReply};
 ///
 /// 2: `FromWorker::Item` carries `elapsed_us`, `SpanRecord` its `level`.
 /// 3: `WorkerConfig` names the worker's outcome segment; `FromWorker::Doorbell`.
-/// 4: `LogRecord` carries its call's position in the batch (`call`).
+/// 4: `LogRecord` carries its call's position in the batch (`call`); `WorkerConfig` says
+///    whether the worker times its calls (`time_calls`).
 pub const PROTOCOL_VERSION: u32 = 4;

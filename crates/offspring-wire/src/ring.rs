@@ -144,17 +144,18 @@ pub enum RingError {
     },
 }
 
-/// One call's outcome, as read from the ring.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+/// One call's outcome, as read from the ring: its payload is the reader's copy, valid until
+/// the next entry is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
     /// The batch's task id.
     pub task_id: u64,
     /// The call's index in its batch.
     pub index: u32,
     /// How long the call ran, in microseconds.
     pub elapsed_us: u64,
-    /// The postcard encoding of its [`Outcome`](crate::Outcome).
-    pub payload: Vec<u8>,
+    /// The postcard encoding of its [`Outcome`](crate::Outcome), copied out of the segment.
+    pub payload: &'a [u8],
 }
 
 /// What a lane says is running: read from a dead worker's segment, so untrusted.
@@ -207,6 +208,8 @@ pub struct RingReader {
     layout: Layout,
     tail: u64,
     next_seq: u64,
+    /// Where entries are copied out of the segment, kept between reads.
+    scratch: Vec<u8>,
 }
 
 impl RingReader {
@@ -222,6 +225,7 @@ impl RingReader {
             layout,
             tail: 0,
             next_seq: 1,
+            scratch: Vec::new(),
         })
     }
 
@@ -240,7 +244,7 @@ impl RingReader {
     pub fn read(
         &mut self,
         segment: &[AtomicU64],
-        mut each: impl FnMut(Entry),
+        mut each: impl FnMut(Entry<'_>),
     ) -> Result<usize, RingError> {
         let capacity = self.layout.capacity as u64;
         let head = segment[W_HEAD].load(Ordering::Acquire);
@@ -288,7 +292,8 @@ impl RingReader {
             pos += ENTRY_HEADER;
             // One pass copies the payload out and checks it.
             let mut expected = Checksum::of_header(seq, task_id, index_len, elapsed_us);
-            let mut payload = Vec::with_capacity(words_for(len) * 8);
+            let payload = &mut self.scratch;
+            payload.clear();
             for word in &ring[pos..pos + words_for(len)] {
                 let word = word.load(Ordering::Relaxed);
                 expected.add(word);
@@ -307,6 +312,10 @@ impl RingReader {
                 elapsed_us,
                 payload,
             });
+            if self.scratch.capacity() > 64 * 1024 {
+                // A large entry's copy is not kept.
+                self.scratch = Vec::new();
+            }
         }
         segment[W_TAIL].store(self.tail, Ordering::Release);
         Ok(read)
@@ -471,9 +480,23 @@ mod tests {
         (0..words).map(|_| AtomicU64::new(0)).collect()
     }
 
-    fn read_all(reader: &mut RingReader, seg: &[AtomicU64]) -> Result<Vec<Entry>, RingError> {
+    /// An entry with its own copy of the payload.
+    #[derive(Debug)]
+    struct Got {
+        task_id: u64,
+        index: u32,
+        payload: Vec<u8>,
+    }
+
+    fn read_all(reader: &mut RingReader, seg: &[AtomicU64]) -> Result<Vec<Got>, RingError> {
         let mut out = Vec::new();
-        reader.read(seg, |e| out.push(e))?;
+        reader.read(seg, |e| {
+            out.push(Got {
+                task_id: e.task_id,
+                index: e.index,
+                payload: e.payload.to_vec(),
+            });
+        })?;
         Ok(out)
     }
 

@@ -810,6 +810,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
         WorkerConfig {
             log_filter: "info".to_owned(),
             segment: None,
+            time_calls: false,
         },
         WorkerConfig {
             log_filter: "warn,app::jobs=trace,offspring=debug".to_owned(),
@@ -817,6 +818,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
                 handle: 3,
                 len: 1 << 20,
             }),
+            time_calls: true,
         },
         WorkerConfig {
             log_filter: String::new(),
@@ -824,6 +826,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
                 handle: u64::MAX,
                 len: u64::MAX,
             }),
+            time_calls: false,
         },
     ]
 }

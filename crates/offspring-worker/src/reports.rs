@@ -72,9 +72,11 @@ impl Ring {
         })
     }
 
-    /// Marks call `index` of batch `task_id` as started.
-    pub(crate) fn start(&self, task_id: u64, index: usize) {
-        let started_us = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+    /// Marks call `index` of batch `task_id` as started, at `at` (0 when calls are not timed).
+    pub(crate) fn start(&self, task_id: u64, index: usize, at: Option<Instant>) {
+        let started_us = at.map_or(0, |at| {
+            u64::try_from(at.duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
+        });
         self.writer
             .start(self.segment.words(), 0, task_id, index as u64, started_us);
     }

@@ -78,7 +78,7 @@ pub fn run(env: WorkerEnv) -> ! {
     install_logging(&config, Arc::clone(&outbox));
     install_panic_hook();
     install_exit_flush(&outbox);
-    serve(table, &task_rx, &outbox, ring);
+    serve(table, &task_rx, &outbox, ring, config.time_calls);
     outbox.flush(Instant::now() + FLUSH_TIMEOUT);
     std::process::exit(0);
 }
@@ -169,6 +169,7 @@ fn serve(
     tasks: &std::sync::mpsc::Receiver<RunTask>,
     out: &Outbox,
     mut ring: Option<Ring>,
+    time_calls: bool,
 ) {
     let mut dropped_reported = 0;
     let mut scribble = ring.as_ref().and_then(|_| Scribble::from_env());
@@ -197,6 +198,10 @@ fn serve(
         let entry = table.get(&run.name);
         let calls = run.items.len();
         let mut tail = Vec::with_capacity(3);
+        // Calls are timed only for a parent that writes a timeline, with one clock read per
+        // call: a call's end is the next one's start (so a call's time includes publishing
+        // the previous outcome, a fraction of a microsecond). Otherwise their times are 0.
+        let mut began: Option<std::time::Instant> = None;
         for (index, args) in run.items.iter().enumerate() {
             let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
             let more = index + 1 < calls;
@@ -204,11 +209,10 @@ fn serve(
                 // The call is started in the segment before it runs; `Started` is in the
                 // socket before the batch's first call (the parent's timeline and timeouts
                 // rely on it, and on Windows the i/o thread writes it).
-                Some(ring) => {
+                Some(_) => {
                     if index == 0 {
                         out.wait_written(last_report);
                     }
-                    ring.start(task_id, index);
                 }
                 // The reports so far (`Started` too, which the parent's timeline and
                 // timeouts rely on) must survive this call killing the process (see
@@ -216,12 +220,22 @@ fn serve(
                 // is a counter check.
                 None => out.wait_written(last_report),
             }
-            let began = std::time::Instant::now();
+            let start = time_calls.then(|| *began.get_or_insert_with(std::time::Instant::now));
+            if let Some(ring) = &ring {
+                ring.start(task_id, index, start);
+            }
             let outcome = match entry {
                 None => Outcome::UnknownTask,
                 Some(entry) => call(entry, task_id, index_u32, &args.0),
             };
-            let elapsed_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let elapsed_us = match start {
+                Some(start) => {
+                    let ended = std::time::Instant::now();
+                    began = Some(ended);
+                    u64::try_from(ended.duration_since(start).as_micros()).unwrap_or(u64::MAX)
+                }
+                None => 0,
+            };
             if let Some(ring) = &mut ring {
                 ring.publish(out, task_id, index_u32, elapsed_us, outcome, more);
                 if let Some(scribble) = &mut scribble {

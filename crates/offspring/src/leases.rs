@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 thread_local! {
@@ -61,12 +62,17 @@ pub(crate) fn end_after(tokens: &[u64], worker_died: bool) {
 
 /// The in-flight leases of a job's calls, by input index, ended as each call is delivered.
 #[derive(Default)]
-pub(crate) struct CallLeases(Mutex<HashMap<usize, Vec<u64>>>);
+pub(crate) struct CallLeases {
+    by_call: Mutex<HashMap<usize, Vec<u64>>>,
+    /// Whether any call has leases: most jobs carry no handles, and their calls skip the lock.
+    any: AtomicBool,
+}
 
 impl CallLeases {
     pub(crate) fn add(&self, index: usize, tokens: Vec<u64>) {
         if !tokens.is_empty() {
-            self.0
+            self.any.store(true, Ordering::Release);
+            self.by_call
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(index, tokens);
@@ -74,7 +80,7 @@ impl CallLeases {
     }
 
     pub(crate) fn end_all(&self) {
-        let all = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let all = std::mem::take(&mut *self.by_call.lock().unwrap_or_else(PoisonError::into_inner));
         for tokens in all.values() {
             end(tokens);
         }
@@ -85,8 +91,12 @@ impl CallLeases {
     }
 
     pub(crate) fn end_after(&self, index: usize, worker_died: bool) {
+        // Leases are added before their call is submitted, so a call with leases sees `any`.
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
         let tokens = self
-            .0
+            .by_call
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&index);

@@ -265,15 +265,22 @@ struct MapSink<R> {
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
     fn deliver(&self, index: usize, result: CallResult) {
-        self.leases.end_after(index, died(&result));
+        self.deliver_many(vec![(index, result)]);
+    }
+
+    fn deliver_many(&self, delivered: Vec<(usize, CallResult)>) {
+        let count = delivered.len();
         let mut results = self
             .results
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(slot) = results.get_mut(index) {
-            *slot = Some(result);
+        for (index, result) in delivered {
+            self.leases.end_after(index, died(&result));
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Some(result);
+            }
         }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.remaining.fetch_sub(count, Ordering::AcqRel) == count {
             let all = std::mem::take(&mut *results);
             drop(results);
             let outcome = all

@@ -162,11 +162,13 @@ fn a_wrong_secret_is_refused_by_both_sides() {
                     secret: right,
                     pid: None,
                     segment: None,
+                    time_calls: false,
                 })
             };
             let config = WorkerConfig {
                 log_filter: "info".into(),
                 segment: None,
+                time_calls: false,
             };
             accept_handshake(conn, lookup, &identity, config)
                 .await
