@@ -144,6 +144,8 @@ struct CoordinatorState {
     /// Connections from unknown peers in their handshake now (at most [`MAX_STRANGERS`]).
     strangers: AtomicUsize,
     rejections: Mutex<Rejections>,
+    /// Pids of the workers started and not yet reaped (`active_children`).
+    live: Mutex<Vec<u32>>,
 }
 
 /// Strangers refused since the last warning, and when that was.
@@ -194,6 +196,12 @@ impl Coordinator {
             .map_err(Clone::clone)
     }
 
+    /// The process's coordinator if it has been started (none until a first worker or
+    /// primitive needs it).
+    pub fn started() -> Option<&'static Self> {
+        GLOBAL.get().and_then(|started| started.as_ref().ok())
+    }
+
     fn start(config: CoordinatorConfig) -> Result<Self, SpawnError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -215,6 +223,7 @@ impl Coordinator {
             next_task: AtomicU64::new(1),
             strangers: AtomicUsize::new(0),
             rejections: Mutex::new(Rejections::default()),
+            live: Mutex::new(Vec::new()),
         });
         runtime.spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::debug!(target: "offspring", endpoint = ?endpoint, "coordinator started");
@@ -256,6 +265,12 @@ impl Coordinator {
             options,
             self.runtime.handle().clone(),
         )
+    }
+
+    /// Pids of the workers this process started that have not been reaped yet (pool workers
+    /// and processes alike), oldest first.
+    pub fn live_workers(&self) -> Vec<u32> {
+        lock(&self.shared.live).clone()
     }
 
     /// The coordinator's runtime, for actors that live on it.
@@ -364,6 +379,8 @@ async fn spawn_async(
         }
     };
     let pid = child.id().unwrap_or_default();
+    lock(&shared.live).push(pid);
+    let gone = move |shared: &CoordinatorState| lock(&shared.live).retain(|p| *p != pid);
     let segment = ring
         .as_ref()
         .and_then(|(segment, _)| segment_ref(segment, &child));
@@ -388,7 +405,7 @@ async fn spawn_async(
     match outcome {
         Ok(authed) => {
             tracing::debug!(target: "offspring", worker_pid = pid, worker_id = worker_id, "worker connected");
-            Ok(worker::start(
+            let worker = worker::start(
                 pid,
                 child,
                 authed.conn,
@@ -396,12 +413,19 @@ async fn spawn_async(
                 Arc::clone(&shared.registry),
                 observers,
                 ring.filter(|_| segment.is_some()),
-            ))
+            );
+            let watched = worker.clone();
+            handle.spawn(async move {
+                watched.exited().await;
+                gone(&shared);
+            });
+            Ok(worker)
         }
         Err(e) => {
             // A child that is refused or late must not linger: kill and reap it here.
             let _ = child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            gone(&shared);
             Err(e)
         }
     }

@@ -127,6 +127,8 @@ enum ObjectState {
         getters: VecDeque<Waiting>,
         putters: VecDeque<(Waiting, Vec<u8>)>,
         joiners: Vec<Waiting>,
+        /// After `Queue::shutdown`: no more puts; gets fail once it is empty.
+        shut_down: bool,
     },
     PipeEnd {
         peer: u64,
@@ -411,6 +413,7 @@ impl Registry {
                         getters: VecDeque::new(),
                         putters: VecDeque::new(),
                         joiners: Vec::new(),
+                        shut_down: false,
                     },
                     Kind::PipeEnd => {
                         return Step::Done(PrimReply::Error(
@@ -496,6 +499,10 @@ fn op_id(op: &PrimOp) -> u64 {
         | PrimOp::ReleasePermit { id }
         | PrimOp::Available { id }
         | PrimOp::BarrierWait { id, .. }
+        | PrimOp::BarrierAbort { id }
+        | PrimOp::BarrierReset { id }
+        | PrimOp::BarrierIsBroken { id }
+        | PrimOp::QueueShutdown { id, .. }
         | PrimOp::Put { id, .. }
         | PrimOp::Get { id, .. }
         | PrimOp::Len { id }
@@ -515,12 +522,16 @@ fn op_kind(op: &PrimOp) -> Option<Kind> {
         PrimOp::Acquire { .. } | PrimOp::ReleasePermit { .. } | PrimOp::Available { .. } => {
             Kind::Semaphore
         }
-        PrimOp::BarrierWait { .. } => Kind::Barrier,
+        PrimOp::BarrierWait { .. }
+        | PrimOp::BarrierAbort { .. }
+        | PrimOp::BarrierReset { .. }
+        | PrimOp::BarrierIsBroken { .. } => Kind::Barrier,
         PrimOp::Put { .. }
         | PrimOp::Get { .. }
         | PrimOp::Len { .. }
         | PrimOp::TaskDone { .. }
-        | PrimOp::Join { .. } => Kind::Queue,
+        | PrimOp::Join { .. }
+        | PrimOp::QueueShutdown { .. } => Kind::Queue,
         PrimOp::Send { .. } | PrimOp::Recv { .. } => Kind::PipeEnd,
         _ => return None,
     })
@@ -729,10 +740,12 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 return Step::Done(PrimReply::Error(reason.clone()));
             }
             if parked.len() as u64 + 1 >= *parties {
-                for party in parked.drain(..) {
-                    let _ = party.waiter.complete(PrimReply::Unit);
+                // Arrival indices in arrival order; the last party gets `parties - 1`.
+                let last = parked.len() as u64;
+                for (index, party) in parked.drain(..).enumerate() {
+                    let _ = party.waiter.complete(PrimReply::Count(index as u64));
                 }
-                Step::Done(PrimReply::Unit)
+                Step::Done(PrimReply::Count(last))
             } else if timeout_ms == Some(0) {
                 Step::Done(PrimReply::Timeout)
             } else {
@@ -740,6 +753,80 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 Step::Waiting(wait)
             }
         }
+        (
+            ObjectState::Barrier {
+                waiting: parked,
+                broken,
+                ..
+            },
+            PrimOp::BarrierAbort { .. },
+        ) => {
+            let reason = "the barrier was aborted".to_owned();
+            for party in parked.drain(..) {
+                let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
+            }
+            *broken = Some(reason);
+            Step::Done(PrimReply::Unit)
+        }
+        (
+            ObjectState::Barrier {
+                waiting: parked,
+                broken,
+                ..
+            },
+            PrimOp::BarrierReset { .. },
+        ) => {
+            for party in parked.drain(..) {
+                let _ = party.waiter.complete(PrimReply::Error(
+                    "the barrier was reset while waiting".into(),
+                ));
+            }
+            *broken = None;
+            Step::Done(PrimReply::Unit)
+        }
+        (ObjectState::Barrier { broken, .. }, PrimOp::BarrierIsBroken { .. }) => {
+            Step::Done(PrimReply::Bool(broken.is_some()))
+        }
+        (
+            ObjectState::Queue {
+                items,
+                unfinished,
+                getters,
+                putters,
+                joiners,
+                shut_down,
+                ..
+            },
+            PrimOp::QueueShutdown { immediate, .. },
+        ) => {
+            *shut_down = true;
+            if immediate {
+                let dropped = items.len() as u64;
+                items.clear();
+                *unfinished = unfinished.saturating_sub(dropped);
+                if *unfinished == 0 {
+                    for joiner in joiners.drain(..) {
+                        let _ = joiner.waiter.complete(PrimReply::Bool(true));
+                    }
+                }
+            }
+            // Blocked putters' items are not accepted; getters wait only on an empty queue.
+            for (putter, _) in putters.drain(..) {
+                let _ = putter.waiter.complete(PrimReply::ShutDown);
+            }
+            if items.is_empty() {
+                for getter in getters.drain(..) {
+                    let _ = getter.waiter.complete(PrimReply::ShutDown);
+                }
+            }
+            Step::Done(PrimReply::Unit)
+        }
+        (
+            ObjectState::Queue {
+                shut_down: true, ..
+            },
+            PrimOp::Put { .. },
+        ) => Step::Done(PrimReply::ShutDown),
         (
             ObjectState::Queue {
                 items,
@@ -771,6 +858,7 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 unfinished,
                 getters,
                 putters,
+                shut_down,
                 ..
             },
             PrimOp::Get { timeout_ms, .. },
@@ -779,6 +867,7 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 admit_putter(items, *bound, unfinished, getters, putters);
                 Step::Done(PrimReply::Item(item))
             }
+            None if *shut_down => Step::Done(PrimReply::ShutDown),
             None if timeout_ms == Some(0) => Step::Done(PrimReply::Timeout),
             None => {
                 getters.push_back(waiting);

@@ -85,7 +85,7 @@ pub enum PrimOp {
         /// The semaphore.
         id: u64,
     },
-    /// Wait at a barrier → `Unit`, `Timeout` or `Error`.
+    /// Wait at a barrier → `Count` (the party's arrival index), `Timeout` or `Error`.
     BarrierWait {
         /// The barrier.
         id: u64,
@@ -141,6 +141,29 @@ pub enum PrimOp {
         /// Timeout in milliseconds.
         timeout_ms: Option<u64>,
     },
+    /// Break a barrier: its waiters and later waits get `Error` until it is reset.
+    BarrierAbort {
+        /// The barrier.
+        id: u64,
+    },
+    /// Return a barrier to its empty, unbroken state; parties waiting now get `Error`.
+    BarrierReset {
+        /// The barrier.
+        id: u64,
+    },
+    /// Whether a barrier is broken → `Bool`.
+    BarrierIsBroken {
+        /// The barrier.
+        id: u64,
+    },
+    /// Shut a queue down: puts get `ShutDown` from now on, gets once it is empty. With
+    /// `immediate`, what is queued is dropped (and counted done for `Join`) first.
+    QueueShutdown {
+        /// The queue.
+        id: u64,
+        /// Drop what is queued and wake every waiter now.
+        immediate: bool,
+    },
 }
 
 /// The answer to a [`PrimOp`].
@@ -163,4 +186,6 @@ pub enum PrimReply {
     /// The operation failed: one lowercase sentence (no such primitive, a party died, the
     /// other end is gone, ...).
     Error(String),
+    /// The queue was shut down: no more puts, and no more items to get.
+    ShutDown,
 }

@@ -477,6 +477,10 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::Join { .. } => 16,
         PrimOp::Send { .. } => 17,
         PrimOp::Recv { .. } => 18,
+        PrimOp::BarrierAbort { .. } => 19,
+        PrimOp::BarrierReset { .. } => 20,
+        PrimOp::BarrierIsBroken { .. } => 21,
+        PrimOp::QueueShutdown { .. } => 22,
     }
 }
 
@@ -490,6 +494,7 @@ fn prim_reply_variant(reply: &PrimReply) -> usize {
         PrimReply::Item(_) => 5,
         PrimReply::Timeout => 6,
         PrimReply::Error(_) => 7,
+        PrimReply::ShutDown => 8,
     }
 }
 
@@ -549,8 +554,9 @@ fn prim_replies() -> Vec<PrimReply> {
         PrimReply::Item(Vec::new()),
         PrimReply::Timeout,
         PrimReply::Error("the other end is gone".to_owned()),
+        PrimReply::ShutDown,
     ];
-    assert_covers(&replies, prim_reply_variant, 8);
+    assert_covers(&replies, prim_reply_variant, 9);
     replies
 }
 
@@ -615,8 +621,19 @@ fn prim_ops() -> Vec<PrimOp> {
             id: 6,
             timeout_ms: Some(1),
         },
+        PrimOp::BarrierAbort { id: 3 },
+        PrimOp::BarrierReset { id: 3 },
+        PrimOp::BarrierIsBroken { id: u64::MAX },
+        PrimOp::QueueShutdown {
+            id: 4,
+            immediate: true,
+        },
+        PrimOp::QueueShutdown {
+            id: 4,
+            immediate: false,
+        },
     ]);
-    assert_covers(&ops, prim_op_variant, 19);
+    assert_covers(&ops, prim_op_variant, 23);
     ops
 }
 
@@ -713,7 +730,7 @@ fn to_worker_seeds() -> Vec<ToWorker> {
             .into_iter()
             .enumerate()
             .map(|(i, reply)| ToWorker::Reply {
-                call_id: 1 << (i * 6),
+                call_id: 1 << (i * 5),
                 reply,
             }),
     );

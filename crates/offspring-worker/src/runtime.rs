@@ -39,6 +39,15 @@ pub use offspring_transport::{EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT
 /// How long the drain step waits for the last frames to be written.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The parent's pid, once this process runs as a worker.
+static PARENT_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// The pid of the process that started this one as a worker; `None` when this process is not
+/// a worker.
+pub fn parent_pid() -> Option<u32> {
+    PARENT_PID.get().copied()
+}
+
 /// The name of the thread that owns the socket.
 const IO_THREAD: &str = "offspring-io";
 
@@ -47,6 +56,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs this process as a worker for the parent described by `env`. Never returns.
 pub fn run(env: WorkerEnv) -> ! {
+    let _ = PARENT_PID.set(env.parent_pid);
     sys::ignore_interrupt();
     if std::env::var_os(ENV_NO_PDEATHSIG).is_none()
         && !sys::arm_parent_death(env.parent_pid, EXIT_PARENT_GONE)

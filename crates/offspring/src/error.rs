@@ -148,6 +148,10 @@ pub enum Error {
         /// What went wrong, in one sentence.
         reason: String,
     },
+    /// The queue was shut down ([`Queue::shutdown`](crate::Queue::shutdown)): a put after
+    /// it, or a get once nothing is left (Python's `ShutDown`).
+    #[error("the queue is shut down")]
+    ShutDown,
     /// The pool's initializer failed (panicked, or its worker died) in several new workers
     /// in a row, and the pool gave up; its calls fail with this.
     #[error("the pool's initializer keeps failing: {reason}")]

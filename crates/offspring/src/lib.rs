@@ -54,6 +54,7 @@
 
 mod async_result;
 mod codec;
+mod current;
 mod error;
 mod init;
 mod leases;
@@ -67,6 +68,7 @@ mod task_trait;
 pub mod __private;
 
 pub use async_result::{AsyncResult, AsyncResultFuture};
+pub use current::{ProcessInfo, active_children, current_process};
 pub use error::{Direction, Error, Result};
 pub use init::init;
 pub use offspring_macros::{main, task};

@@ -460,6 +460,15 @@ impl Pool {
         self.map(task, iter)
     }
 
+    /// As [`starmap`](Self::starmap), returning at once (Python's `starmap_async`). The input
+    /// is consumed before it returns; callbacks attach as on any [`AsyncResult`].
+    pub fn starmap_async<S, T: Task<S>, I>(&self, task: T, iter: I) -> AsyncResult<Vec<T::Output>>
+    where
+        I: IntoIterator<Item = T::Args>,
+    {
+        self.map_async_with(task, iter, None)
+    }
+
     fn map_async_with<S, T: Task<S>, I>(
         &self,
         _task: T,

@@ -56,6 +56,19 @@ fn apply_map_and_starmap_return_values_in_order() -> offspring::Result<()> {
     let pool = Pool::new(2)?;
     assert_eq!(pool.apply(add, (2, 3))?, 5);
     assert_eq!(pool.starmap(add, vec![(1, 2), (3, 4)])?, vec![3, 7]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pending = pool
+        .starmap_async(add, vec![(5, 6), (7, 8)])
+        .callback(move |sums: &Vec<i64>| {
+            let _ = tx.send(sums.clone());
+        });
+    pending.wait();
+    assert_eq!(
+        rx.try_recv().ok(),
+        Some(vec![11, 15]),
+        "the callback ran before wait returned"
+    );
+    assert_eq!(pending.get()?, vec![11, 15]);
     let expected: Vec<u64> = (0..1000).map(|n| n * n).collect();
     assert_eq!(pool.map(square, 0..1000)?, expected);
     assert_eq!(pool.map_chunked(square, 0..1000, 7)?, expected);

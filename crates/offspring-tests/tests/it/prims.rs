@@ -327,3 +327,121 @@ fn a_receiver_learns_that_the_other_end_died() -> offspring::Result<()> {
     assert!(reply.contains("closed"), "{reply}");
     Ok(())
 }
+
+/// Takes items until the queue says it is shut down; how many it took, and whether it ended
+/// with `ShutDown`.
+#[offspring::task]
+fn drain_until_shut(queue: Queue<u64>, waiting: Event) -> (u64, bool) {
+    let mut taken = 0;
+    loop {
+        if taken == 2 {
+            waiting.set();
+        }
+        match queue.get_timeout(Duration::from_secs(60)) {
+            Ok(_) => taken += 1,
+            Err(Error::ShutDown) => return (taken, true),
+            Err(_) => return (taken, false),
+        }
+    }
+}
+
+/// `shutdown`: gets drain what is left, then fail with `ShutDown` (a getter waiting on the
+/// empty queue in a worker is woken), and puts fail from then on.
+#[test]
+fn a_shut_down_queue_drains_then_refuses() -> offspring::Result<()> {
+    let queue = Queue::<u64>::new()?;
+    let waiting = Event::new()?;
+    queue.put(&1)?;
+    queue.put(&2)?;
+    let worker = Process::spawn(drain_until_shut, (queue.clone(), waiting.clone()))?;
+    assert!(
+        waiting.wait_timeout(Duration::from_secs(30)),
+        "the worker took both items"
+    );
+    queue.shutdown();
+    assert_eq!(worker.join()?, (2, true));
+    assert!(matches!(queue.put(&3), Err(Error::ShutDown)));
+    assert!(matches!(queue.try_get(), Err(Error::ShutDown)));
+
+    // Items queued before `shutdown` are still there to take.
+    let queue = Queue::<u64>::new()?;
+    queue.put(&7)?;
+    queue.shutdown();
+    assert_eq!(queue.get()?, 7);
+    assert!(matches!(queue.get(), Err(Error::ShutDown)));
+    Ok(())
+}
+
+/// `shutdown_now` drops what is queued (so `join` returns) and wakes a putter blocked on a
+/// full queue.
+#[test]
+fn shutdown_now_drops_the_items_and_wakes_every_waiter() -> offspring::Result<()> {
+    let queue = Queue::<u64>::bounded(1)?;
+    queue.put(&1)?;
+    let blocked = queue.clone();
+    let putter = std::thread::spawn(move || blocked.put(&2));
+    // The putter waits in the coordinator; whether it got there before the shutdown or not,
+    // its put fails.
+    queue.shutdown_now();
+    assert!(matches!(
+        putter.join().expect("putter thread"),
+        Err(Error::ShutDown)
+    ));
+    assert_eq!(queue.len(), 0);
+    assert!(
+        queue.join_timeout(Duration::from_secs(5)),
+        "the dropped item counts done"
+    );
+    assert!(matches!(queue.get(), Err(Error::ShutDown)));
+    Ok(())
+}
+
+#[offspring::task]
+fn arrive(barrier: Barrier) -> Result<usize, String> {
+    barrier.wait_index().map_err(|e| e.to_string())
+}
+
+/// Three parties (two workers and the parent) get the arrival indices 0, 1 and 2.
+#[test]
+fn barrier_parties_get_distinct_arrival_indices() -> offspring::Result<()> {
+    let barrier = Barrier::new(3)?;
+    let a = Process::spawn(arrive, barrier.clone())?;
+    let b = Process::spawn(arrive, barrier.clone())?;
+    let mine = barrier.wait_index()?;
+    let mut indices = vec![mine, a.join()?.map_err(|e| Error::Primitive { reason: e })?];
+    indices.push(b.join()?.map_err(|e| Error::Primitive { reason: e })?);
+    indices.sort_unstable();
+    assert_eq!(indices, vec![0, 1, 2]);
+    Ok(())
+}
+
+#[offspring::task]
+fn arrive_after(barrier: Barrier, ready: Event) -> Result<usize, String> {
+    ready.set();
+    barrier.wait_index().map_err(|e| e.to_string())
+}
+
+/// `abort` fails a waiting worker and later waits; `reset` makes the barrier usable again.
+#[test]
+fn an_aborted_barrier_fails_its_waiters_until_reset() -> offspring::Result<()> {
+    let barrier = Barrier::new(2)?;
+    let ready = Event::new()?;
+    let worker = Process::spawn(arrive_after, (barrier.clone(), ready.clone()))?;
+    assert!(ready.wait_timeout(Duration::from_secs(30)));
+    barrier.abort();
+    let failed = worker.join()?;
+    assert!(
+        failed.as_ref().is_err_and(|e| e.contains("aborted")),
+        "{failed:?}"
+    );
+    assert!(barrier.is_broken());
+    assert!(barrier.wait_timeout(Duration::from_secs(5)).is_err());
+    barrier.reset();
+    assert!(!barrier.is_broken());
+    let ready = Event::new()?;
+    let worker = Process::spawn(arrive_after, (barrier.clone(), ready.clone()))?;
+    let mine = barrier.wait_index()?;
+    let theirs = worker.join()?.map_err(|e| Error::Primitive { reason: e })?;
+    assert_eq!(mine + theirs, 1, "indices 0 and 1");
+    Ok(())
+}

@@ -157,3 +157,52 @@ fn a_dropped_handle_detaches_and_the_child_is_still_reaped() -> offspring::Resul
     assert!(gone.is_some(), "detached child {pid} was not reaped");
     Ok(())
 }
+
+/// What a worker says of itself: its own pid, its parent's, and that it is a worker.
+#[offspring::task]
+fn about_me() -> (u32, Option<u32>, bool) {
+    let me = offspring::current_process();
+    (me.pid, me.parent_pid, me.is_worker)
+}
+
+#[test]
+fn current_process_tells_a_worker_from_its_parent() -> offspring::Result<()> {
+    let here = offspring::current_process();
+    assert_eq!(here.pid, std::process::id());
+    assert!(!here.is_worker);
+    let child = Process::spawn(about_me, ())?;
+    let (pid, parent, is_worker) = child.join()?;
+    assert_eq!(pid, child.pid());
+    assert_eq!(parent, Some(std::process::id()));
+    assert!(is_worker);
+    let pool = offspring::Pool::new(1)?;
+    let (pid, parent, is_worker) = pool.apply(about_me, ())?;
+    assert_ne!(pid, std::process::id());
+    assert_eq!(parent, Some(std::process::id()));
+    assert!(is_worker);
+    Ok(())
+}
+
+/// A live worker is among `active_children` (pool workers too) until it has exited and been
+/// reaped. Other tests run workers at the same time, so only these pids are checked.
+#[test]
+fn active_children_lists_live_workers_until_they_are_reaped() -> offspring::Result<()> {
+    let child = Process::spawn(sleep_forever, ())?;
+    let pool = offspring::Pool::new(1)?;
+    let pool_worker = pool.apply(whoami, ())?;
+    let children = offspring::active_children();
+    assert!(children.contains(&child.pid()), "{children:?}");
+    assert!(children.contains(&pool_worker), "{children:?}");
+    child.kill()?;
+    drop(pool);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = offspring::active_children();
+        if !children.contains(&child.pid()) && !children.contains(&pool_worker) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still listed: {children:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}

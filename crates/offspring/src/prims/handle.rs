@@ -93,6 +93,7 @@ pub(crate) fn unexpected(reply: PrimReply) -> Error {
     match reply {
         PrimReply::Error(reason) => Error::Primitive { reason },
         PrimReply::Timeout => Error::Timeout,
+        PrimReply::ShutDown => Error::ShutDown,
         other => Error::Primitive {
             reason: format!("unexpected reply from the coordinator: {other:?}"),
         },

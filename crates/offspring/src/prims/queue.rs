@@ -72,7 +72,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Primitive`] when the item does not encode or the handle names no queue.
+    /// [`Error::ShutDown`] once the queue was shut down; [`Error::Primitive`] when the item
+    /// does not encode or the handle names no queue.
     pub fn put(&self, item: &T) -> Result<()> {
         let item = crate::codec::encode_item(item)?;
         match self.handle.call(PrimOp::Put {
@@ -99,7 +100,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Primitive`] when the item does not decode or the handle names no queue.
+    /// [`Error::ShutDown`] when the queue was shut down and is empty; [`Error::Primitive`]
+    /// when the item does not decode or the handle names no queue.
     pub fn get(&self) -> Result<T> {
         self.take(None)?.ok_or(Error::Timeout)
     }
@@ -158,6 +160,31 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// As [`join`](Self::join), giving up after `timeout`; whether all were done.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_for(Some(millis(timeout)))
+    }
+
+    /// Shuts the queue down, as Python 3.13's `Queue.shutdown()`: every later `put` (and
+    /// every `put` blocked on a full queue) fails with [`Error::ShutDown`]; gets take what is
+    /// left, then fail with [`Error::ShutDown`] instead of waiting (getters waiting now are
+    /// woken). For every process holding the queue.
+    pub fn shutdown(&self) {
+        self.shut(false);
+    }
+
+    /// As [`shutdown`](Self::shutdown), and drops what is queued now (counted done for
+    /// [`join`](Self::join)), so every waiter, getters included, wakes at once (Python's
+    /// `shutdown(immediate=True)`).
+    pub fn shutdown_now(&self) {
+        self.shut(true);
+    }
+
+    fn shut(&self, immediate: bool) {
+        let reply = self.handle.call(PrimOp::QueueShutdown {
+            id: self.handle.id(),
+            immediate,
+        });
+        if reply != PrimReply::Unit {
+            log_failure("Queue::shutdown", &reply);
+        }
     }
 
     fn join_for(&self, timeout_ms: Option<u64>) -> bool {
