@@ -788,8 +788,15 @@ impl Actor {
                 job.pending.extend(pending);
                 job.outstanding += count;
                 job.calls += count;
+                // More calls of a job (`imap` feeds its job this way): queued unless it is.
+                if !self.queue.contains(&id) {
+                    self.queue.push_back(id);
+                }
             }
             None => {
+                // A new job is in no queue yet: no scan (a burst of `apply_async` queues
+                // thousands of jobs, and a scan each would be quadratic).
+                self.queue.push_back(id);
                 self.jobs.insert(
                     id,
                     Job {
@@ -805,9 +812,6 @@ impl Actor {
                     },
                 );
             }
-        }
-        if !self.queue.contains(&id) {
-            self.queue.push_back(id);
         }
         self.dispatch();
     }

@@ -445,3 +445,65 @@ fn an_aborted_barrier_fails_its_waiters_until_reset() -> offspring::Result<()> {
     assert_eq!(mine + theirs, 1, "indices 0 and 1");
     Ok(())
 }
+
+/// Takes the re-entrant lock twice on one thread (no deadlock), says so, and holds it until
+/// killed.
+#[offspring::task]
+fn rlock_twice_forever(lock: offspring::RLock, taken: Event) {
+    let _outer = lock.lock();
+    let _inner = lock.lock();
+    taken.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[offspring::task]
+fn rlock_try(lock: offspring::RLock) -> bool {
+    lock.try_lock().is_some()
+}
+
+/// An `RLock` is re-entrant for its thread, exclusive between threads and processes, and
+/// given back when a holder that took it twice is SIGKILLed while the parent waits for it.
+#[test]
+fn an_rlock_is_reentrant_and_released_when_its_holder_dies() -> offspring::Result<()> {
+    let lock = offspring::RLock::new()?;
+    {
+        let _outer = lock.lock();
+        let _inner = lock.lock();
+        let other = lock.clone();
+        let elsewhere = std::thread::spawn(move || other.try_lock().is_some());
+        assert!(!elsewhere.join().expect("thread"), "another thread took it");
+        assert!(
+            !Process::spawn(rlock_try, lock.clone())?.join()?,
+            "a worker took it"
+        );
+        drop(_inner);
+        assert!(
+            !Process::spawn(rlock_try, lock.clone())?.join()?,
+            "released too early"
+        );
+    }
+    assert!(
+        Process::spawn(rlock_try, lock.clone())?.join()?,
+        "not released"
+    );
+
+    let taken = Event::new()?;
+    let holder = Process::spawn(rlock_twice_forever, (lock.clone(), taken.clone()))?;
+    assert!(taken.wait_timeout(Duration::from_secs(30)));
+    assert!(lock.try_lock().is_none(), "the worker holds it");
+    let waiter = lock.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiting = std::thread::spawn(move || {
+        let _guard = waiter.lock();
+        let _ = tx.send(());
+    });
+    holder.kill()?;
+    let started = Instant::now();
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the waiter got the lock after the holder died");
+    println!("lock handed on {:?} after the kill", started.elapsed());
+    waiting.join().expect("waiter thread");
+    Ok(())
+}

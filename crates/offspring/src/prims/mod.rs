@@ -21,12 +21,14 @@ mod event;
 pub(crate) mod handle;
 mod pipe;
 mod queue;
+mod rlock;
 mod semaphore;
 
 pub use barrier::Barrier;
 pub use event::Event;
 pub use pipe::{Connection, pipe};
 pub use queue::Queue;
+pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{Lock, LockGuard, Semaphore, SemaphorePermit};
 
 /// How many primitives the parent's coordinator holds (for tests: a leak shows here).

@@ -87,6 +87,11 @@ impl Semaphore {
         self.take(Some(millis(timeout)))
     }
 
+    /// The primitive's id (the key a process's re-entrant lock state is kept under).
+    pub(super) fn id(&self) -> u64 {
+        self.handle.id()
+    }
+
     /// Permits free now.
     pub fn available(&self) -> usize {
         match self.handle.call(PrimOp::Available {
