@@ -136,6 +136,11 @@ enum ObjectState {
         receivers: VecDeque<Waiting>,
         peer_closed: bool,
     },
+    /// Waiters of a condition, each with the semaphore (its lock) it takes again once
+    /// notified.
+    Condition {
+        sleepers: VecDeque<(Waiting, u64)>,
+    },
 }
 
 struct Object {
@@ -187,6 +192,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Barrier => "barrier",
         Kind::Queue => "queue",
         Kind::PipeEnd => "pipe end",
+        Kind::Condition => "condition",
     }
 }
 
@@ -199,6 +205,7 @@ fn op_timeout(op: &PrimOp) -> Option<Duration> {
         | PrimOp::Put { timeout_ms, .. }
         | PrimOp::Get { timeout_ms, .. }
         | PrimOp::Join { timeout_ms, .. }
+        | PrimOp::CondWait { timeout_ms, .. }
         | PrimOp::Recv { timeout_ms, .. } => timeout_ms.map(Duration::from_millis),
         _ => None,
     }
@@ -415,6 +422,9 @@ impl Registry {
                         joiners: Vec::new(),
                         shut_down: false,
                     },
+                    Kind::Condition => ObjectState::Condition {
+                        sleepers: VecDeque::new(),
+                    },
                     Kind::PipeEnd => {
                         return Step::Done(PrimReply::Error(
                             "pipe ends are created in pairs".into(),
@@ -460,6 +470,8 @@ impl Registry {
                 drop_lease(&mut inner, id, holder);
                 Step::Done(PrimReply::Unit)
             }
+            PrimOp::CondWait { id, lock, .. } => cond_wait(&mut inner, id, lock, waiting),
+            PrimOp::CondNotify { id, n } => cond_notify(&mut inner, id, n),
             op => {
                 let id = op_id(&op);
                 let Some(object) = inner.objects.get_mut(&id) else {
@@ -503,6 +515,8 @@ fn op_id(op: &PrimOp) -> u64 {
         | PrimOp::BarrierReset { id }
         | PrimOp::BarrierIsBroken { id }
         | PrimOp::QueueShutdown { id, .. }
+        | PrimOp::CondWait { id, .. }
+        | PrimOp::CondNotify { id, .. }
         | PrimOp::Put { id, .. }
         | PrimOp::Get { id, .. }
         | PrimOp::Len { id }
@@ -533,6 +547,7 @@ fn op_kind(op: &PrimOp) -> Option<Kind> {
         | PrimOp::Join { .. }
         | PrimOp::QueueShutdown { .. } => Kind::Queue,
         PrimOp::Send { .. } | PrimOp::Recv { .. } => Kind::PipeEnd,
+        PrimOp::CondWait { .. } | PrimOp::CondNotify { .. } => Kind::Condition,
         _ => return None,
     })
 }
@@ -630,6 +645,7 @@ fn waits(state: &ObjectState) -> usize {
             ..
         } => getters.len() + putters.len() + joiners.len(),
         ObjectState::PipeEnd { receivers, .. } => receivers.len(),
+        ObjectState::Condition { sleepers } => sleepers.len(),
     }
 }
 
@@ -649,6 +665,7 @@ fn retain_waits(state: &mut ObjectState, keep: impl Fn(&Waiting) -> bool) {
             joiners.retain(&keep);
         }
         ObjectState::PipeEnd { receivers, .. } => receivers.retain(&keep),
+        ObjectState::Condition { sleepers } => sleepers.retain(|(w, _)| keep(w)),
     }
 }
 
@@ -936,6 +953,80 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
             "operation does not fit the primitive".into(),
         )),
     }
+}
+
+/// `Condition::wait`: gives back the caller's permit of `lock` and parks it on condition `id`.
+fn cond_wait(inner: &mut Table, id: u64, lock: u64, waiting: Waiting) -> Step {
+    if !matches!(
+        inner.objects.get(&id).map(|o| &o.state),
+        Some(ObjectState::Condition { .. })
+    ) {
+        return Step::Done(no_such(id, Kind::Condition));
+    }
+    let Some(ObjectState::Semaphore {
+        available,
+        held,
+        waiters,
+    }) = inner.objects.get_mut(&lock).map(|o| &mut o.state)
+    else {
+        return Step::Done(no_such(lock, Kind::Semaphore));
+    };
+    match held.get_mut(&waiting.holder) {
+        Some(count) if *count > 0 => {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&waiting.holder);
+            }
+            grant_permit(available, held, waiters);
+        }
+        _ => {
+            return Step::Done(PrimReply::Error(
+                "wait on a condition whose lock this process does not hold".into(),
+            ));
+        }
+    }
+    let wait = waiting.wait;
+    if let Some(ObjectState::Condition { sleepers }) =
+        inner.objects.get_mut(&id).map(|o| &mut o.state)
+    {
+        sleepers.push_back((waiting, lock));
+    }
+    Step::Waiting(wait)
+}
+
+/// `Condition::notify`: up to `n` sleepers of condition `id` queue for their lock; each hears
+/// `Bool(true)` once it holds the lock again.
+fn cond_notify(inner: &mut Table, id: u64, n: u64) -> Step {
+    let Some(ObjectState::Condition { sleepers }) =
+        inner.objects.get_mut(&id).map(|o| &mut o.state)
+    else {
+        return Step::Done(no_such(id, Kind::Condition));
+    };
+    let take = usize::try_from(n).unwrap_or(usize::MAX).min(sleepers.len());
+    let woken: Vec<(Waiting, u64)> = sleepers.drain(..take).collect();
+    let count = woken.len() as u64;
+    for (sleeper, lock) in woken {
+        let Some(ObjectState::Semaphore {
+            available,
+            held,
+            waiters,
+        }) = inner.objects.get_mut(&lock).map(|o| &mut o.state)
+        else {
+            let _ = sleeper
+                .waiter
+                .complete(PrimReply::Error("the condition's lock is gone".into()));
+            continue;
+        };
+        if *available > 0 {
+            if sleeper.waiter.complete(PrimReply::Bool(true)).is_ok() {
+                *available -= 1;
+                *held.entry(sleeper.holder).or_default() += 1;
+            }
+        } else {
+            waiters.push_back(sleeper);
+        }
+    }
+    Step::Done(PrimReply::Count(count))
 }
 
 /// Gives `item` to the first waiter still there (a queue's getter, a pipe end's receiver), or

@@ -19,6 +19,8 @@ pub enum Kind {
     Queue,
     /// One end of a pipe
     PipeEnd,
+    /// `Condition` (its lock is a `Semaphore` of its own)
+    Condition,
 }
 
 /// An operation on a primitive. `timeout_ms`: `None` waits without limit, `Some(0)` only
@@ -155,6 +157,25 @@ pub enum PrimOp {
     BarrierIsBroken {
         /// The barrier.
         id: u64,
+    },
+    /// Wait on a condition → `Bool(true)` once notified and holding `lock` again, or
+    /// `Timeout` (the lock is not held again then: the caller takes it). The caller must hold
+    /// a permit of `lock`, which is given back while it waits.
+    CondWait {
+        /// The condition.
+        id: u64,
+        /// The semaphore that is the condition's lock.
+        lock: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
+    /// Wake up to `n` waiters of a condition, each taking its lock again in turn →
+    /// `Count` (how many were woken).
+    CondNotify {
+        /// The condition.
+        id: u64,
+        /// How many (`u64::MAX`: all).
+        n: u64,
     },
     /// Shut a queue down: puts get `ShutDown` from now on, gets once it is empty. With
     /// `immediate`, what is queued is dropped (and counted done for `Join`) first.

@@ -481,6 +481,8 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::BarrierReset { .. } => 20,
         PrimOp::BarrierIsBroken { .. } => 21,
         PrimOp::QueueShutdown { .. } => 22,
+        PrimOp::CondWait { .. } => 23,
+        PrimOp::CondNotify { .. } => 24,
     }
 }
 
@@ -512,6 +514,7 @@ fn kind_variant(kind: &Kind) -> usize {
         Kind::Barrier => 2,
         Kind::Queue => 3,
         Kind::PipeEnd => 4,
+        Kind::Condition => 5,
     }
 }
 
@@ -525,12 +528,13 @@ fn level_variant(level: &Level) -> usize {
     }
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind::Event,
     Kind::Semaphore,
     Kind::Barrier,
     Kind::Queue,
     Kind::PipeEnd,
+    Kind::Condition,
 ];
 
 const LEVELS: [Level; 5] = [
@@ -561,7 +565,7 @@ fn prim_replies() -> Vec<PrimReply> {
 }
 
 fn prim_ops() -> Vec<PrimOp> {
-    assert_covers(&KINDS, kind_variant, 5);
+    assert_covers(&KINDS, kind_variant, 6);
     let mut ops: Vec<PrimOp> = KINDS
         .iter()
         .map(|&kind| PrimOp::Create { kind, param: 3 })
@@ -632,8 +636,14 @@ fn prim_ops() -> Vec<PrimOp> {
             id: 4,
             immediate: false,
         },
+        PrimOp::CondWait {
+            id: 8,
+            lock: 2,
+            timeout_ms: Some(5),
+        },
+        PrimOp::CondNotify { id: 8, n: u64::MAX },
     ]);
-    assert_covers(&ops, prim_op_variant, 23);
+    assert_covers(&ops, prim_op_variant, 25);
     ops
 }
 

@@ -76,8 +76,8 @@ pub use pool::{IMAP_AHEAD, Imap, Pool, PoolBuilder, PoolCounters};
 #[doc(hidden)]
 pub use prims::live_primitives;
 pub use prims::{
-    Barrier, Connection, Event, Lock, LockGuard, Queue, RLock, RLockGuard, Semaphore,
-    SemaphorePermit, pipe,
+    Barrier, Condition, ConditionGuard, Connection, Event, Lock, LockGuard, Queue, RLock,
+    RLockGuard, Semaphore, SemaphorePermit, pipe,
 };
 pub use process::{Process, ProcessHandle};
 pub use task_trait::Task;

@@ -507,3 +507,92 @@ fn an_rlock_is_reentrant_and_released_when_its_holder_dies() -> offspring::Resul
     waiting.join().expect("waiter thread");
     Ok(())
 }
+
+/// Waits under the condition until the queue holds an item, then takes it; says when it is
+/// about to wait the first time.
+#[offspring::task]
+fn consume_when_ready(cond: offspring::Condition, items: Queue<u64>, waiting: Event) -> u64 {
+    let guard = cond.lock();
+    waiting.set();
+    let _guard = cond.wait_for(guard, || !items.is_empty());
+    items.try_get().ok().flatten().unwrap_or(u64::MAX)
+}
+
+/// Holds the condition's lock until killed.
+#[offspring::task]
+fn hold_condition(cond: offspring::Condition, taken: Event) {
+    let _guard = cond.lock();
+    taken.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+/// A worker waits on a condition (giving its lock back: the parent takes it to change the
+/// state) and wakes on `notify_all`; a timed-out wait holds the lock again; a holder of the
+/// lock SIGKILLed while the parent waits for it gives it back.
+#[test]
+fn a_condition_wakes_its_waiters_and_survives_a_killed_holder() -> offspring::Result<()> {
+    let cond = offspring::Condition::new()?;
+    let items = Queue::<u64>::new()?;
+    let waiting = Event::new()?;
+    let consumer = Process::spawn(
+        consume_when_ready,
+        (cond.clone(), items.clone(), waiting.clone()),
+    )?;
+    assert!(waiting.wait_timeout(Duration::from_secs(30)));
+    {
+        // The consumer waits with the lock given back (or is about to, holding it): taking
+        // it here waits for either.
+        let _guard = cond.lock();
+        items.put(&42)?;
+        cond.notify_all();
+    }
+    assert_eq!(consumer.join()?, 42);
+
+    let guard = cond.lock();
+    let started = Instant::now();
+    let (guard, notified) = cond.wait_timeout(guard, Duration::from_millis(50));
+    assert!(!notified);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert!(
+        !Process::spawn(condition_free, cond.clone())?.join()?,
+        "the lock is held again after a timeout"
+    );
+    drop(guard);
+    assert!(Process::spawn(condition_free, cond.clone())?.join()?);
+
+    let taken = Event::new()?;
+    let holder = Process::spawn(hold_condition, (cond.clone(), taken.clone()))?;
+    assert!(taken.wait_timeout(Duration::from_secs(30)));
+    let waiter = cond.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiting = std::thread::spawn(move || {
+        let _guard = waiter.lock();
+        let _ = tx.send(());
+    });
+    holder.kill()?;
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the lock came back when its holder died");
+    waiting.join().expect("waiter thread");
+
+    // A waiter killed while it waits (or about to, holding the lock) is simply gone: the
+    // lock is free afterwards and a notify finds nobody to hang on.
+    let waiting = Event::new()?;
+    let sleeper = Process::spawn(
+        consume_when_ready,
+        (cond.clone(), Queue::<u64>::new()?, waiting.clone()),
+    )?;
+    assert!(waiting.wait_timeout(Duration::from_secs(30)));
+    sleeper.kill()?;
+    let guard = cond.lock();
+    cond.notify_all();
+    drop(guard);
+    Ok(())
+}
+
+/// Whether the condition's lock is free now (taken and given back at once).
+#[offspring::task]
+fn condition_free(cond: offspring::Condition) -> bool {
+    cond.try_lock().is_some()
+}

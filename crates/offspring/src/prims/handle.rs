@@ -119,6 +119,7 @@ fn kind_code(kind: Kind) -> u8 {
         Kind::Barrier => 2,
         Kind::Queue => 3,
         Kind::PipeEnd => 4,
+        Kind::Condition => 5,
     }
 }
 

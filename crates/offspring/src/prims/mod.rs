@@ -1,5 +1,5 @@
-//! Cross-process primitives: [`Event`], [`Semaphore`], [`Lock`], [`Barrier`], [`Queue`] and
-//! [`pipe`]. Their state lives in the parent's coordinator; a handle is an id. In the parent
+//! Cross-process primitives: [`Event`], [`Semaphore`], [`Lock`], [`RLock`], [`Condition`],
+//! [`Barrier`], [`Queue`] and [`pipe`]. Their state lives in the parent's coordinator; a handle is an id. In the parent
 //! an operation goes straight to the coordinator's table; in a worker it travels over the
 //! worker's connection and the task thread waits for the answer (the connection's lifeline
 //! keeps running meanwhile).
@@ -17,6 +17,7 @@
 //! leases; a barrier one of whose parties died breaks (its waiters get an error).
 
 mod barrier;
+mod condition;
 mod event;
 pub(crate) mod handle;
 mod pipe;
@@ -25,6 +26,7 @@ mod rlock;
 mod semaphore;
 
 pub use barrier::Barrier;
+pub use condition::{Condition, ConditionGuard};
 pub use event::Event;
 pub use pipe::{Connection, pipe};
 pub use queue::Queue;

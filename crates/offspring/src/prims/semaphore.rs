@@ -156,6 +156,23 @@ impl Lock {
         }
     }
 
+    /// The id of the semaphore behind the lock (a condition names it when it waits).
+    pub(super) fn semaphore_id(&self) -> u64 {
+        self.semaphore.id()
+    }
+
+    /// Takes the permit again for a guard whose permit the coordinator gave back (a
+    /// condition's wait that timed out), waiting for it.
+    pub(super) fn retake(&self) {
+        let reply = self.semaphore.handle.call(PrimOp::Acquire {
+            id: self.semaphore.id(),
+            timeout_ms: None,
+        });
+        if reply != PrimReply::Bool(true) {
+            log_failure("Condition::wait_timeout", &reply);
+        }
+    }
+
     /// The lock if it is free now.
     pub fn try_lock(&self) -> Option<LockGuard> {
         self.semaphore
