@@ -119,6 +119,10 @@ enum ObjectState {
         parties: u64,
         waiting: Vec<Waiting>,
         broken: Option<String>,
+        /// Whether the last party to arrive runs an action before the others are released.
+        has_action: bool,
+        /// The holder running the action now, if one is.
+        acting: Option<Holder>,
     },
     Queue {
         items: VecDeque<Vec<u8>>,
@@ -409,9 +413,11 @@ impl Registry {
                         waiters: VecDeque::new(),
                     },
                     Kind::Barrier => ObjectState::Barrier {
-                        parties: param.max(1),
+                        parties: (param & !offspring_wire::BARRIER_ACTION).max(1),
                         waiting: Vec::new(),
                         broken: None,
+                        has_action: param & offspring_wire::BARRIER_ACTION != 0,
+                        acting: None,
                     },
                     Kind::Queue => ObjectState::Queue {
                         items: VecDeque::new(),
@@ -514,6 +520,7 @@ fn op_id(op: &PrimOp) -> u64 {
         | PrimOp::BarrierAbort { id }
         | PrimOp::BarrierReset { id }
         | PrimOp::BarrierIsBroken { id }
+        | PrimOp::BarrierActionDone { id, .. }
         | PrimOp::QueueShutdown { id, .. }
         | PrimOp::CondWait { id, .. }
         | PrimOp::CondNotify { id, .. }
@@ -539,7 +546,8 @@ fn op_kind(op: &PrimOp) -> Option<Kind> {
         PrimOp::BarrierWait { .. }
         | PrimOp::BarrierAbort { .. }
         | PrimOp::BarrierReset { .. }
-        | PrimOp::BarrierIsBroken { .. } => Kind::Barrier,
+        | PrimOp::BarrierIsBroken { .. }
+        | PrimOp::BarrierActionDone { .. } => Kind::Barrier,
         PrimOp::Put { .. }
         | PrimOp::Get { .. }
         | PrimOp::Len { .. }
@@ -750,13 +758,20 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 parties,
                 waiting: parked,
                 broken,
+                has_action,
+                acting,
             },
             PrimOp::BarrierWait { timeout_ms, .. },
         ) => {
             if let Some(reason) = broken {
                 return Step::Done(PrimReply::Error(reason.clone()));
             }
-            if parked.len() as u64 + 1 >= *parties {
+            let last = acting.is_none() && parked.len() as u64 + 1 >= *parties;
+            if last && *has_action {
+                // It runs the action, in its own process, before anyone is released.
+                *acting = Some(waiting.holder);
+                Step::Done(PrimReply::RunAction)
+            } else if last {
                 // Arrival indices in arrival order; the last party gets `parties - 1`.
                 let last = parked.len() as u64;
                 for (index, party) in parked.drain(..).enumerate() {
@@ -769,6 +784,43 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 parked.push(waiting);
                 Step::Waiting(wait)
             }
+        }
+        (
+            ObjectState::Barrier {
+                parties,
+                waiting: parked,
+                broken,
+                acting,
+                ..
+            },
+            PrimOp::BarrierActionDone { failure, .. },
+        ) => {
+            if *acting != Some(waiting.holder) {
+                return Step::Done(PrimReply::Error(
+                    "this process is not running the barrier's action".into(),
+                ));
+            }
+            *acting = None;
+            if let Some(reason) = broken {
+                return Step::Done(PrimReply::Error(reason.clone()));
+            }
+            if let Some(failure) = failure {
+                let reason = format!("the barrier's action failed: {failure}");
+                for party in parked.drain(..) {
+                    let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
+                }
+                *broken = Some(reason.clone());
+                return Step::Done(PrimReply::Error(reason));
+            }
+            // The parties parked when the last arrived go; later arrivals (for the barrier's
+            // next round) stay.
+            let take = usize::try_from(*parties - 1)
+                .unwrap_or(usize::MAX)
+                .min(parked.len());
+            for (index, party) in parked.drain(..take).enumerate() {
+                let _ = party.waiter.complete(PrimReply::Count(index as u64));
+            }
+            Step::Done(PrimReply::Count(take as u64))
         }
         (
             ObjectState::Barrier {
@@ -789,10 +841,12 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
             ObjectState::Barrier {
                 waiting: parked,
                 broken,
+                acting,
                 ..
             },
             PrimOp::BarrierReset { .. },
         ) => {
+            *acting = None;
             for party in parked.drain(..) {
                 let _ = party.waiter.complete(PrimReply::Error(
                     "the barrier was reset while waiting".into(),

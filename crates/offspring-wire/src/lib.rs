@@ -42,7 +42,7 @@ pub use handshake::{
 };
 pub use log::{Level, LogField, LogRecord, SpanRecord};
 pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker, encode_run};
-pub use prims::{Kind, PrimOp, PrimReply};
+pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 
 /// The version of the protocol described by this crate. See the extension rule above.
 ///

@@ -27,7 +27,8 @@ pub enum Kind {
 /// tries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PrimOp {
-    /// Create a primitive (`param`: permits, parties or queue bound, 0 for none) → `Id`.
+    /// Create a primitive (`param`: permits, parties or queue bound, 0 for none) → `Id`. A
+    /// barrier with an action has [`BARRIER_ACTION`] set in `param` besides its parties.
     Create {
         /// Which kind.
         kind: Kind,
@@ -177,6 +178,15 @@ pub enum PrimOp {
         /// How many (`u64::MAX`: all).
         n: u64,
     },
+    /// The last party of a barrier with an action ran it (see [`PrimReply::RunAction`]) →
+    /// `Count` (its arrival index) once the parties are released, or `Error` when the
+    /// barrier broke meanwhile. `failure`: why the action failed, which breaks the barrier.
+    BarrierActionDone {
+        /// The barrier.
+        id: u64,
+        /// Why the action failed, if it did.
+        failure: Option<String>,
+    },
     /// Shut a queue down: puts get `ShutDown` from now on, gets once it is empty. With
     /// `immediate`, what is queued is dropped (and counted done for `Join`) first.
     QueueShutdown {
@@ -209,4 +219,10 @@ pub enum PrimReply {
     Error(String),
     /// The queue was shut down: no more puts, and no more items to get.
     ShutDown,
+    /// To the last party of a barrier with an action: run the action now, in this process,
+    /// then send `BarrierActionDone`; the other parties stay parked until then.
+    RunAction,
 }
+
+/// The bit of a barrier's `Create` parameter that says it has an action.
+pub const BARRIER_ACTION: u64 = 1 << 63;

@@ -483,6 +483,7 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::QueueShutdown { .. } => 22,
         PrimOp::CondWait { .. } => 23,
         PrimOp::CondNotify { .. } => 24,
+        PrimOp::BarrierActionDone { .. } => 25,
     }
 }
 
@@ -497,6 +498,7 @@ fn prim_reply_variant(reply: &PrimReply) -> usize {
         PrimReply::Timeout => 6,
         PrimReply::Error(_) => 7,
         PrimReply::ShutDown => 8,
+        PrimReply::RunAction => 9,
     }
 }
 
@@ -559,8 +561,9 @@ fn prim_replies() -> Vec<PrimReply> {
         PrimReply::Timeout,
         PrimReply::Error("the other end is gone".to_owned()),
         PrimReply::ShutDown,
+        PrimReply::RunAction,
     ];
-    assert_covers(&replies, prim_reply_variant, 9);
+    assert_covers(&replies, prim_reply_variant, 10);
     replies
 }
 
@@ -642,8 +645,16 @@ fn prim_ops() -> Vec<PrimOp> {
             timeout_ms: Some(5),
         },
         PrimOp::CondNotify { id: 8, n: u64::MAX },
+        PrimOp::BarrierActionDone {
+            id: 3,
+            failure: Some("it panicked: ünï".to_owned()),
+        },
+        PrimOp::BarrierActionDone {
+            id: 3,
+            failure: None,
+        },
     ]);
-    assert_covers(&ops, prim_op_variant, 25);
+    assert_covers(&ops, prim_op_variant, 26);
     ops
 }
 

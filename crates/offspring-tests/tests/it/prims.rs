@@ -596,3 +596,77 @@ fn a_condition_wakes_its_waiters_and_survives_a_killed_holder() -> offspring::Re
 fn condition_free(cond: offspring::Condition) -> bool {
     cond.try_lock().is_some()
 }
+
+/// A barrier action: puts the pid of the process it runs in on `ran`.
+#[offspring::task]
+fn note_pid(ran: Queue<u32>) {
+    let _ = ran.put(&std::process::id());
+}
+
+#[offspring::task]
+fn panicking_action() {
+    panic!("the action fails");
+}
+
+/// Arrives at the barrier; the pid it ran in and its arrival index, or the error.
+#[offspring::task]
+fn arrive_at(barrier: Barrier) -> Result<(u32, usize), String> {
+    barrier
+        .wait_index()
+        .map(|index| (std::process::id(), index))
+        .map_err(|e| e.to_string())
+}
+
+/// The action runs once, in the last party's process, before any party is released; a
+/// failing action breaks the barrier for every party.
+#[test]
+fn a_barrier_action_runs_once_in_the_last_party() -> offspring::Result<()> {
+    let ran = Queue::<u32>::new()?;
+    // Handles cannot ride in an action's arguments.
+    assert!(matches!(
+        Barrier::with_action(2, note_pid, ran.clone()),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let barrier = Barrier::with_action(3, note_pid_file, temp_file("action"))?;
+    let a = Process::spawn(arrive_at, barrier.clone())?;
+    let b = Process::spawn(arrive_at, barrier.clone())?;
+    let mine = barrier.wait_index()?;
+    let a = a.join()?.map_err(|e| Error::Primitive { reason: e })?;
+    let b = b.join()?.map_err(|e| Error::Primitive { reason: e })?;
+    let written = std::fs::read_to_string(temp_file("action")).expect("the action ran");
+    let _ = std::fs::remove_file(temp_file("action"));
+    let runs: Vec<u32> = written.lines().map(|l| l.parse().expect("a pid")).collect();
+    assert_eq!(runs.len(), 1, "the action ran once: {runs:?}");
+    // The last party (index 2) ran it, in its own process.
+    let last = [(std::process::id(), mine), a, b]
+        .into_iter()
+        .find(|(_, index)| *index == 2)
+        .expect("a last party");
+    assert_eq!(runs[0], last.0, "ran in the last party's process");
+    drop(ran);
+
+    let failing = Barrier::with_action(2, panicking_action, ())?;
+    let other = Process::spawn(arrive_at, failing.clone())?;
+    let mine = failing.wait_index();
+    let theirs = other.join()?;
+    assert!(mine.is_err() && theirs.is_err(), "{mine:?} {theirs:?}");
+    assert!(failing.is_broken());
+    Ok(())
+}
+
+fn temp_file(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("offspring-{}-{name}", std::process::id()))
+}
+
+/// A barrier action: appends the pid of the process it runs in to a file.
+#[offspring::task]
+fn note_pid_file(path: std::path::PathBuf) {
+    use std::io::Write;
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(file, "{}", std::process::id());
+    }
+}
