@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use offspring_transport::{Conn, FrameReader, Segment};
+use offspring_transport::{Conn, FrameReader, Segment, sys};
 use offspring_wire::ring::RingReader;
 use offspring_wire::{FromWorker, Outcome, ToWorker, WireError, decode, encode, encode_run};
 use tokio::sync::mpsc;
@@ -428,7 +428,7 @@ impl Actor {
                         events_open = false;
                         if let Some(error) = error {
                             tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %error, "worker connection failed; killing the worker");
-                            let _ = self.child.start_kill();
+                            self.kill_child(sys::EXIT_KILLED);
                         }
                         if !self.dead {
                             let status = match reaped.take() {
@@ -510,14 +510,17 @@ impl Actor {
             }
             Command::Kill => {
                 if !self.dead {
-                    let _ = self.child.start_kill();
+                    self.kill_child(sys::EXIT_KILLED);
                 }
             }
             Command::Terminate => {
                 if !self.dead {
-                    // Windows has no polite signal: TerminateProcess is its `terminate`.
-                    if offspring_transport::sys::terminate(self.shared.pid).is_err() {
-                        let _ = self.child.start_kill();
+                    // Windows has no polite signal: TerminateProcess, with a code of its own,
+                    // is its `terminate`.
+                    if cfg!(windows) {
+                        self.kill_child(sys::EXIT_TERMINATED);
+                    } else if sys::terminate(self.shared.pid).is_err() {
+                        self.kill_child(sys::EXIT_KILLED);
                     }
                 }
             }
@@ -676,7 +679,7 @@ impl Actor {
         tracing::error!(target: "offspring", worker_pid = self.shared.pid, %reason, "a worker broke the protocol; killing it");
         self.misbehaved = Some(reason);
         if !self.dead {
-            let _ = self.child.start_kill();
+            self.kill_child(sys::EXIT_KILLED);
         }
     }
 
@@ -709,13 +712,26 @@ impl Actor {
         }
     }
 
+    /// Kills the child: SIGKILL on Unix; on Windows `TerminateProcess` with `code` (see
+    /// [`sys::EXIT_KILLED`]), so its status says the parent ended it.
+    fn kill_child(&mut self, code: u32) {
+        #[cfg(windows)]
+        if let Some(handle) = self.child.raw_handle()
+            && sys::terminate_with(handle, code).is_ok()
+        {
+            return;
+        }
+        let _ = code;
+        let _ = self.child.start_kill();
+    }
+
     /// The connection ended: collect the exit status, killing a child that lingers.
     async fn reap(&mut self) -> Option<ExitStatus> {
         match tokio::time::timeout(EXIT_GRACE, self.child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {
                 tracing::warn!(target: "offspring", worker_pid = self.shared.pid, "worker closed its connection but did not exit; killing it");
-                let _ = self.child.start_kill();
+                self.kill_child(sys::EXIT_KILLED);
                 self.child.wait().await.ok()
             }
         }

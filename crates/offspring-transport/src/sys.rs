@@ -244,6 +244,50 @@ pub fn ignore_interrupt() {
     }
 }
 
+/// The exit code a Windows worker ends with when its parent kills it (`kill`, a task
+/// timeout), so it cannot be told apart from a task's own `exit(1)` no longer: Windows has no
+/// signals, and `TerminateProcess` takes the code to leave. Chosen far from codes programs
+/// use; its low byte is SIGKILL's number.
+pub const EXIT_KILLED: u32 = 0x0FF5_0009;
+
+/// As [`EXIT_KILLED`], for `terminate` (its low byte is SIGTERM's number).
+pub const EXIT_TERMINATED: u32 = 0x0FF5_000F;
+
+/// Ends a Windows child with `code` (see [`EXIT_KILLED`]).
+///
+/// # Errors
+///
+/// The OS error of `TerminateProcess`.
+#[cfg(windows)]
+pub fn terminate_with(process: std::os::windows::io::RawHandle, code: u32) -> io::Result<()> {
+    use windows_sys::Win32::System::Threading::TerminateProcess;
+    // SAFETY: `process` is the handle of a child the caller owns and has not reaped (tokio
+    // keeps it open until the child is waited for), so it names that process; the call only
+    // reads the handle and the code.
+    let done = unsafe { TerminateProcess(process as _, code) };
+    if done == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Ends this process the way a C program's `exit` does, so the handlers registered with
+/// `atexit` run (a task's own, and [`at_exit`]'s). On Unix that is what
+/// `std::process::exit` does already; on Windows `std::process::exit` is `ExitProcess`, which
+/// skips them, so this calls the C runtime's `exit`.
+pub fn exit(code: i32) -> ! {
+    #[cfg(windows)]
+    {
+        // SAFETY: the C runtime's `exit` runs the `atexit` handlers (offspring's catch every
+        // panic, so nothing unwinds into C), flushes C streams and ends the process; it never
+        // returns. The worker calls it once, from its task thread, after its last report.
+        unsafe { libc::exit(code) }
+    }
+    #[cfg(not(windows))]
+    std::process::exit(code)
+}
+
 /// Sends the polite stop signal (SIGTERM) to a child that has not been reaped yet.
 ///
 /// # Errors

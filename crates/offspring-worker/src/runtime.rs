@@ -90,7 +90,8 @@ pub fn run(env: WorkerEnv) -> ! {
     install_exit_flush(&outbox);
     serve(table, &task_rx, &outbox, ring, config.time_calls);
     outbox.flush(Instant::now() + FLUSH_TIMEOUT);
-    std::process::exit(0);
+    // Through the C runtime's `exit`, so a task's own `atexit` handlers run on Windows too.
+    sys::exit(0);
 }
 
 /// How long a task's own `exit` waits for its queued records to be written.

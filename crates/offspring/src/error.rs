@@ -188,7 +188,8 @@ fn at(location: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// "exit status 3", "killed by signal 9 (SIGKILL)", or "exit status unknown".
+/// "exit status 3", "killed by signal 9 (SIGKILL)", "killed by its parent (TerminateProcess)"
+/// on Windows, or "exit status unknown".
 pub(crate) fn describe_status(status: &Option<ExitStatus>) -> String {
     let Some(status) = status else {
         return "exit status unknown".into();
@@ -208,6 +209,13 @@ pub(crate) fn describe_status(status: &Option<ExitStatus>) -> String {
         }
     }
     match status.code() {
+        // Windows: the codes the parent's `kill` and `terminate` leave (no signals there).
+        Some(code) if cfg!(windows) && code as u32 == offspring_transport::sys::EXIT_KILLED => {
+            "killed by its parent (TerminateProcess)".into()
+        }
+        Some(code) if cfg!(windows) && code as u32 == offspring_transport::sys::EXIT_TERMINATED => {
+            "terminated by its parent (TerminateProcess)".into()
+        }
         Some(code) => format!("exit status {code}"),
         None => status.to_string(),
     }

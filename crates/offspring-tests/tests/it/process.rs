@@ -88,8 +88,14 @@ fn kill_then_join_reports_worker_died_with_the_signal() -> offspring::Result<()>
                 use std::os::unix::process::ExitStatusExt;
                 assert_eq!(status.and_then(|s| s.signal()), Some(9));
             }
+            // Windows has no signals: the parent's kill leaves a code of its own, never a
+            // task's `exit(1)`.
             #[cfg(not(unix))]
-            assert!(status.is_some());
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(0x0FF5_0009),
+                "{status:?}"
+            );
         }
         other => panic!("expected WorkerDied, got {other:?}"),
     }
@@ -104,6 +110,52 @@ fn terminate_stops_a_running_task() -> offspring::Result<()> {
     let err = child.join().expect_err("a terminated task has no value");
     assert!(matches!(err, Error::WorkerDied { .. }), "{err}");
     println!("{err}");
+    let said = err.to_string();
+    if cfg!(windows) {
+        assert!(said.contains("terminated by its parent"), "{said}");
+    } else {
+        assert!(said.contains("SIGTERM"), "{said}");
+    }
+    Ok(())
+}
+
+/// Where the C `atexit` handler of [`register_c_atexit`] writes.
+static AT_EXIT_PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+extern "C" fn write_at_exit() {
+    if let Some(path) = AT_EXIT_PATH.get() {
+        let _ = std::fs::write(path, "ran");
+    }
+}
+
+/// Registers a C `atexit` handler in the worker, as a task using a C library might.
+#[offspring::task]
+fn register_c_atexit(path: std::path::PathBuf) {
+    let _ = AT_EXIT_PATH.set(path);
+    // SAFETY: `atexit` only records the pointer of a plain `extern "C"` function that does
+    // not unwind (it only writes a file, ignoring errors).
+    unsafe {
+        libc::atexit(write_at_exit);
+    }
+}
+
+/// A worker that ends normally runs the C `atexit` handlers its tasks registered, on Windows
+/// as on Linux (there through the C runtime's `exit`, not `ExitProcess`).
+#[test]
+fn a_workers_c_exit_handlers_run_when_it_ends() -> offspring::Result<()> {
+    let path = std::env::temp_dir().join(format!("offspring-{}-atexit", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let pool = offspring::Pool::new(1)?;
+    pool.apply(register_c_atexit, path.clone())?;
+    pool.close();
+    pool.join()?;
+    let written = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        written.ok().as_deref(),
+        Some("ran"),
+        "the handler did not run"
+    );
     Ok(())
 }
 
