@@ -641,6 +641,27 @@ fn grant_permit(
     *available += 1;
 }
 
+/// `holder` gives back one permit it holds (to the next waiter, or to the count); false when it
+/// holds none.
+fn give_back_permit(
+    available: &mut u64,
+    held: &mut HashMap<Holder, u64>,
+    waiters: &mut VecDeque<Waiting>,
+    holder: Holder,
+) -> bool {
+    match held.get_mut(&holder) {
+        Some(count) if *count > 0 => {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&holder);
+            }
+            grant_permit(available, held, waiters);
+            true
+        }
+        _ => false,
+    }
+}
+
 fn waits(state: &ObjectState) -> usize {
     match state {
         ObjectState::Event { waiters, .. } => waiters.len(),
@@ -735,19 +756,12 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
             },
             PrimOp::ReleasePermit { .. },
         ) => {
-            let holder = waiting.holder;
-            match held.get_mut(&holder) {
-                Some(count) if *count > 0 => {
-                    *count -= 1;
-                    if *count == 0 {
-                        held.remove(&holder);
-                    }
-                    grant_permit(available, held, waiters);
-                    Step::Done(PrimReply::Unit)
-                }
-                _ => Step::Done(PrimReply::Error(
+            if give_back_permit(available, held, waiters, waiting.holder) {
+                Step::Done(PrimReply::Unit)
+            } else {
+                Step::Done(PrimReply::Error(
                     "this process holds no permit of that semaphore".into(),
-                )),
+                ))
             }
         }
         (ObjectState::Semaphore { available, .. }, PrimOp::Available { .. }) => {
@@ -1025,19 +1039,10 @@ fn cond_wait(inner: &mut Table, id: u64, lock: u64, waiting: Waiting) -> Step {
     else {
         return Step::Done(no_such(lock, Kind::Semaphore));
     };
-    match held.get_mut(&waiting.holder) {
-        Some(count) if *count > 0 => {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&waiting.holder);
-            }
-            grant_permit(available, held, waiters);
-        }
-        _ => {
-            return Step::Done(PrimReply::Error(
-                "wait on a condition whose lock this process does not hold".into(),
-            ));
-        }
+    if !give_back_permit(available, held, waiters, waiting.holder) {
+        return Step::Done(PrimReply::Error(
+            "wait on a condition whose lock this process does not hold".into(),
+        ));
     }
     let wait = waiting.wait;
     if let Some(ObjectState::Condition { sleepers }) =
@@ -1071,13 +1076,12 @@ fn cond_notify(inner: &mut Table, id: u64, n: u64) -> Step {
                 .complete(PrimReply::Error("the condition's lock is gone".into()));
             continue;
         };
+        // It queues for the lock like any acquirer; a free permit (there is no other waiter
+        // then) goes to it at once, or back to the count if it is gone.
+        waiters.push_back(sleeper);
         if *available > 0 {
-            if sleeper.waiter.complete(PrimReply::Bool(true)).is_ok() {
-                *available -= 1;
-                *held.entry(sleeper.holder).or_default() += 1;
-            }
-        } else {
-            waiters.push_back(sleeper);
+            *available -= 1;
+            grant_permit(available, held, waiters);
         }
     }
     Step::Done(PrimReply::Count(count))
