@@ -460,10 +460,15 @@ struct Part {
 impl Batch {
     /// The run call `index` belongs to.
     fn part(&self, index: usize) -> &Part {
-        let after = self.parts.partition_point(|part| part.start <= index);
-        // `parts` is never empty and its first run starts at 0, so `after` is at least 1.
-        &self.parts[after.saturating_sub(1)]
+        part_at(&self.parts, index)
     }
+}
+
+/// The run of `parts` that call `index` belongs to.
+fn part_at(parts: &[Part], index: usize) -> &Part {
+    let after = parts.partition_point(|part| part.start <= index);
+    // `parts` is never empty and its first run starts at 0, so `after` is at least 1.
+    &parts[after.saturating_sub(1)]
 }
 
 /// How long a call of each task takes, as the parent sees it (a batch's time from its start
@@ -1110,24 +1115,17 @@ impl Actor {
     /// started go back to the front of the queue, each to its own job.
     fn batch_died(&mut self, batch: Batch, death: &Death, pid: u32) {
         let status = death.status;
-        let parts: Vec<(usize, JobId, Arc<dyn JobSink>)> = batch
-            .parts
-            .iter()
-            .map(|part| (part.start, part.job, Arc::clone(&part.sink)))
-            .collect();
+        let Batch {
+            parts,
+            items,
+            timed_out,
+            ..
+        } = batch;
         let part_of = |index: usize| {
-            let after = parts.partition_point(|(start, _, _)| *start <= index);
-            parts
-                .get(after.saturating_sub(1))
-                .map(|(_, job, sink)| (*job, Arc::clone(sink)))
+            let part = part_at(&parts, index);
+            (part.job, Arc::clone(&part.sink))
         };
-        let timed_out = batch.timed_out;
-        let mut items = batch
-            .items
-            .into_iter()
-            .enumerate()
-            .skip(death.next)
-            .peekable();
+        let mut items = items.into_iter().enumerate().skip(death.next).peekable();
         // Per job, in the batch's order: calls to queue again, and calls delivered.
         let mut requeue: Vec<(JobId, Vec<Pending>)> = Vec::new();
         let mut delivered: Vec<(JobId, usize)> = Vec::new();
@@ -1143,9 +1141,7 @@ impl Actor {
                 bump(&self.shared.counters.died_running, 1);
             }
             for (index, call) in items.by_ref() {
-                let Some((job, sink)) = part_of(index) else {
-                    continue;
-                };
+                let (job, sink) = part_of(index);
                 bump(&self.shared.counters.running, -1);
                 self.note_failure(job, call.index, pid, &failure);
                 self.deliver(
@@ -1160,9 +1156,8 @@ impl Actor {
             }
         }
         let running = if death.running { items.next() } else { None };
-        if let Some((index, mut running)) = running
-            && let Some((job, sink)) = part_of(index)
-        {
+        if let Some((index, mut running)) = running {
+            let (job, sink) = part_of(index);
             bump(&self.shared.counters.running, -1);
             bump(&self.shared.counters.died_running, 1);
             let failure = if timed_out {
@@ -1189,9 +1184,7 @@ impl Actor {
         }
         // Calls that never started run elsewhere as if nothing happened.
         for (index, untouched) in items {
-            let Some((job, _)) = part_of(index) else {
-                continue;
-            };
+            let job = part_at(&parts, index).job;
             bump(&self.shared.counters.running, -1);
             match requeue.last_mut() {
                 Some((last, calls)) if *last == job => calls.push(untouched),
