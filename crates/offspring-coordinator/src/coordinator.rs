@@ -338,13 +338,20 @@ async fn spawn_async(
     let worker_id = shared.next_worker.fetch_add(1, Ordering::Relaxed);
     let secret = Secret::generate().map_err(|e| SpawnError::Io(e.to_string()))?;
     let (ready_tx, ready_rx) = oneshot::channel();
+    let observers = Observers {
+        worker_id,
+        began,
+        timelines: Timelines::new(shared.timeline.as_ref(), options.timeline.as_ref()),
+        logs: options.logs,
+    };
     lock(&shared.pending).insert(
         worker_id,
         Pending {
             secret: secret.clone(),
             pid: None,
             segment: None,
-            time_calls: shared.timeline.is_some() || options.timeline.is_some(),
+            // Only a timeline uses a call's times.
+            time_calls: !observers.timelines.is_empty(),
             ready: Some(ready_tx),
         },
     );
@@ -363,12 +370,6 @@ async fn spawn_async(
             .as_ref()
             .and_then(|(segment, _)| segment.inheritable_fd()),
         extra_env: options.env,
-    };
-    let observers = Observers {
-        worker_id,
-        began,
-        timelines: Timelines::new(shared.timeline.as_ref(), options.timeline.as_ref()),
-        logs: options.logs,
     };
     let forget = |shared: &CoordinatorState| lock(&shared.pending).remove(&worker_id);
     let mut child = match spawn_retrying(&spec).await {
