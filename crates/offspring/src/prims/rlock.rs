@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::semaphore::{Semaphore, SemaphorePermit};
 use crate::Result;
@@ -15,7 +15,8 @@ use crate::Result;
 /// that holds it may lock it again without deadlock, and it is released once every guard of
 /// that thread has dropped. Between processes it is a [`Lock`](crate::Lock): one process
 /// holds it at a time, and a holder that dies gives it back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct RLock {
     semaphore: Semaphore,
 }
@@ -41,20 +42,6 @@ static OWNERS: Mutex<Option<HashMap<u64, Owner>>> = Mutex::new(None);
 
 fn owners() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Owner>>> {
     OWNERS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Serialize for RLock {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.semaphore.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for RLock {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self {
-            semaphore: Semaphore::deserialize(deserializer)?,
-        })
-    }
 }
 
 impl RLock {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use offspring_wire::{Kind, PrimOp, PrimReply};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::handle::{Handle, handle_serde, log_failure, millis};
 use crate::Result;
@@ -107,24 +107,11 @@ impl Semaphore {
 }
 
 /// A lock that processes share: a semaphore of one permit, released when its guard drops
-/// (also when the holder dies).
-#[derive(Debug, Clone)]
+/// (also when the holder dies). It crosses a process boundary as its semaphore does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Lock {
     semaphore: Semaphore,
-}
-
-impl Serialize for Lock {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.semaphore.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Lock {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self {
-            semaphore: Semaphore::deserialize(deserializer)?,
-        })
-    }
 }
 
 /// The guard of a held [`Lock`]; the lock is released when it drops.
