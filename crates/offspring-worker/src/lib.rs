@@ -19,7 +19,7 @@ mod table;
 pub use client::{Client, client};
 pub use reports::ENV_TEST_SCRIBBLE;
 pub use runtime::{
-    EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, parent_pid, run,
+    EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, panic_message, parent_pid, run,
 };
 pub use table::{RunError, TaskEntry, TaskTable, task_table};
 

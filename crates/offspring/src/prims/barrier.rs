@@ -202,13 +202,10 @@ impl Barrier {
         match ran {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(format!("{e:?}")),
-            Err(payload) => Some(match payload.downcast_ref::<&str>() {
-                Some(message) => format!("it panicked: {message}"),
-                None => match payload.downcast_ref::<String>() {
-                    Some(message) => format!("it panicked: {message}"),
-                    None => "it panicked".to_owned(),
-                },
-            }),
+            Err(payload) => Some(format!(
+                "it panicked: {}",
+                offspring_worker::panic_message(payload.as_ref())
+            )),
         }
     }
 }
