@@ -11,6 +11,14 @@
 //! an in-flight lease whose call ended without the worker adopting it (a worker killed before
 //! it used what it was sent).
 //!
+//! # Further down
+//!
+//! A worker that starts workers of its own keeps no table: its registry has an [`Upstream`]
+//! and passes every operation of its workers on, with the path of pids of the process that
+//! made it. Here such a process is a [`Holder::Descendant`] of the worker it came through;
+//! [`PrimOp::Gone`] says one exited, and the death of a worker ends what every descendant of
+//! it held.
+//!
 //! # Death
 //!
 //! When a worker dies, the permits it held go back (and a waiter wakes), its waits are
@@ -42,6 +50,21 @@ pub enum Holder {
     Worker(u32),
     /// A handle in flight inside task arguments, by lease token.
     InFlight(u64),
+    /// A descendant of a worker (a worker of that worker, ...), by the worker's pid and the
+    /// registry's key for the path of pids below it (see `FromWorker::CallFor`).
+    Descendant(u32, u64),
+}
+
+/// A reply to an operation passed upstream, run when it arrives.
+pub type ReplyFn = Box<dyn FnOnce(PrimReply) + Send>;
+
+/// Where the primitives live when this process is a worker itself: its parent's registry,
+/// reached over its own connection. A registry with an upstream keeps no state: it passes
+/// each operation of its workers on, naming who made it.
+pub trait Upstream: Send + Sync {
+    /// Passes `op` on for `origin` (pids from this process's worker down to the process that
+    /// made it; empty for this process itself); `reply` gets the answer, if one is wanted.
+    fn forward(&self, origin: Vec<u32>, op: PrimOp, reply: Option<ReplyFn>);
 }
 
 /// A parent thread waiting for a reply.
@@ -157,6 +180,13 @@ struct Object {
 struct Table {
     objects: HashMap<u64, Object>,
     inflight: HashMap<u64, u64>,
+    /// Who took an in-flight lease through [`PrimOp::LeaseInFlight`] (a worker passing a
+    /// handle on to its own workers): those leases end when it goes.
+    inflight_by: HashMap<u64, Holder>,
+    /// The keys of [`Holder::Descendant`]: (worker pid, path below it) and back.
+    paths: HashMap<(u32, Vec<u32>), u64>,
+    path_of: HashMap<u64, (u32, Vec<u32>)>,
+    next_path: u64,
     next_id: u64,
     next_token: u64,
     next_wait: u64,
@@ -172,6 +202,7 @@ enum Step {
 pub struct Registry {
     inner: Mutex<Table>,
     runtime: tokio::runtime::Handle,
+    upstream: std::sync::OnceLock<Arc<dyn Upstream>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -222,10 +253,18 @@ impl Registry {
                 next_id: 1,
                 next_token: 1,
                 next_wait: 1,
+                next_path: 1,
                 ..Table::default()
             }),
             runtime,
+            upstream: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes this registry pass its workers' operations on to `upstream` (this process is a
+    /// worker, and its parent holds the primitives). Set once, before any worker starts.
+    pub fn set_upstream(&self, upstream: Arc<dyn Upstream>) {
+        let _ = self.upstream.set(upstream);
     }
 
     /// How many primitives are alive (for tests: a leak shows here).
@@ -259,10 +298,98 @@ impl Registry {
         }
     }
 
-    /// Runs `op` for worker `pid`; the reply (if `call_id` is not zero) goes out on `frames`.
+    /// Runs `op` for worker `pid`, or for its descendant `origin` when that is not empty; the
+    /// reply (if `call_id` is not zero) goes out on `frames`.
     pub(crate) fn remote(
         self: &Arc<Self>,
         pid: u32,
+        origin: Vec<u32>,
+        call_id: u64,
+        op: PrimOp,
+        frames: &UnboundedSender<Vec<u8>>,
+    ) {
+        if let Some(upstream) = self.upstream.get() {
+            let mut path = Vec::with_capacity(origin.len() + 1);
+            path.push(pid);
+            path.extend(origin);
+            let reply = (call_id != 0).then(|| {
+                let frames = frames.clone();
+                Box::new(move |reply| {
+                    let _ = Waiter::Remote { call_id, frames }.complete(reply);
+                }) as ReplyFn
+            });
+            upstream.forward(path, op, reply);
+            return;
+        }
+        let holder = if origin.is_empty() {
+            Holder::Worker(pid)
+        } else {
+            self.descendant(pid, origin.clone())
+        };
+        let reply = match op {
+            PrimOp::LeaseInFlight { id } => Some(self.lease_for(id, holder)),
+            PrimOp::EndInFlight {
+                tokens,
+                worker_died,
+            } => {
+                let mut inner = lock(&self.inner);
+                end_tokens(&mut inner, &tokens, worker_died, Some(pid));
+                Some(PrimReply::Unit)
+            }
+            PrimOp::Gone { path, clean } => {
+                let mut full = origin;
+                full.extend(path);
+                if !full.is_empty() {
+                    self.holders_gone(pid, Some(&full), clean);
+                }
+                Some(PrimReply::Unit)
+            }
+            op => {
+                self.run_remote(holder, call_id, op, frames);
+                None
+            }
+        };
+        if let Some(reply) = reply
+            && call_id != 0
+        {
+            let _ = Waiter::Remote {
+                call_id,
+                frames: frames.clone(),
+            }
+            .complete(reply);
+        }
+    }
+
+    /// The holder a descendant of worker `pid` is, by its path below it.
+    fn descendant(&self, pid: u32, path: Vec<u32>) -> Holder {
+        let mut inner = lock(&self.inner);
+        let key = match inner.paths.get(&(pid, path.clone())) {
+            Some(key) => *key,
+            None => {
+                let key = inner.next_path;
+                inner.next_path += 1;
+                inner.paths.insert((pid, path.clone()), key);
+                inner.path_of.insert(key, (pid, path));
+                key
+            }
+        };
+        Holder::Descendant(pid, key)
+    }
+
+    /// An in-flight lease taken by a worker for a handle it passes on to a worker of its own.
+    fn lease_for(&self, id: u64, holder: Holder) -> PrimReply {
+        match self.lease_in_flight(id) {
+            Some(token) => {
+                lock(&self.inner).inflight_by.insert(token, holder);
+                PrimReply::Count(token)
+            }
+            None => PrimReply::Error(format!("handle {id} names no live primitive")),
+        }
+    }
+
+    fn run_remote(
+        self: &Arc<Self>,
+        holder: Holder,
         call_id: u64,
         op: PrimOp,
         frames: &UnboundedSender<Vec<u8>>,
@@ -273,7 +400,7 @@ impl Registry {
             call_id,
             frames: frames.clone(),
         };
-        match self.step(Holder::Worker(pid), op, waiter) {
+        match self.step(holder, op, waiter) {
             Step::Done(reply) => {
                 if call_id != 0 {
                     let _ = Waiter::Remote {
@@ -314,70 +441,55 @@ impl Registry {
     /// was sent to is gone (it may have died before its adoption reached the parent).
     pub fn end_in_flight(&self, tokens: &[u64], worker_died: bool) {
         let mut inner = lock(&self.inner);
-        for token in tokens {
-            if let Some(id) = inner.inflight.remove(token) {
-                if worker_died
-                    && let Some(Object {
-                        state:
-                            ObjectState::Barrier {
-                                waiting, broken, ..
-                            },
-                        ..
-                    }) = inner.objects.get_mut(&id)
-                    && broken.is_none()
-                {
-                    let reason = "a party of the barrier died".to_owned();
-                    for party in waiting.drain(..) {
-                        let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
-                    }
-                    *broken = Some(reason);
-                }
-                drop_lease(&mut inner, id, Holder::InFlight(*token));
-            }
-        }
+        end_tokens(&mut inner, tokens, worker_died, None);
     }
 
     /// A worker exited (`clean`: it was shut down and exited with success). Its leases,
-    /// permits and waits go; see the module docs.
+    /// permits and waits go, and those of its descendants; see the module docs. With an
+    /// upstream, the parent learns that its descendant went.
     pub fn process_gone(&self, pid: u32, clean: bool) {
-        let holder = Holder::Worker(pid);
-        let mut inner = lock(&self.inner);
-        let ids: Vec<u64> = inner.objects.keys().copied().collect();
-        for id in ids {
-            let Some(object) = inner.objects.get_mut(&id) else {
-                continue;
+        if let Some(upstream) = self.upstream.get() {
+            let gone = PrimOp::Gone {
+                path: vec![pid],
+                clean,
             };
-            let had_lease = object.leases.contains_key(&holder);
-            withdraw_holder(&mut object.state, holder);
-            match &mut object.state {
-                ObjectState::Semaphore {
-                    available,
-                    held,
-                    waiters,
-                } => {
-                    if let Some(count) = held.remove(&holder) {
-                        for _ in 0..count {
-                            grant_permit(available, held, waiters);
-                        }
-                    }
-                }
-                ObjectState::Barrier {
-                    waiting, broken, ..
-                } if had_lease && !clean && broken.is_none() => {
-                    let reason = format!("a party of the barrier (worker {pid}) died");
-                    for party in waiting.drain(..) {
-                        let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
-                    }
-                    *broken = Some(reason);
-                }
-                _ => {}
+            upstream.forward(Vec::new(), gone, None);
+            return;
+        }
+        self.holders_gone(pid, None, clean);
+    }
+
+    /// Worker `pid` exited (`below` is `None`), or its descendant at `below` did, with the
+    /// descendants of that one.
+    fn holders_gone(&self, pid: u32, below: Option<&[u32]>, clean: bool) {
+        let mut inner = lock(&self.inner);
+        let mut holders: Vec<(Holder, u32)> = Vec::new();
+        if below.is_none() {
+            holders.push((Holder::Worker(pid), pid));
+        }
+        let keys: Vec<(u64, u32)> = inner
+            .path_of
+            .iter()
+            .filter(|(_, (worker, path))| {
+                *worker == pid && below.is_none_or(|below| path.starts_with(below))
+            })
+            .map(|(key, (_, path))| (*key, path.last().copied().unwrap_or(pid)))
+            .collect();
+        for (key, last) in keys {
+            if let Some(entry) = inner.path_of.remove(&key) {
+                inner.paths.remove(&entry);
             }
-            if had_lease {
-                object.leases.remove(&holder);
-                if object.leases.is_empty() {
-                    free(&mut inner, id);
-                }
-            }
+            holders.push((Holder::Descendant(pid, key), last));
+        }
+        for (holder, who) in holders {
+            let tokens: Vec<u64> = inner
+                .inflight_by
+                .iter()
+                .filter(|(_, by)| **by == holder)
+                .map(|(token, _)| *token)
+                .collect();
+            end_tokens(&mut inner, &tokens, !clean, None);
+            holder_gone(&mut inner, holder, who, clean);
         }
     }
 
@@ -506,8 +618,12 @@ impl Registry {
 
 fn op_id(op: &PrimOp) -> u64 {
     match op {
-        PrimOp::Create { .. } | PrimOp::CreatePipe => 0,
-        PrimOp::Adopt { id, .. }
+        PrimOp::Create { .. }
+        | PrimOp::CreatePipe
+        | PrimOp::EndInFlight { .. }
+        | PrimOp::Gone { .. } => 0,
+        PrimOp::LeaseInFlight { id }
+        | PrimOp::Adopt { id, .. }
         | PrimOp::Release { id }
         | PrimOp::EventSet { id }
         | PrimOp::EventClear { id }
@@ -574,6 +690,81 @@ fn insert(inner: &mut Table, kind: Kind, holder: Holder, state: ObjectState) -> 
     id
 }
 
+/// Ends in-flight leases never adopted; with `by`, only those worker `by` or a descendant
+/// of it took (a worker ends its own, never another's).
+fn end_tokens(inner: &mut Table, tokens: &[u64], worker_died: bool, by: Option<u32>) {
+    for token in tokens {
+        if let Some(by) = by {
+            match inner.inflight_by.get(token) {
+                Some(Holder::Worker(pid) | Holder::Descendant(pid, _)) if *pid == by => {}
+                _ => continue,
+            }
+        }
+        inner.inflight_by.remove(token);
+        if let Some(id) = inner.inflight.remove(token) {
+            if worker_died
+                && let Some(Object {
+                    state:
+                        ObjectState::Barrier {
+                            waiting, broken, ..
+                        },
+                    ..
+                }) = inner.objects.get_mut(&id)
+                && broken.is_none()
+            {
+                let reason = "a party of the barrier died".to_owned();
+                for party in waiting.drain(..) {
+                    let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
+                }
+                *broken = Some(reason);
+            }
+            drop_lease(inner, id, Holder::InFlight(*token));
+        }
+    }
+}
+
+/// `holder` (process `pid`) is gone: its permits go back, its waits are withdrawn, a
+/// barrier it had a handle to breaks unless it exited cleanly, and its leases end.
+fn holder_gone(inner: &mut Table, holder: Holder, pid: u32, clean: bool) {
+    let ids: Vec<u64> = inner.objects.keys().copied().collect();
+    for id in ids {
+        let Some(object) = inner.objects.get_mut(&id) else {
+            continue;
+        };
+        let had_lease = object.leases.contains_key(&holder);
+        withdraw_holder(&mut object.state, holder);
+        match &mut object.state {
+            ObjectState::Semaphore {
+                available,
+                held,
+                waiters,
+            } => {
+                if let Some(count) = held.remove(&holder) {
+                    for _ in 0..count {
+                        grant_permit(available, held, waiters);
+                    }
+                }
+            }
+            ObjectState::Barrier {
+                waiting, broken, ..
+            } if had_lease && !clean && broken.is_none() => {
+                let reason = format!("a party of the barrier (worker {pid}) died");
+                for party in waiting.drain(..) {
+                    let _ = party.waiter.complete(PrimReply::Error(reason.clone()));
+                }
+                *broken = Some(reason);
+            }
+            _ => {}
+        }
+        if had_lease {
+            object.leases.remove(&holder);
+            if object.leases.is_empty() {
+                free(inner, id);
+            }
+        }
+    }
+}
+
 fn drop_lease(inner: &mut Table, id: u64, holder: Holder) {
     let Some(object) = inner.objects.get_mut(&id) else {
         return;
@@ -594,7 +785,15 @@ fn free(inner: &mut Table, id: u64) {
     let Some(object) = inner.objects.remove(&id) else {
         return;
     };
-    inner.inflight.retain(|_, target| *target != id);
+    {
+        let Table {
+            inflight,
+            inflight_by,
+            ..
+        } = &mut *inner;
+        inflight.retain(|_, target| *target != id);
+        inflight_by.retain(|token, _| inflight.contains_key(token));
+    }
     if let ObjectState::PipeEnd { peer, .. } = object.state
         && let Some(ObjectState::PipeEnd {
             inbox,

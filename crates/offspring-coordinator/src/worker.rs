@@ -561,7 +561,15 @@ impl Actor {
             FromWorker::Doorbell => {}
             FromWorker::Call { call_id, op } => {
                 self.registry
-                    .remote(self.shared.pid, call_id, op, &self.frames);
+                    .remote(self.shared.pid, Vec::new(), call_id, op, &self.frames);
+            }
+            FromWorker::CallFor {
+                call_id,
+                origin,
+                op,
+            } => {
+                self.registry
+                    .remote(self.shared.pid, origin, call_id, op, &self.frames);
             }
             FromWorker::Log(record) => {
                 if let Some(logs) = &self.logs {

@@ -151,6 +151,18 @@ pub enum FromWorker {
     /// outcome no other frame announced. Every other frame from the worker announces the
     /// ring too: the parent reads it before it handles the frame.
     Doorbell,
+    /// An operation on a primitive that a descendant of this worker made: the worker is a
+    /// parent too, and passes its workers' operations on to its own parent, which holds the
+    /// primitive. Call id 0 wants no reply.
+    CallFor {
+        /// The worker's id for this call, echoed in [`ToWorker::Reply`].
+        call_id: u64,
+        /// Who made it: pids from this worker's own worker down to the process that made it
+        /// (one pid for a worker of this worker, two for a worker of that one, ...).
+        origin: Vec<u32>,
+        /// The operation.
+        op: PrimOp,
+    },
 }
 
 /// How a task ended in the worker.

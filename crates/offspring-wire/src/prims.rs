@@ -195,6 +195,29 @@ pub enum PrimOp {
         /// Drop what is queued and wake every waiter now.
         immediate: bool,
     },
+    /// Take an in-flight lease on a primitive for a handle this process is sending to a
+    /// worker of its own → `Count` (the lease token), or `Error` when it names nothing.
+    LeaseInFlight {
+        /// The primitive.
+        id: u64,
+    },
+    /// In-flight leases this process took that were never adopted end (the calls they
+    /// travelled with ended). `worker_died`: those calls ended because their worker died.
+    EndInFlight {
+        /// The lease tokens.
+        tokens: Vec<u64>,
+        /// Whether the calls' worker died.
+        worker_died: bool,
+    },
+    /// A descendant of this process exited (`path`: pids from this process's worker down to
+    /// it, see `FromWorker::CallFor`); its leases, permits and waits go, and those of its own
+    /// descendants with them. `clean`: it was shut down and exited with success.
+    Gone {
+        /// The descendant, as a path of pids.
+        path: Vec<u32>,
+        /// Whether it exited cleanly.
+        clean: bool,
+    },
 }
 
 /// The answer to a [`PrimOp`].

@@ -443,6 +443,7 @@ fn from_worker_variant(msg: &FromWorker) -> usize {
         FromWorker::Call { .. } => 4,
         FromWorker::LogsDropped { .. } => 5,
         FromWorker::Doorbell => 6,
+        FromWorker::CallFor { .. } => 7,
     }
 }
 
@@ -484,6 +485,9 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::CondWait { .. } => 23,
         PrimOp::CondNotify { .. } => 24,
         PrimOp::BarrierActionDone { .. } => 25,
+        PrimOp::LeaseInFlight { .. } => 26,
+        PrimOp::EndInFlight { .. } => 27,
+        PrimOp::Gone { .. } => 28,
     }
 }
 
@@ -653,8 +657,25 @@ fn prim_ops() -> Vec<PrimOp> {
             id: 3,
             failure: None,
         },
+        PrimOp::LeaseInFlight { id: 4 },
+        PrimOp::EndInFlight {
+            tokens: vec![1, u64::MAX],
+            worker_died: true,
+        },
+        PrimOp::EndInFlight {
+            tokens: Vec::new(),
+            worker_died: false,
+        },
+        PrimOp::Gone {
+            path: vec![17, u32::MAX],
+            clean: false,
+        },
+        PrimOp::Gone {
+            path: Vec::new(),
+            clean: true,
+        },
     ]);
-    assert_covers(&ops, prim_op_variant, 26);
+    assert_covers(&ops, prim_op_variant, 29);
     ops
 }
 
@@ -788,7 +809,22 @@ fn from_worker_seeds() -> Vec<FromWorker> {
                 op,
             }),
     );
-    assert_covers(&seeds, from_worker_variant, 7);
+    seeds.extend([
+        FromWorker::CallFor {
+            call_id: 3,
+            origin: vec![4242],
+            op: PrimOp::Get {
+                id: 4,
+                timeout_ms: None,
+            },
+        },
+        FromWorker::CallFor {
+            call_id: 0,
+            origin: vec![1, 2, u32::MAX],
+            op: PrimOp::Release { id: 9 },
+        },
+    ]);
+    assert_covers(&seeds, from_worker_variant, 8);
     seeds
 }
 

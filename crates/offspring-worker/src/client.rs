@@ -1,7 +1,8 @@
 //! A worker's side of the cross-process primitives: operations travel to the parent as
 //! `FromWorker::Call`, written by the calling thread itself where the platform allows (see
 //! `outbox`), and the task thread waits for the `ToWorker::Reply`, which the i/o thread reads
-//! and hands over while it keeps reading the socket (the lifeline never stops).
+//! and hands over while it keeps reading the socket (the lifeline never stops). A worker
+//! that is a parent too passes its own workers' operations on with [`Client::forward`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,14 @@ use crate::outbox::Outbox;
 pub struct Client {
     outbox: Arc<Outbox>,
     next_call: AtomicU64,
-    pending: Mutex<HashMap<u64, Arc<Reply>>>,
+    pending: Mutex<HashMap<u64, Waiting>>,
+}
+
+/// A call waiting for its reply: a thread of this process, or an operation this process
+/// passes on for one of its own workers (a function that sends the reply down).
+enum Waiting {
+    Thread(Arc<Reply>),
+    Forwarded(Box<dyn FnOnce(PrimReply) + Send>),
 }
 
 impl std::fmt::Debug for Client {
@@ -57,7 +65,7 @@ impl Client {
     pub fn call(&self, op: PrimOp) -> PrimReply {
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let reply = Arc::new(Reply::default());
-        lock(&self.pending).insert(call_id, Arc::clone(&reply));
+        lock(&self.pending).insert(call_id, Waiting::Thread(Arc::clone(&reply)));
         if !self.send(call_id, op) {
             lock(&self.pending).remove(&call_id);
             return PrimReply::Error("the connection to the parent is closed".into());
@@ -79,6 +87,46 @@ impl Client {
         let _ = self.send(0, op);
     }
 
+    /// Passes on an operation that a descendant of this process made (this process is a
+    /// parent too; see `FromWorker::CallFor`), without waiting: `reply`, if given, gets the
+    /// answer on the i/o thread. `origin` names the descendant (empty: this process itself).
+    /// The frame is queued behind everything this process sent before, so its operations
+    /// and those it passes on reach the parent in the order they were made here.
+    pub fn forward(
+        &self,
+        origin: Vec<u32>,
+        op: PrimOp,
+        reply: Option<Box<dyn FnOnce(PrimReply) + Send>>,
+    ) {
+        let call_id = match reply {
+            Some(reply) => {
+                let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+                lock(&self.pending).insert(call_id, Waiting::Forwarded(reply));
+                call_id
+            }
+            None => 0,
+        };
+        let message = if origin.is_empty() {
+            FromWorker::Call { call_id, op }
+        } else {
+            FromWorker::CallFor {
+                call_id,
+                origin,
+                op,
+            }
+        };
+        let posted = encode(&message)
+            .ok()
+            .and_then(|frame| self.outbox.post(frame, false));
+        if posted.is_none()
+            && let Some(Waiting::Forwarded(reply)) = lock(&self.pending).remove(&call_id)
+        {
+            reply(PrimReply::Error(
+                "the connection to the parent is closed".into(),
+            ));
+        }
+    }
+
     fn send(&self, call_id: u64, op: PrimOp) -> bool {
         match encode(&FromWorker::Call { call_id, op }) {
             Ok(frame) => self.outbox.send([frame]).is_some(),
@@ -88,9 +136,14 @@ impl Client {
 
     /// Hands a reply from the parent to the waiting call.
     pub(crate) fn deliver(&self, call_id: u64, value: PrimReply) {
-        if let Some(reply) = lock(&self.pending).remove(&call_id) {
-            *lock(&reply.value) = Some(value);
-            reply.ready.notify_all();
+        let waiting = lock(&self.pending).remove(&call_id);
+        match waiting {
+            Some(Waiting::Thread(reply)) => {
+                *lock(&reply.value) = Some(value);
+                reply.ready.notify_all();
+            }
+            Some(Waiting::Forwarded(reply)) => reply(value),
+            None => {}
         }
     }
 }

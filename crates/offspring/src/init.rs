@@ -98,9 +98,31 @@ pub(crate) fn coordinator() -> Result<&'static Coordinator> {
         ));
     }
     let table = offspring_worker::task_table().map_err(|reason| Error::Spawn { reason })?;
-    Coordinator::global(|| CoordinatorConfig {
+    let coordinator = Coordinator::global(|| CoordinatorConfig {
         identity: build_identity(table.descriptions()),
         log_filter: std::env::var("RUST_LOG").ok().filter(|f| !f.is_empty()),
     })
-    .map_err(Error::spawn)
+    .map_err(Error::spawn)?;
+    // A worker that starts workers of its own holds no primitives: its parent does, and its
+    // workers' operations go on there.
+    if let Some(client) = offspring_worker::client() {
+        coordinator
+            .registry()
+            .set_upstream(std::sync::Arc::new(ToParent(client)));
+    }
+    Ok(coordinator)
+}
+
+/// A worker's registry passes its workers' operations on to its own parent.
+struct ToParent(&'static offspring_worker::Client);
+
+impl offspring_coordinator::Upstream for ToParent {
+    fn forward(
+        &self,
+        origin: Vec<u32>,
+        op: offspring_wire::PrimOp,
+        reply: Option<offspring_coordinator::ReplyFn>,
+    ) {
+        self.0.forward(origin, op, reply);
+    }
 }

@@ -25,6 +25,12 @@ pub(crate) fn collect<R>(encode: impl FnOnce() -> R) -> (R, Vec<u64>) {
     (result, tokens)
 }
 
+/// Whether a call's arguments are being encoded on this thread (so the leases that handles
+/// take end with the call).
+pub(crate) fn collecting() -> bool {
+    COLLECTING.with(|c| c.borrow().is_some())
+}
+
 /// Records a lease token taken by a handle being serialized, for the call being encoded.
 pub(crate) fn record(token: u64) {
     COLLECTING.with(|c| {
@@ -53,6 +59,15 @@ pub(crate) fn end(tokens: &[u64]) {
 /// As [`end`], saying whether the call's worker died.
 pub(crate) fn end_after(tokens: &[u64], worker_died: bool) {
     if tokens.is_empty() {
+        return;
+    }
+    // In a worker, the leases were taken from its parent's registry (see `prims::handle`).
+    if let Some(client) = offspring_worker::client() {
+        let op = offspring_wire::PrimOp::EndInFlight {
+            tokens: tokens.to_vec(),
+            worker_died,
+        };
+        client.forward(Vec::new(), op, None);
         return;
     }
     if let Ok(coordinator) = crate::init::coordinator() {

@@ -248,18 +248,167 @@ fn produce_some(queue: Queue<Option<u64>>, start: u64, count: u64) {
     }
 }
 
+/// The middle of a three-level chain: says it is up, starts two workers of its own that each
+/// say they are up and wait for the event the top sets, and one that takes the lock and dies
+/// holding it; the lock must come back. Returns what its workers returned.
 #[offspring::task]
-fn send_further(event: Event) -> String {
-    match offspring::Process::spawn(wait_event, event) {
-        Ok(child) => format!("started {}", child.pid()),
+fn chain_middle(queue: Queue<String>, event: Event, lock: Lock) -> Result<Vec<String>, String> {
+    let text = |e: Error| e.to_string();
+    queue
+        .put(&format!("middle {}", std::process::id()))
+        .map_err(text)?;
+    let pool = Pool::new(2).map_err(text)?;
+    let leaves: Vec<_> = (0..2)
+        .map(|i| pool.apply_async(chain_leaf, (queue.clone(), event.clone(), i)))
+        .collect();
+    let holder = Process::spawn(lock_and_die, lock.clone()).map_err(text)?;
+    match holder.join() {
+        Err(Error::WorkerDied { .. }) => {}
+        other => return Err(format!("the lock holder did not die: {other:?}")),
+    }
+    if lock.lock_timeout(Duration::from_secs(30)).is_none() {
+        return Err("the lock did not come back when its holder (two levels down) died".into());
+    }
+    let mut said = Vec::new();
+    for leaf in leaves {
+        said.push(leaf.get().map_err(text)?);
+    }
+    if !event.wait_timeout(Duration::from_secs(30)) {
+        return Err("the middle never saw the event".into());
+    }
+    queue.put(&"middle done".to_owned()).map_err(text)?;
+    Ok(said)
+}
+
+#[offspring::task]
+fn chain_leaf(queue: Queue<String>, event: Event, i: u32) -> String {
+    if let Err(e) = queue.put(&format!("leaf {i} {}", std::process::id())) {
+        return format!("leaf {i} could not put: {e}");
+    }
+    format!(
+        "leaf {i} saw {}",
+        event.wait_timeout(Duration::from_secs(60))
+    )
+}
+
+#[offspring::task]
+fn lock_and_die(lock: Lock) {
+    let _guard = lock.lock();
+    std::process::abort();
+}
+
+/// A queue, an event and a lock go from the parent to a worker and on to that worker's own
+/// workers, and every level uses them: the parent hears from all three processes on the
+/// queue, its event wakes the waiting grandchildren, and a grandchild that dies holding the
+/// lock gives it back to the whole tree.
+#[test]
+fn handles_go_down_a_three_level_chain() -> offspring::Result<()> {
+    let queue = Queue::<String>::new()?;
+    let event = Event::new()?;
+    let lock = Lock::new()?;
+    let middle = Process::spawn(chain_middle, (queue.clone(), event.clone(), lock.clone()))?;
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        heard.push(queue.get_timeout(Duration::from_secs(60))?);
+    }
+    heard.sort();
+    assert_eq!(
+        heard
+            .iter()
+            .map(|m| m.split(' ').next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["leaf", "leaf", "middle"],
+        "{heard:?}"
+    );
+    let pids: std::collections::BTreeSet<&str> =
+        heard.iter().filter_map(|m| m.rsplit(' ').next()).collect();
+    assert_eq!(pids.len(), 3, "three processes: {heard:?}");
+    event.set();
+    let mut said = middle
+        .join()?
+        .map_err(|reason| Error::Primitive { reason })?;
+    said.sort();
+    assert_eq!(said, ["leaf 0 saw true", "leaf 1 saw true"]);
+    assert_eq!(queue.get_timeout(Duration::from_secs(10))?, "middle done");
+    assert!(lock.try_lock().is_some(), "the lock is free at the top");
+    Ok(())
+}
+
+/// The middle starts a worker that takes the lock and holds it, says so, and waits.
+#[offspring::task]
+fn middle_of_a_held_lock(lock: Lock, taken: Event, leaf_pid: Queue<u32>) -> String {
+    match Process::spawn(hold_lock_forever, (lock, taken, leaf_pid)) {
+        Ok(leaf) => format!("{:?}", leaf.join()),
         Err(e) => e.to_string(),
     }
 }
 
+#[offspring::task]
+fn hold_lock_forever(lock: Lock, taken: Event, pid: Queue<u32>) {
+    let _guard = lock.lock();
+    let _ = pid.put(&std::process::id());
+    taken.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+/// A worker killed while a worker of its own holds the lock: the grandchild dies with it, and
+/// the lock comes back to the parent.
 #[test]
-fn a_handle_passed_further_down_gives_a_clear_error() -> offspring::Result<()> {
-    let message = Process::spawn(send_further, Event::new()?)?.join()?;
-    assert!(message.contains("only from the parent"), "{message}");
+fn a_killed_middle_gives_back_what_its_workers_held() -> offspring::Result<()> {
+    let lock = Lock::new()?;
+    let taken = Event::new()?;
+    let leaf_pid = Queue::<u32>::new()?;
+    let middle = Process::spawn(
+        middle_of_a_held_lock,
+        (lock.clone(), taken.clone(), leaf_pid.clone()),
+    )?;
+    assert!(
+        taken.wait_timeout(Duration::from_secs(60)),
+        "the grandchild took the lock"
+    );
+    let leaf = leaf_pid.get_timeout(Duration::from_secs(10))?;
+    assert!(lock.try_lock().is_none(), "the grandchild holds it");
+    middle.kill()?;
+    let started = Instant::now();
+    assert!(
+        lock.lock_timeout(Duration::from_secs(30)).is_some(),
+        "the lock came back when the middle died"
+    );
+    println!(
+        "lock back {:?} after the middle was killed",
+        started.elapsed()
+    );
+    #[cfg(target_os = "linux")]
+    {
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{leaf}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while proc_dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!proc_dir.exists(), "grandchild {leaf} outlived its parent");
+    }
+    let _ = leaf;
+    Ok(())
+}
+
+#[offspring::task]
+fn make_an_event() -> Event {
+    Event::new().expect("an event")
+}
+
+/// A worker cannot send a handle back up (the value would outlive the lease it rides on):
+/// that is a clear error, not a broken handle.
+#[test]
+fn a_handle_sent_back_up_gives_a_clear_error() -> offspring::Result<()> {
+    match Process::spawn(make_an_event, ())?.join() {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(message.contains("only to workers of its own"), "{message}");
+        }
+        Ok(_) => panic!("a handle came back up from a worker"),
+    }
     Ok(())
 }
 

@@ -1,5 +1,9 @@
 //! A handle: a primitive's id and kind, where its operations go (the parent's registry or
-//! the worker's connection), and how it crosses a process boundary (with a lease).
+//! the worker's connection), and how it crosses a process boundary (with a lease). Handles
+//! go down any number of levels: a worker passing one to its own workers takes the lease
+//! from its parent, and its registry passes those workers' operations on (see
+//! `offspring_coordinator::Upstream`), so the primitive's state and every lease stay in the
+//! one process that created it, the top of the tree.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Error, Result};
 
-const FURTHER_DOWN: &str =
-    "offspring handles can be sent only from the parent to its workers for now";
+const UPWARDS: &str = "a worker can pass offspring handles on only to workers of its own, in \
+     their task arguments (not back to its parent, nor through a queue or a pipe)";
 
 #[derive(Clone, Copy)]
 pub(crate) enum Backend {
@@ -129,10 +133,17 @@ pub(crate) fn serialize_handle<S: Serializer>(
 ) -> Result<S::Ok, S::Error> {
     let token = match handle.0.backend {
         Backend::Parent(registry) => registry.lease_in_flight(handle.id()).unwrap_or_default(),
+        // A worker passing a handle on to a worker of its own takes the lease from its
+        // parent, which holds the primitive; its registry passes that worker's operations on.
+        Backend::Worker(client) if crate::leases::collecting() => {
+            match client.call(PrimOp::LeaseInFlight { id: handle.id() }) {
+                PrimReply::Count(token) => token,
+                // A handle that names nothing reports that on use, as in the parent.
+                _ => 0,
+            }
+        }
         Backend::Worker(_) => {
-            return Err(serde::ser::Error::custom(crate::leases::refuse(
-                FURTHER_DOWN,
-            )));
+            return Err(serde::ser::Error::custom(crate::leases::refuse(UPWARDS)));
         }
     };
     crate::leases::record(token);
