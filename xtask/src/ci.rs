@@ -204,7 +204,7 @@ fn execute(ws: &Workspace, action: &Action) -> Result<(), String> {
         Action::Cargo { args, envs } => {
             let mut command = ws.cargo(args);
             command.envs(envs.iter().copied());
-            util::run_checked(&mut command)
+            util::run_reporting(&mut command)
         }
         Action::Tidy => crate::tidy::run(&ws.root),
         Action::Examples => run_examples(ws),

@@ -94,12 +94,12 @@ pub(crate) fn run_part(ws: &Workspace, part: Part) -> Result<(), String> {
             ]);
             wine_env(ws, &mut command);
             command.env(UNDER_WINE_ENV, "1");
-            util::run_checked(&mut command)
+            util::run_reporting(&mut command)
         }),
         Part::WindowsExamples => with_wine_server(ws, || {
             let mut build =
                 ws.cargo(["build", "-p", "examples", "--examples", "--target", WINDOWS]);
-            util::run_checked(&mut build)?;
+            util::run_reporting(&mut build)?;
             let dir = ws.target_dir.join(WINDOWS).join("debug").join("examples");
             ci::run_built_examples(ws, &|name| {
                 let exe = dir.join(format!("{name}.exe"));
@@ -114,7 +114,7 @@ pub(crate) fn run_part(ws: &Workspace, part: Part) -> Result<(), String> {
         }),
         Part::Darwin => {
             for target in DARWIN {
-                util::run_checked(&mut ws.cargo([
+                util::run_reporting(&mut ws.cargo([
                     "clippy",
                     "--workspace",
                     "--all-targets",

@@ -120,6 +120,164 @@ pub(crate) fn run_checked(command: &mut Command) -> Result<(), String> {
     }
 }
 
+/// How long the output of a finished command may still be read: a process it left behind
+/// that holds the pipe open must not hang the run.
+const OUTPUT_GRACE: Duration = Duration::from_secs(10);
+
+/// How many lines of a failed command's digest are printed.
+const DIGEST_LINES: usize = 80;
+
+/// Runs a command that may fail with a lot of output (a test suite, a build), passing its
+/// output through as it comes and, when it fails, printing a digest of why (libtest's
+/// failure blocks, panics, compiler errors) at the end, and naming the failed tests and the
+/// first panic in the error. A log cut to its head and tail then still says what failed.
+pub(crate) fn run_reporting(command: &mut Command) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex, PoisonError, mpsc};
+
+    let line = describe(command);
+    eprintln!("$ {line}");
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|err| format!("cannot start `{line}`: {err}"))?;
+    let digest = Arc::new(Mutex::new(Digest::default()));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let mut readers = 0;
+    let mut forward = |stream: Option<Box<dyn std::io::Read + Send>>, to_stderr: bool| {
+        let Some(stream) = stream else {
+            return;
+        };
+        readers += 1;
+        let digest = Arc::clone(&digest);
+        let done = done_tx.clone();
+        thread::spawn(move || {
+            for text in BufReader::new(stream).lines().map_while(Result::ok) {
+                if to_stderr {
+                    let _ = writeln!(std::io::stderr(), "{text}");
+                } else {
+                    let _ = writeln!(std::io::stdout(), "{text}");
+                }
+                digest
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .line(&text);
+            }
+            let _ = done.send(());
+        });
+    };
+    forward(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        false,
+    );
+    forward(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        true,
+    );
+    let status = child
+        .wait()
+        .map_err(|err| format!("cannot wait for `{line}`: {err}"))?;
+    let deadline = Instant::now() + OUTPUT_GRACE;
+    for _ in 0..readers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            eprintln!("(output still open {OUTPUT_GRACE:?} after `{line}` ended: left unread)");
+            break;
+        }
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let digest = digest.lock().unwrap_or_else(PoisonError::into_inner);
+    if !digest.lines.is_empty() {
+        println!("==> why `{line}` failed (a digest of its output above):");
+        for text in digest.lines.iter().take(DIGEST_LINES) {
+            println!("  | {text}");
+        }
+        if digest.lines.len() > DIGEST_LINES {
+            println!("  | ... {} more lines", digest.lines.len() - DIGEST_LINES);
+        }
+    }
+    Err(format!("`{line}` failed ({status}){}", digest.summary()))
+}
+
+/// The lines of a command's output that say why it failed.
+#[derive(Debug, Default)]
+pub(crate) struct Digest {
+    /// The lines kept, in order.
+    pub(crate) lines: Vec<String>,
+    /// How many lines after the current one are kept too (the body of a failure block).
+    keep: usize,
+    /// Tests that failed, by name.
+    failed: Vec<String>,
+    /// The first panic's line and the one after it.
+    first_panic: Option<String>,
+    /// Whether the previous line was a panic's, whose message follows.
+    after_panic: bool,
+}
+
+impl Digest {
+    pub(crate) fn line(&mut self, text: &str) {
+        let trimmed = text.trim_start();
+        if let Some(name) = text
+            .strip_prefix("test ")
+            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+        {
+            self.failed.push(name.to_owned());
+            self.lines.push(text.to_owned());
+            return;
+        }
+        if self.after_panic {
+            self.after_panic = false;
+            if let Some(first) = &mut self.first_panic
+                && !first.contains(": ")
+            {
+                first.push_str(": ");
+                first.push_str(trimmed);
+            }
+        }
+        if trimmed.contains("panicked at") {
+            if self.first_panic.is_none() {
+                self.first_panic = Some(trimmed.to_owned());
+            }
+            self.after_panic = true;
+            self.keep = self.keep.max(3);
+        }
+        if text.starts_with("---- ") {
+            self.keep = 25;
+        } else if text.starts_with("error") || text.starts_with("FAIL") {
+            self.keep = self.keep.max(6);
+        }
+        if self.keep > 0 {
+            self.keep -= 1;
+            self.lines.push(text.to_owned());
+        }
+    }
+
+    /// `; failed: a, b; first panic: ...`, or nothing when no test failed or panicked.
+    pub(crate) fn summary(&self) -> String {
+        let mut out = String::new();
+        if !self.failed.is_empty() {
+            let shown: Vec<&str> = self.failed.iter().take(5).map(String::as_str).collect();
+            out.push_str(&format!("; failed: {}", shown.join(", ")));
+            if self.failed.len() > shown.len() {
+                out.push_str(&format!(" and {} more", self.failed.len() - shown.len()));
+            }
+        }
+        if let Some(panic) = &self.first_panic {
+            out.push_str(&format!("; first panic: {panic}"));
+        }
+        out
+    }
+}
+
 /// Waits for a child for at most `limit`, killing and reaping it on expiry. Returns `None` when the limit expired.
 pub(crate) fn wait_with_limit(
     child: &mut Child,
@@ -311,5 +469,54 @@ clippy  ok      12.3s
         let status = wait_with_limit(&mut child, Duration::from_secs(30))?;
         assert_eq!(status.and_then(|s| s.code()), Some(3));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::Digest;
+
+    #[test]
+    fn a_digest_names_the_failed_tests_and_the_first_panic() {
+        let mut digest = Digest::default();
+        for line in [
+            "running 2 tests",
+            "test ok_one ... ok",
+            "test broken ... FAILED",
+            "",
+            "failures:",
+            "",
+            "---- broken stdout ----",
+            "",
+            "thread 'broken' panicked at tests/x.rs:3:5:",
+            "pool_map failed: exit code: 1",
+            "failures:",
+            "    broken",
+            "test result: FAILED. 1 passed; 1 failed",
+            "error: test failed, to rerun pass `--test x`",
+        ] {
+            digest.line(line);
+        }
+        assert_eq!(
+            digest.summary(),
+            "; failed: broken; first panic: thread 'broken' panicked at tests/x.rs:3:5:: \
+             pool_map failed: exit code: 1"
+        );
+        assert!(
+            digest
+                .lines
+                .iter()
+                .any(|l| l == "pool_map failed: exit code: 1")
+        );
+        assert!(!digest.lines.iter().any(|l| l == "test ok_one ... ok"));
+    }
+
+    #[test]
+    fn a_quiet_success_leaves_an_empty_digest() {
+        let mut digest = Digest::default();
+        digest.line("running 1 test");
+        digest.line("test fine ... ok");
+        assert!(digest.lines.is_empty());
+        assert_eq!(digest.summary(), "");
     }
 }
