@@ -80,6 +80,8 @@ pub struct SpawnOptions {
     pub frames_only: bool,
     /// Extra environment variables for the worker (test-only switches).
     pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// How many calls of an async task the worker runs at once; 0 means 1.
+    pub async_concurrency: u32,
 }
 
 /// The size of a worker's outcome segment: a header page and a ring of about 64 KiB. Its
@@ -131,6 +133,8 @@ struct Pending {
     segment: Option<SegmentRef>,
     /// Whether the worker times its calls (for a timeline).
     time_calls: bool,
+    /// How many async calls the worker runs at once.
+    async_concurrency: u32,
     ready: Option<Ready>,
 }
 
@@ -352,6 +356,7 @@ async fn spawn_async(
             segment: None,
             // Only a timeline uses a call's times.
             time_calls: !observers.timelines.is_empty(),
+            async_concurrency: options.async_concurrency.max(1),
             ready: Some(ready_tx),
         },
     );
@@ -525,6 +530,7 @@ async fn authenticate(
             pid: p.pid,
             segment: p.segment,
             time_calls: p.time_calls,
+            async_concurrency: p.async_concurrency,
         })
     };
     let config = WorkerConfig {
@@ -535,6 +541,7 @@ async fn authenticate(
             .unwrap_or_else(|| tracing::level_filters::LevelFilter::current().to_string()),
         segment: None,
         time_calls: false,
+        async_concurrency: 1,
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,

@@ -82,6 +82,9 @@ pub struct PoolConfig {
     pub frames_only: bool,
     /// A timeline file of this pool's own, written when the pool ends.
     pub timeline: Option<Arc<Timeline>>,
+    /// How many calls of an async task a worker runs at once (see
+    /// [`JobSpec::concurrent`]); 0 means 1.
+    pub async_concurrency: usize,
 }
 
 /// Why a call of a pool produced no value.
@@ -140,6 +143,10 @@ pub struct JobSpec {
     pub items: Vec<(usize, Vec<u8>)>,
     /// Calls per batch sent to a worker.
     pub chunk: usize,
+    /// How many of the job's calls a worker runs at once: 1, or the pool's
+    /// `async_concurrency` for an async task. Above 1, batches hold at most this many calls,
+    /// all started at once, and single calls go together up to this many whatever they take.
+    pub concurrent: usize,
     /// Where results go.
     pub sink: Arc<dyn JobSink>,
     /// The job's span (see [`PoolHandle::job_span`]); ignored for more calls of a job
@@ -422,6 +429,8 @@ struct Job {
     name: Arc<str>,
     pending: VecDeque<Pending>,
     chunk: usize,
+    /// See [`JobSpec::concurrent`].
+    concurrent: usize,
     sink: Arc<dyn JobSink>,
     /// Calls submitted and not yet delivered (pending or running).
     outstanding: usize,
@@ -445,6 +454,9 @@ struct Batch {
     /// When the worker said the batch began (for the task's [`CallTimes`]).
     began: Option<Instant>,
     timed_out: bool,
+    /// Whether the worker runs its calls at once (an async task's, see
+    /// [`JobSpec::concurrent`]): then every call not reported when it dies was running.
+    concurrent: bool,
 }
 
 /// Results of calls of one job, for its sink.
@@ -808,6 +820,7 @@ impl Actor {
                         name: spec.name,
                         pending: pending.collect(),
                         chunk: spec.chunk.max(1),
+                        concurrent: spec.concurrent.max(1),
                         sink: spec.sink,
                         outstanding: count,
                         span: spec.span,
@@ -873,9 +886,16 @@ impl Actor {
                 self.queue.pop_front();
                 continue;
             }
-            let take = batch_len(&job.name, &job.pending, job.chunk);
+            let concurrent = job.concurrent > 1;
+            let chunk = if concurrent {
+                job.concurrent
+            } else {
+                job.chunk
+            };
+            let take = batch_len(&job.name, &job.pending, chunk);
             let items: Vec<Pending> = job.pending.drain(..take).collect();
             let single = job.calls == 1;
+            let limit = concurrent.then_some(job.concurrent);
             let mut batch = Batch {
                 name: Arc::clone(&job.name),
                 parts: vec![Part {
@@ -888,21 +908,24 @@ impl Actor {
                 since: Instant::now(),
                 began: None,
                 timed_out: false,
+                concurrent,
             };
             if job.pending.is_empty() {
                 self.queue.pop_front();
             }
             if merge && single && self.config.max_tasks_per_child.is_none() {
-                self.merge_singles(&mut batch);
+                self.merge_singles(&mut batch, limit);
             }
             return Some(batch);
         }
         None
     }
 
-    /// Adds to `batch` the single calls of its task queued at the front (see `next_batch`).
-    fn merge_singles(&mut self, batch: &mut Batch) {
-        let limit = self.times.merge_limit(&batch.name);
+    /// Adds to `batch` the single calls of its task queued at the front (see `next_batch`):
+    /// up to `concurrent` of them for calls a worker runs at once, else as many as their
+    /// times allow.
+    fn merge_singles(&mut self, batch: &mut Batch, concurrent: Option<usize>) {
+        let limit = concurrent.unwrap_or_else(|| self.times.merge_limit(&batch.name));
         let budget = offspring_wire::MAX_FRAME as usize;
         let mut used = RUN_ENVELOPE
             + batch.name.len()
@@ -1119,6 +1142,8 @@ impl Actor {
             parts,
             items,
             timed_out,
+            concurrent,
+            began,
             ..
         } = batch;
         let part_of = |index: usize| {
@@ -1155,11 +1180,25 @@ impl Actor {
                 count(&mut delivered, job);
             }
         }
-        let running = if death.running { items.next() } else { None };
-        if let Some((index, mut running)) = running {
+        // The call that was running. Calls run at once all started when the worker said the
+        // batch began: then every call not reported was running.
+        let running: Vec<(usize, Pending)> = if concurrent {
+            if began.is_some() {
+                items.by_ref().collect()
+            } else {
+                Vec::new()
+            }
+        } else if death.running {
+            items.next().into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        if !running.is_empty() {
+            bump(&self.shared.counters.died_running, 1);
+        }
+        for (index, mut running) in running {
             let (job, sink) = part_of(index);
             bump(&self.shared.counters.running, -1);
-            bump(&self.shared.counters.died_running, 1);
             let failure = if timed_out {
                 PoolFailure::TimedOut(self.config.task_timeout.unwrap_or_default())
             } else {
@@ -1359,6 +1398,7 @@ impl Actor {
                 frames_only: self.config.frames_only,
                 timeline: self.config.timeline.clone(),
                 logs: Some(Arc::clone(&self.shared.logs)),
+                async_concurrency: u32::try_from(self.config.async_concurrency).unwrap_or(u32::MAX),
                 ..SpawnOptions::default()
             });
             let events = self.events.clone();

@@ -119,8 +119,12 @@ mod task;
 /// Every attribute stays on the function; `#[cfg(..)]` attributes also apply
 /// to every generated item.
 ///
+/// An `async fn` is a task like any other, with the same methods and results:
+/// the worker runs it on a tokio current-thread runtime of its own, started on
+/// first use and reused (a sync task never runs inside it).
+///
 /// The attribute rejects, with a compile error, functions that cannot be a
-/// task: `async`, `unsafe` or `extern` functions, generic functions (including
+/// task: `unsafe` or `extern` functions, generic functions (including
 /// `impl Trait` arguments), methods, variadic functions, functions of more
 /// than 12 parameters, and parameters or return types that borrow, because
 /// arguments and results cross a process boundary and must be owned.

@@ -12,7 +12,6 @@ use syn::{
 use crate::support::{combine, is_cfg, or_compile_error, parse_fn};
 
 const NOT_A_FUNCTION: &str = "`#[offspring::task]` goes on a free function";
-const NOT_ASYNC: &str = "offspring tasks cannot be async yet: make the task a plain `fn` and start a runtime inside it if it needs one";
 const NOT_GENERIC: &str = "offspring tasks cannot be generic: a worker finds a task by its name, so each task needs one concrete signature";
 const NOT_A_METHOD: &str = "`#[offspring::task]` goes on a free function, not a method";
 const NOT_UNSAFE: &str = "offspring tasks cannot be `unsafe`: a worker has no way to uphold a caller's safety contract, so make the task safe and use `unsafe` blocks inside it";
@@ -75,6 +74,25 @@ fn try_expand_task(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
             ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident))
         },
     };
+    // An `async fn` runs in the worker on a runtime of the worker's own, and its companion's
+    // `call` is async too; its table signature says `async`, so a build that changed a task
+    // from one to the other is another build.
+    let asyncness = &func.sig.asyncness;
+    let (await_call, signature, constructor, start) = if asyncness.is_some() {
+        (
+            quote!(.await),
+            quote!(|| ::std::format!("async {}", ::offspring::__private::signature_of(&#ident))),
+            quote!(new_async),
+            quote!(|args| ::offspring::__private::start_erased(#ident, args),),
+        )
+    } else {
+        (
+            quote!(),
+            quote!(|| ::offspring::__private::signature_of(&#ident)),
+            quote!(new),
+            quote!(),
+        )
+    };
     let companion_doc = format!(
         " The companion of task [`{ident}()`]: `{ident}::call(..)` runs its body in this \
          process, like `{ident}(..)`."
@@ -100,17 +118,18 @@ fn try_expand_task(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
         impl #ident {
             /// Runs the task's body in this process, without a worker.
             #[inline]
-            #vis fn call(#(#arg_names: #arg_types),*) #output {
-                #ident(#(#arg_names),*)
+            #vis #asyncness fn call(#(#arg_names: #arg_types),*) #output {
+                #ident(#(#arg_names),*) #await_call
             }
         }
 
         #(#cfgs)*
         ::offspring::__private::inventory::submit! {
-            ::offspring::__private::TaskEntry::new(
+            ::offspring::__private::TaskEntry::#constructor(
                 #name_expr,
-                || ::offspring::__private::signature_of(&#ident),
+                #signature,
                 |args| ::offspring::__private::run_erased(#ident, args),
+                #start
                 || ::offspring::__private::type_id_of(&#ident),
             )
         }
@@ -159,9 +178,6 @@ fn parse_task_args(attr: TokenStream) -> syn::Result<Option<LitStr>> {
 /// Pushes one error for every part of the signature that cannot cross a
 /// process boundary or cannot be named by a single task type.
 fn check_signature(sig: &Signature, errors: &mut Vec<syn::Error>) {
-    if let Some(token) = &sig.asyncness {
-        errors.push(syn::Error::new_spanned(token, NOT_ASYNC));
-    }
     if let Some(token) = &sig.unsafety {
         errors.push(syn::Error::new_spanned(token, NOT_UNSAFE));
     }
@@ -499,14 +515,17 @@ mod tests {
     }
 
     #[test]
-    fn rejects_async() {
-        assert_rejects(
+    fn accepts_async() {
+        let out = expand(
             quote!(),
             quote!(
-                async fn f() {}
+                async fn f(n: u64) -> u64 {
+                    n
+                }
             ),
-            NOT_ASYNC,
         );
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("new_async"), "{out}");
     }
 
     #[test]
@@ -657,10 +676,10 @@ mod tests {
         let out = expand(
             quote!(),
             quote!(
-                async unsafe fn f(s: &str) {}
+                unsafe fn f<T>(s: &str) {}
             ),
         );
-        assert!(out.contains(&compact(NOT_ASYNC)));
+        assert!(out.contains(&compact(NOT_GENERIC)));
         assert!(out.contains(&compact(NOT_UNSAFE)));
         assert!(out.contains(&compact(OWNED_ARGS)));
     }

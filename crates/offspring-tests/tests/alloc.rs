@@ -61,6 +61,7 @@ async fn refused_after(header: u32, authenticated: bool) -> (WireError, usize) {
             log_filter: String::new(),
             segment: None,
             time_calls: false,
+            async_concurrency: 1,
         };
         match accept_handshake(server, |_| None, &identity, config).await {
             Err(HandshakeError::Wire(e)) => e,

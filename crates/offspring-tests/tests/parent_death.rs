@@ -163,6 +163,11 @@ fn parent_death(mode: &str, without_pdeathsig: bool) -> Duration {
                 settle(pid, 'S');
             }
         }
+        "awaiting" => {
+            for pid in lines.expect("awaiting", count) {
+                settle(pid, 'S');
+            }
+        }
         "write" => {
             // The call must have reached its worker before the parent stops: a stopped parent
             // dispatches nothing, and no worker would ever write.
@@ -231,6 +236,14 @@ fn busy_workers_exit_when_their_parent_is_killed() {
 #[test]
 fn workers_blocked_in_event_wait_exit_when_their_parent_is_killed() {
     both("event", "3 workers blocked in Event::wait");
+}
+
+#[test]
+fn workers_with_async_calls_in_flight_exit_when_their_parent_is_killed() {
+    both(
+        "awaiting",
+        "3 workers with 20 async calls each awaiting a timer",
+    );
 }
 
 #[test]

@@ -117,6 +117,9 @@ pub struct Expected {
     pub segment: Option<offspring_wire::SegmentRef>,
     /// Whether that worker times its calls (see [`WorkerConfig::time_calls`]).
     pub time_calls: bool,
+    /// How many async calls that worker runs at once (see
+    /// [`WorkerConfig::async_concurrency`]).
+    pub async_concurrency: u32,
 }
 
 /// A connection that completed the handshake.
@@ -197,6 +200,7 @@ pub async fn accept_handshake(
     }
     config.segment = expected.segment;
     config.time_calls = expected.time_calls;
+    config.async_concurrency = expected.async_concurrency;
     send(&mut conn, &Verdict::Accepted(config)).await?;
     conn.authenticated();
     Ok(Authed { conn, hello })

@@ -75,6 +75,10 @@ pub struct WorkerConfig {
     /// segment's lane): only a parent writing a timeline uses them, and a clock read costs
     /// about as much as a trivial call.
     pub time_calls: bool,
+    /// How many calls of an async task the worker runs at once (at least 1). With more than
+    /// one, the parent sends an async task's calls in batches of at most this many, and the
+    /// worker starts every call of such a batch at once.
+    pub async_concurrency: u32,
 }
 
 /// How a worker finds the segment its parent made for it.

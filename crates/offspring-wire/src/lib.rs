@@ -50,4 +50,6 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 /// 3: `WorkerConfig` names the worker's outcome segment; `FromWorker::Doorbell`.
 /// 4: `LogRecord` carries its call's position in the batch (`call`); `WorkerConfig` says
 ///    whether the worker times its calls (`time_calls`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: `WorkerConfig` says how many async calls the worker runs at once
+///    (`async_concurrency`).
+pub const PROTOCOL_VERSION: u32 = 5;

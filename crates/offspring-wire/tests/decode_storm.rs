@@ -885,6 +885,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
             log_filter: "info".to_owned(),
             segment: None,
             time_calls: false,
+            async_concurrency: 1,
         },
         WorkerConfig {
             log_filter: "warn,app::jobs=trace,offspring=debug".to_owned(),
@@ -893,6 +894,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
                 len: 1 << 20,
             }),
             time_calls: true,
+            async_concurrency: u32::MAX,
         },
         WorkerConfig {
             log_filter: String::new(),
@@ -901,6 +903,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
                 len: u64::MAX,
             }),
             time_calls: false,
+            async_concurrency: 1,
         },
     ]
 }

@@ -15,13 +15,15 @@ mod outbox;
 mod reports;
 pub mod runtime;
 mod table;
+mod tasks_runtime;
 
 pub use client::{Client, client};
 pub use reports::ENV_TEST_SCRIBBLE;
 pub use runtime::{
     EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, panic_message, parent_pid, run,
 };
-pub use table::{RunError, TaskEntry, TaskTable, task_table};
+pub use table::{CallFuture, RunError, StartFn, TaskEntry, TaskTable, task_table};
+pub use tasks_runtime::block_on;
 
 #[doc(hidden)]
 pub use inventory;

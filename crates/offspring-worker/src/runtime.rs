@@ -88,7 +88,14 @@ pub fn run(env: WorkerEnv) -> ! {
     install_logging(&config, Arc::clone(&outbox));
     install_panic_hook();
     install_exit_flush(&outbox);
-    serve(table, &task_rx, &outbox, ring, config.time_calls);
+    serve(
+        table,
+        &task_rx,
+        &outbox,
+        ring,
+        config.time_calls,
+        config.async_concurrency,
+    );
     outbox.flush(Instant::now() + FLUSH_TIMEOUT);
     // Through the C runtime's `exit`, so a task's own `atexit` handlers run on Windows too.
     sys::exit(0);
@@ -182,6 +189,7 @@ fn serve(
     out: &Outbox,
     mut ring: Option<Ring>,
     time_calls: bool,
+    concurrency: u32,
 ) {
     let mut dropped_reported = 0;
     let mut scribble = ring.as_ref().and_then(|_| Scribble::from_env());
@@ -210,6 +218,20 @@ fn serve(
         let entry = table.get(&run.name);
         let calls = run.items.len();
         let mut tail = Vec::with_capacity(3);
+        if let Some(entry) = entry.filter(|e| e.is_async() && concurrency > 1 && calls > 1) {
+            out.wait_written(last_report);
+            run_concurrently(
+                entry,
+                &run,
+                &Reporting { out, time_calls },
+                &mut ring,
+                &mut scribble,
+                &mut last_report,
+                &mut tail,
+            );
+            finish_batch(task_id, out, ring.as_ref(), &mut dropped_reported, tail);
+            continue;
+        }
         // Calls are timed only for a parent that writes a timeline, with one clock read per
         // call: a call's end is the next one's start (so a call's time includes publishing
         // the previous outcome, a fraction of a microsecond). Otherwise their times are 0.
@@ -248,39 +270,217 @@ fn serve(
                 }
                 None => 0,
             };
-            if let Some(ring) = &mut ring {
-                ring.publish(out, task_id, index_u32, elapsed_us, outcome, more);
-                if let Some(scribble) = &mut scribble {
-                    scribble.after_call(ring);
-                }
-                continue;
-            }
-            let item = report(&FromWorker::Item {
+            let call = Published {
                 task_id,
                 index: index_u32,
-                outcome,
                 elapsed_us,
-            });
-            if more {
-                last_report = out.send(item).unwrap_or(last_report);
-            } else {
-                // No call follows in this batch: the last report goes out with the end.
-                tail.extend(item);
+                more,
+            };
+            call.publish(
+                outcome,
+                out,
+                &mut ring,
+                &mut scribble,
+                &mut last_report,
+                &mut tail,
+            );
+        }
+        finish_batch(task_id, out, ring.as_ref(), &mut dropped_reported, tail);
+    }
+}
+
+/// Ends a batch: `tail` (the last call's report, if it goes as a frame), the dropped-log
+/// count when it grew, and `Finished`.
+fn finish_batch(
+    task_id: u64,
+    out: &Outbox,
+    ring: Option<&Ring>,
+    dropped_reported: &mut u64,
+    mut tail: Vec<Vec<u8>>,
+) {
+    let dropped = out
+        .log_counters()
+        .dropped
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if dropped != *dropped_reported {
+        *dropped_reported = dropped;
+        tail.extend(report(&FromWorker::LogsDropped { total: dropped }));
+    }
+    tail.extend(report(&FromWorker::Finished { task_id }));
+    if let Some(ring) = ring {
+        ring.announced();
+    }
+    let _ = out.send(tail);
+}
+
+/// One call's report, about to go out.
+struct Published {
+    task_id: u64,
+    index: u32,
+    elapsed_us: u64,
+    /// Whether calls of the batch follow.
+    more: bool,
+}
+
+impl Published {
+    /// Publishes the outcome in the ring, or sends it as an `Item` frame (the batch's last
+    /// goes into `tail`, out with the end).
+    fn publish(
+        self,
+        outcome: Outcome,
+        out: &Outbox,
+        ring: &mut Option<Ring>,
+        scribble: &mut Option<Scribble>,
+        last_report: &mut u64,
+        tail: &mut Vec<Vec<u8>>,
+    ) {
+        if let Some(ring) = ring {
+            ring.publish(
+                out,
+                self.task_id,
+                self.index,
+                self.elapsed_us,
+                outcome,
+                self.more,
+            );
+            if let Some(scribble) = scribble {
+                scribble.after_call(ring);
             }
+            return;
         }
-        let dropped = out
-            .log_counters()
-            .dropped
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if dropped != dropped_reported {
-            dropped_reported = dropped;
-            tail.extend(report(&FromWorker::LogsDropped { total: dropped }));
+        let item = report(&FromWorker::Item {
+            task_id: self.task_id,
+            index: self.index,
+            outcome,
+            elapsed_us: self.elapsed_us,
+        });
+        if self.more {
+            *last_report = out.send(item).unwrap_or(*last_report);
+        } else {
+            tail.extend(item);
         }
-        tail.extend(report(&FromWorker::Finished { task_id }));
-        if let Some(ring) = &ring {
-            ring.announced();
+    }
+}
+
+/// What a concurrent batch reports through.
+struct Reporting<'a> {
+    out: &'a Outbox,
+    time_calls: bool,
+}
+
+/// Runs every call of an async task's batch at once on the task thread's runtime (the parent
+/// sent at most `async_concurrency` of them), and reports them in order: a call's report
+/// waits for those before it. A panic fails its own call; the others go on.
+#[allow(clippy::too_many_arguments)]
+fn run_concurrently(
+    entry: &crate::TaskEntry,
+    run: &RunTask,
+    reporting: &Reporting<'_>,
+    ring: &mut Option<Ring>,
+    scribble: &mut Option<Scribble>,
+    last_report: &mut u64,
+    tail: &mut Vec<Vec<u8>>,
+) {
+    let task_id = run.task_id;
+    let calls = run.items.len();
+    let time_calls = reporting.time_calls;
+    crate::block_on(async {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+                for (index, args) in run.items.iter().enumerate() {
+                    let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
+                    let started = time_calls.then(Instant::now);
+                    let call = entry.start(&args.0);
+                    let done_tx = done_tx.clone();
+                    tokio::task::spawn_local(async move {
+                        let outcome = match call {
+                            Some(Ok(future)) => Caught::new(future, task_id, index_u32).await,
+                            Some(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
+                            Some(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
+                            None => Outcome::UnknownTask,
+                        };
+                        let elapsed_us = started.map_or(0, |started| {
+                            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+                        });
+                        let _ = done_tx.send((index, outcome, elapsed_us));
+                    });
+                }
+                drop(done_tx);
+                let mut ended: Vec<Option<(Outcome, u64)>> = (0..calls).map(|_| None).collect();
+                let mut next = 0;
+                while let Some((index, outcome, elapsed_us)) = done.recv().await {
+                    if let Some(slot) = ended.get_mut(index) {
+                        *slot = Some((outcome, elapsed_us));
+                    }
+                    while let Some((outcome, elapsed_us)) =
+                        ended.get_mut(next).and_then(Option::take)
+                    {
+                        let index_u32 = u32::try_from(next).unwrap_or(u32::MAX);
+                        if let Some(ring) = ring.as_ref() {
+                            ring.start(task_id, next, None);
+                        }
+                        next += 1;
+                        let call = Published {
+                            task_id,
+                            index: index_u32,
+                            elapsed_us,
+                            more: next < calls,
+                        };
+                        call.publish(outcome, reporting.out, ring, scribble, last_report, tail);
+                    }
+                }
+            })
+            .await;
+    });
+}
+
+/// An async call's future, polled with its call marked current (so its log records go out
+/// under its call) and its panics caught as its outcome, at the poll that panicked.
+struct Caught {
+    future: crate::CallFuture,
+    task_id: u64,
+    index: u32,
+}
+
+impl Caught {
+    fn new(future: crate::CallFuture, task_id: u64, index: u32) -> Self {
+        Self {
+            future,
+            task_id,
+            index,
         }
-        let _ = out.send(tail);
+    }
+}
+
+impl std::future::Future for Caught {
+    type Output = Outcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        let (task_id, index) = (self.task_id, self.index);
+        CURRENT_TASK.with(|c| c.set(Some((task_id, index))));
+        IN_TASK.with(|c| c.set(true));
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx)));
+        IN_TASK.with(|c| c.set(false));
+        CURRENT_TASK.with(|c| c.set(None));
+        match polled {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(Ok(bytes))) => std::task::Poll::Ready(Outcome::Value(bytes)),
+            Ok(std::task::Poll::Ready(Err(RunError::BadArgs(e)))) => {
+                std::task::Poll::Ready(Outcome::BadArgs(e))
+            }
+            Ok(std::task::Poll::Ready(Err(RunError::BadResult(e)))) => {
+                std::task::Poll::Ready(Outcome::BadResult(e))
+            }
+            Err(payload) => std::task::Poll::Ready(Outcome::Panicked {
+                message: panic_message(payload.as_ref()),
+                location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
+            }),
+        }
     }
 }
 

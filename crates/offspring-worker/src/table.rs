@@ -19,8 +19,16 @@ pub struct TaskEntry {
     name: &'static str,
     signature: fn() -> String,
     run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+    start: Option<StartFn>,
     type_id: fn() -> TypeId,
 }
+
+/// An async task's call, started: its arguments decoded, its value encoded when it ends.
+pub type CallFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, RunError>>>>;
+
+/// Starts an async task's call on encoded arguments (see [`TaskEntry::start`]).
+pub type StartFn = fn(&[u8]) -> Result<CallFuture, RunError>;
 
 impl TaskEntry {
     /// An entry: the stable name, a function describing the signature (for the table's
@@ -36,8 +44,42 @@ impl TaskEntry {
             name,
             signature,
             run,
+            start: None,
             type_id,
         }
+    }
+
+    /// An entry for an async task: as [`TaskEntry::new`], plus `start`, which gives the
+    /// call's future instead of running it, so a worker can run several calls at once.
+    pub const fn new_async(
+        name: &'static str,
+        signature: fn() -> String,
+        run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+        start: StartFn,
+        type_id: fn() -> TypeId,
+    ) -> Self {
+        Self {
+            name,
+            signature,
+            run,
+            start: Some(start),
+            type_id,
+        }
+    }
+
+    /// Whether the task is an `async fn`.
+    pub fn is_async(&self) -> bool {
+        self.start.is_some()
+    }
+
+    /// Starts an async task's call on encoded arguments: the future that runs it and
+    /// encodes its value; `None` for a sync task.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::BadArgs`] when the arguments do not decode.
+    pub fn start(&self, args: &[u8]) -> Option<Result<CallFuture, RunError>> {
+        self.start.map(|start| start(args))
     }
 
     /// The task's stable name.

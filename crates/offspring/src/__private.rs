@@ -1,5 +1,6 @@
 //! What the macros' expansions call. Not public API: names here may change at any time.
 
+pub use crate::task_trait::Async;
 pub use ctor;
 pub use inventory;
 pub use offspring_worker::{ENV_TEST_SCRIBBLE, TaskEntry};
@@ -29,6 +30,24 @@ pub fn run_erased<S, T: Task<S>>(
     let args: T::Args = crate::codec::decode(args).map_err(offspring_worker::RunError::BadArgs)?;
     let value = task.run(args);
     crate::codec::encode(&value).map_err(offspring_worker::RunError::BadResult)
+}
+
+/// The runner of an async task's calls that run several at a time: decodes the arguments
+/// now and gives the future that runs the call and encodes its value. See [`signature_of`].
+///
+/// # Errors
+///
+/// The arguments do not decode.
+pub fn start_erased<S, T: crate::task_trait::AsyncTask<S>>(
+    task: T,
+    args: &[u8],
+) -> Result<offspring_worker::CallFuture, offspring_worker::RunError> {
+    let args: T::Args = crate::codec::decode(args).map_err(offspring_worker::RunError::BadArgs)?;
+    let call = task.start(args);
+    Ok(Box::pin(async move {
+        let value = call.await;
+        crate::codec::encode(&value).map_err(offspring_worker::RunError::BadResult)
+    }))
 }
 
 /// See [`signature_of`].

@@ -52,6 +52,8 @@ pub struct PoolBuilder {
     worker_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// Workers report in frames, without a shared outcome segment (tests; see `__private`).
     frames_only: bool,
+    /// How many calls of an async task a worker runs at once (`None`: 1).
+    async_concurrency: Option<usize>,
 }
 
 impl PoolBuilder {
@@ -109,6 +111,40 @@ impl PoolBuilder {
         self
     }
 
+    /// How many calls of an `async fn` task each worker runs at once (default 1), on its
+    /// runtime: with `n` workers, up to `n × concurrency` such calls are in flight. Sync tasks
+    /// still run one at a time. With more than 1, a worker's death fails every call it was
+    /// running, each with [`Error::WorkerDied`], and only those; a panic in one call fails
+    /// that call alone.
+    ///
+    /// ```standalone_crate
+    /// use std::time::Duration;
+    ///
+    /// #[offspring::task]
+    /// async fn fetch(n: u64) -> u64 {
+    ///     tokio::time::sleep(Duration::from_millis(100)).await; // a slow request
+    ///     n
+    /// }
+    ///
+    /// # offspring::test_support!();
+    /// fn main() -> offspring::Result<()> {
+    ///     offspring::init();
+    ///     let pool = offspring::Pool::builder()
+    ///         .processes(2)
+    ///         .async_concurrency(32)
+    ///         .build()?;
+    ///     let started = std::time::Instant::now();
+    ///     assert_eq!(pool.map(fetch, 0..64)?.len(), 64);
+    ///     // 64 calls of 100 ms, 32 at a time on each of 2 workers: about 100 ms, not 3.2 s.
+    ///     assert!(started.elapsed() < Duration::from_secs(3));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn async_concurrency(mut self, concurrency: usize) -> Self {
+        self.async_concurrency = Some(concurrency);
+        self
+    }
+
     /// A task whose worker died is run again on another worker up to this many times before
     /// it reports [`Error::WorkerDied`] (default 0). A panic is not retried.
     pub fn retries(mut self, retries: u32) -> Self {
@@ -138,6 +174,11 @@ impl PoolBuilder {
                 reason: "a task timeout of zero would kill every task".into(),
             });
         }
+        if self.async_concurrency == Some(0) {
+            return Err(Error::InvalidConfig {
+                reason: "async_concurrency must be at least 1".into(),
+            });
+        }
         if self.max_tasks_per_child == Some(0) {
             return Err(Error::InvalidConfig {
                 reason: "max_tasks_per_child must be at least 1".into(),
@@ -147,6 +188,7 @@ impl PoolBuilder {
             Some((name, args)) => Some((name, args?)),
             None => None,
         };
+        let async_concurrency = self.async_concurrency.unwrap_or(1);
         let coordinator = crate::init::coordinator()?;
         let handle = PoolHandle::start(
             coordinator,
@@ -161,12 +203,14 @@ impl PoolBuilder {
                 worker_env: self.worker_env,
                 frames_only: self.frames_only,
                 timeline: self.trace.map(offspring_coordinator::Timeline::new),
+                async_concurrency,
             },
         );
         Ok(Pool {
             inner: Arc::new(PoolCore {
                 handle,
                 processes,
+                async_concurrency,
                 callbacks: Arc::new(CallbackCount::default()),
             }),
         })
@@ -176,7 +220,24 @@ impl PoolBuilder {
 struct PoolCore {
     handle: PoolHandle,
     processes: usize,
+    /// See [`PoolBuilder::async_concurrency`].
+    async_concurrency: usize,
     callbacks: Arc<CallbackCount>,
+}
+
+impl PoolCore {
+    /// How many calls of `task` a worker runs at once: the pool's async concurrency for an
+    /// async task, else 1.
+    fn concurrent(&self, task: &str) -> usize {
+        if self.async_concurrency <= 1 {
+            return 1;
+        }
+        let is_async = offspring_worker::task_table()
+            .ok()
+            .and_then(|table| table.get(task))
+            .is_some_and(offspring_worker::TaskEntry::is_async);
+        if is_async { self.async_concurrency } else { 1 }
+    }
 }
 
 impl Drop for PoolCore {
@@ -362,6 +423,7 @@ impl Pool {
             name: Arc::from(task),
             items,
             chunk,
+            concurrent: self.inner.concurrent(task),
             sink,
             span,
         };
@@ -692,7 +754,8 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             submitted: 0,
             yielded: 0,
             ordered,
-            window: IMAP_AHEAD * pool.inner.processes,
+            // Calls run at once on a worker (an async task's) count as that many workers.
+            window: IMAP_AHEAD * pool.inner.processes * pool.inner.concurrent(label),
             chunk: 1,
             input_panic: None,
             #[cfg(feature = "progress")]
@@ -787,6 +850,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             name: Arc::from(self.task),
             items,
             chunk: self.chunk,
+            concurrent: self.pool.inner.concurrent(self.task),
             sink: Arc::clone(&self.sink) as Arc<dyn JobSink>,
             span: self.span.clone(),
         };

@@ -64,6 +64,83 @@ macro_rules! task_impls {
     (@args $($arg:ident),+) => { ($($arg),+) };
 }
 
+/// The marker of an async task's signature in [`Task`]: `Async<fn(A) -> Fut>` for an
+/// `async fn(A) -> R`, whose future `Fut` gives `R`. Always inferred, never written.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Async<Sig>(std::marker::PhantomData<Sig>);
+
+/// An async task's call as a future, for a worker that runs several at once.
+#[doc(hidden)]
+pub trait AsyncTask<Sig>: Task<Sig> {
+    /// The call's future.
+    fn start(
+        self,
+        args: Self::Args,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output>>>;
+}
+
+macro_rules! async_task_impls {
+    ($( ( $($arg:ident),* ) ),* $(,)?) => {$(
+        impl<F, Fut, $($arg),*> sealed::Sealed<Async<fn($($arg),*) -> Fut>> for F
+        where
+            F: Fn($($arg),*) -> Fut,
+        {
+        }
+
+        #[allow(non_snake_case, unused_parens)]
+        impl<F, Fut, $($arg),*> AsyncTask<Async<fn($($arg),*) -> Fut>> for F
+        where
+            F: Fn($($arg),*) -> Fut + Copy + Send + Sync + 'static,
+            Fut: std::future::Future + 'static,
+            Fut::Output: Serialize + DeserializeOwned + Send + 'static,
+            $($arg: Serialize + DeserializeOwned + Send + 'static,)*
+        {
+            fn start(
+                self,
+                args: Self::Args,
+            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output>>> {
+                let task_impls!(@args $($arg),*) = args;
+                Box::pin(self($($arg),*))
+            }
+        }
+
+        /// An `async fn` task: in a worker it runs on the worker's own current-thread
+        /// runtime, started on first use (see `offspring_worker::block_on`).
+        #[allow(non_snake_case, unused_parens)]
+        impl<F, Fut, $($arg),*> Task<Async<fn($($arg),*) -> Fut>> for F
+        where
+            F: Fn($($arg),*) -> Fut + Copy + Send + Sync + 'static,
+            Fut: std::future::Future,
+            Fut::Output: Serialize + DeserializeOwned + Send + 'static,
+            $($arg: Serialize + DeserializeOwned + Send + 'static,)*
+        {
+            type Args = task_impls!(@args $($arg),*);
+            type Output = Fut::Output;
+            fn run(self, args: Self::Args) -> Self::Output {
+                let task_impls!(@args $($arg),*) = args;
+                offspring_worker::block_on(self($($arg),*))
+            }
+        }
+    )*};
+}
+
+async_task_impls! {
+    (),
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, G),
+    (A, B, C, D, E, G, H),
+    (A, B, C, D, E, G, H, I),
+    (A, B, C, D, E, G, H, I, J),
+    (A, B, C, D, E, G, H, I, J, K),
+    (A, B, C, D, E, G, H, I, J, K, L),
+    (A, B, C, D, E, G, H, I, J, K, L, M),
+}
+
 task_impls! {
     (),
     (A),

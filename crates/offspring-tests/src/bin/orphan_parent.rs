@@ -4,6 +4,7 @@
 //! - `idle`: three workers waiting for work;
 //! - `busy`: three workers spinning on the CPU;
 //! - `event`: three workers blocked in `Event::wait` on an event nobody sets;
+//! - `awaiting`: three workers each with 20 async calls awaiting an hour-long timer;
 //! - `write <go-file>`: one worker of two says `started <pid>` when its call arrives, then
 //!   returns a 60 MiB value once `<go-file>` exists (the test stops this parent between the
 //!   two, so the worker blocks writing to a parent that reads nothing).
@@ -47,6 +48,15 @@ fn wait_for(event: Event) -> bool {
     event.wait_timeout(Duration::from_secs(3600))
 }
 
+/// An async call that awaits a timer for an hour; the first of each worker's calls says so.
+#[offspring::task]
+async fn await_long(n: u32) {
+    if n.is_multiple_of(20) {
+        say("awaiting");
+    }
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
 /// A string rather than a `Vec<u8>`: postcard copies it whole instead of byte by byte.
 #[offspring::task]
 fn large_after(go: PathBuf) -> String {
@@ -71,6 +81,7 @@ fn main() {
     let workers = if mode == "write" { 2 } else { 3 };
     let pool = Pool::builder()
         .processes(workers)
+        .async_concurrency(20)
         .initializer(up, ())
         .build()
         .unwrap_or_else(|e| fail(&e.to_string()));
@@ -85,6 +96,7 @@ fn main() {
             pool.map_chunked(wait_for, vec![event; workers], 1)
                 .map(drop)
         }
+        "awaiting" => pool.map(await_long, 0..60).map(drop),
         "write" => {
             let go = args
                 .next()

@@ -163,12 +163,14 @@ fn a_wrong_secret_is_refused_by_both_sides() {
                     pid: None,
                     segment: None,
                     time_calls: false,
+                    async_concurrency: 1,
                 })
             };
             let config = WorkerConfig {
                 log_filter: "info".into(),
                 segment: None,
                 time_calls: false,
+                async_concurrency: 1,
             };
             accept_handshake(conn, lookup, &identity, config)
                 .await

@@ -74,3 +74,44 @@ fn a_workers_info_event_reaches_the_parents_log_with_its_pid() -> offspring::Res
     );
     Ok(())
 }
+
+#[offspring::task]
+async fn chatty_later(n: u32) -> u32 {
+    tracing::info!(n, "async hello before the await");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    tracing::info!(n, "async hello after the await");
+    n
+}
+
+/// The events of async calls running at once on one worker reach the parent's log, each
+/// under its own task's span, before and after an await.
+#[test]
+fn async_calls_running_at_once_log_under_their_task() -> offspring::Result<()> {
+    let log = captured();
+    let pool = offspring::Pool::builder()
+        .processes(1)
+        .async_concurrency(4)
+        .build()?;
+    assert_eq!(pool.map(chatty_later, 100..104)?, [100, 101, 102, 103]);
+    pool.close();
+    pool.join()?;
+    let text = String::from_utf8_lossy(
+        &log.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .into_owned();
+    for n in 100..104 {
+        for when in ["before", "after"] {
+            let line = text
+                .lines()
+                .find(|line| {
+                    line.contains(&format!("async hello {when} the await"))
+                        && line.contains(&format!("n={n}"))
+                })
+                .unwrap_or_else(|| panic!("no line {when} the await of call {n}:\n{text}"));
+            assert!(line.contains("chatty_later"), "the task is missing: {line}");
+        }
+    }
+    Ok(())
+}

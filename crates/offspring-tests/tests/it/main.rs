@@ -6,6 +6,7 @@
 
 offspring::test_support!();
 
+mod async_tasks;
 mod flow;
 mod hostile;
 mod logs;

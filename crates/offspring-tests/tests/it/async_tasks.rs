@@ -1,0 +1,227 @@
+//! `async fn` tasks: the same methods and results as sync tasks, run in real workers on each
+//! worker's own runtime.
+
+use std::time::Duration;
+
+use offspring::{Error, Pool, Process};
+
+#[offspring::task]
+async fn double_later(n: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    n * 2
+}
+
+#[offspring::task]
+async fn add_later(a: u64, b: u64) -> u64 {
+    tokio::task::yield_now().await;
+    a + b
+}
+
+#[offspring::task]
+async fn fails_at_three(n: u64) -> u64 {
+    tokio::task::yield_now().await;
+    assert_ne!(n, 3, "async call {n} failed");
+    n
+}
+
+/// Spawns onto the worker's runtime and joins what it spawned.
+#[offspring::task]
+async fn spawns_inside(n: u64) -> u64 {
+    tokio::spawn(async move { n + 1 }).await.unwrap_or(0)
+}
+
+/// Whether a sync task runs inside a runtime (it must not, even after async calls ran on
+/// the same worker).
+#[offspring::task]
+fn sync_sees_a_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// The pid of the worker, and whether the async call runs on a current-thread runtime.
+#[offspring::task]
+async fn where_am_i() -> (u32, bool) {
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    (
+        std::process::id(),
+        flavor == tokio::runtime::RuntimeFlavor::CurrentThread,
+    )
+}
+
+#[test]
+fn async_tasks_work_with_every_pool_method() -> offspring::Result<()> {
+    let pool = Pool::new(2)?;
+    assert_eq!(pool.apply(double_later, 21)?, 42);
+    assert_eq!(pool.apply(add_later, (40, 2))?, 42);
+    assert_eq!(
+        pool.map(double_later, 0..50)?,
+        (0..50).map(|n| n * 2).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pool.starmap(add_later, (0..10).map(|n| (n, n)))?,
+        (0..10).map(|n| n * 2).collect::<Vec<_>>()
+    );
+    let streamed: Vec<u64> = pool
+        .imap(double_later, 0..20)
+        .collect::<offspring::Result<_>>()?;
+    assert_eq!(streamed, (0..20).map(|n| n * 2).collect::<Vec<_>>());
+    assert_eq!(pool.apply_async(double_later, 5).get()?, 10);
+    let awaited = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Primitive {
+            reason: e.to_string(),
+        })?
+        .block_on(async { pool.apply_async(spawns_inside, 9).await })?;
+    assert_eq!(awaited, 10);
+    let (pid, current_thread) = pool.apply(where_am_i, ())?;
+    assert_ne!(pid, std::process::id(), "ran in the parent");
+    assert!(current_thread, "not a current-thread runtime");
+    assert_eq!(Process::spawn(double_later, 50)?.join()?, 100);
+    Ok(())
+}
+
+/// A panic in one async call fails that call only; the worker's runtime goes on serving the
+/// next calls, and a sync task on the same worker still runs outside any runtime.
+#[test]
+fn a_panicking_async_call_fails_alone() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let results: Vec<_> = (0..6)
+        .map(|n| pool.apply_async(fails_at_three, n))
+        .collect();
+    for (n, result) in results.into_iter().enumerate() {
+        match result.get() {
+            Ok(value) => assert_eq!(value, n as u64),
+            Err(Error::TaskPanicked { message, .. }) => {
+                assert_eq!(n, 3, "call {n} failed: {message}");
+                assert!(message.contains("async call 3 failed"), "{message}");
+            }
+            Err(other) => panic!("call {n}: {other}"),
+        }
+    }
+    assert_eq!(pool.apply(spawns_inside, 1)?, 2);
+    assert!(!pool.apply(sync_sees_a_runtime, ())?);
+    Ok(())
+}
+
+#[offspring::task]
+async fn sleep_ms(n: u64, ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    n
+}
+
+/// 200 calls that each await 200 ms, on 2 workers running 100 at once, take about what two
+/// rounds of one call take, not the 40 s one worker needs serially (20 s for two).
+#[test]
+fn many_awaiting_calls_run_at_once_on_each_worker() -> offspring::Result<()> {
+    let pool = Pool::builder()
+        .processes(2)
+        .async_concurrency(100)
+        .build()?;
+    // The workers are up before the clock starts.
+    assert_eq!(pool.map(sleep_ms, [(0, 0), (1, 0)])?, [0, 1]);
+    let started = std::time::Instant::now();
+    let pending: Vec<_> = (0..200)
+        .map(|n| pool.apply_async(sleep_ms, (n, 200)))
+        .collect();
+    for (n, result) in pending.into_iter().enumerate() {
+        assert_eq!(result.get()?, n as u64);
+    }
+    let applied = started.elapsed();
+    let started = std::time::Instant::now();
+    let mapped = pool.map(sleep_ms, (0..200).map(|n| (n, 200)))?;
+    let mapped_time = started.elapsed();
+    assert_eq!(mapped, (0..200).collect::<Vec<_>>());
+    println!(
+        "200 calls of 200 ms on 2 workers, 100 at a time: apply_async {applied:?}, map \
+         {mapped_time:?} (serially: 20 s)"
+    );
+    assert!(
+        applied < Duration::from_secs(8),
+        "apply_async took {applied:?}"
+    );
+    assert!(
+        mapped_time < Duration::from_secs(8),
+        "map took {mapped_time:?}"
+    );
+    Ok(())
+}
+
+/// Call 7 of 40 running at once panics: it alone fails.
+#[test]
+fn a_panic_among_concurrent_calls_fails_only_its_call() -> offspring::Result<()> {
+    let pool = Pool::builder().processes(1).async_concurrency(40).build()?;
+    let results: Vec<_> = pool.imap_chunked(fails_at_three_later, 0..40, 40).collect();
+    for (n, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(value) => assert_eq!(value, n as u64),
+            Err(Error::TaskPanicked { message, .. }) => {
+                assert_eq!(n, 7, "call {n} failed: {message}");
+                assert!(message.contains("async call 7 failed"), "{message}");
+            }
+            Err(other) => panic!("call {n}: {other}"),
+        }
+    }
+    Ok(())
+}
+
+/// Fails at 7 after the others have started (they all await 50 ms first).
+#[offspring::task]
+async fn fails_at_three_later(n: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_ne!(n, 7, "async call {n} failed");
+    n
+}
+
+/// Says it started, then waits: call 0 ends its own worker once told, the others await an
+/// hour.
+#[offspring::task]
+async fn hang_until_told(n: u32, started: offspring::Queue<u32>, die: offspring::Event) -> u32 {
+    if started.put(&n).is_err() {
+        return u32::MAX;
+    }
+    if n == 0 {
+        let told = tokio::task::spawn_blocking(move || die.wait_timeout(Duration::from_secs(120)))
+            .await
+            .unwrap_or(false);
+        if told {
+            #[cfg(unix)]
+            offspring_tests::signal(std::process::id(), libc::SIGKILL);
+            std::process::abort();
+        }
+    } else {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    n
+}
+
+/// A worker killed with 50 async calls in flight fails exactly those 50, each with
+/// `WorkerDied`; calls queued behind them run on its replacement.
+#[test]
+fn a_killed_worker_fails_exactly_its_calls_in_flight() -> offspring::Result<()> {
+    let pool = Pool::builder().processes(1).async_concurrency(50).build()?;
+    let started = offspring::Queue::<u32>::new()?;
+    let die = offspring::Event::new()?;
+    let inputs: Vec<_> = (0..50).map(|n| (n, started.clone(), die.clone())).collect();
+    let in_flight = pool.imap_chunked(hang_until_told, inputs, 50);
+    let consumer = std::thread::spawn(move || in_flight.collect::<Vec<_>>());
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen.push(started.get_timeout(Duration::from_secs(60))?);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..50).collect::<Vec<_>>(), "all 50 running at once");
+    let behind: Vec<_> = (0..10).map(|n| pool.apply_async(double_later, n)).collect();
+    die.set();
+    let results = consumer.join().expect("consumer thread");
+    assert_eq!(results.len(), 50);
+    for (n, result) in results.into_iter().enumerate() {
+        assert!(
+            matches!(result, Err(Error::WorkerDied { .. })),
+            "call {n}: {result:?}"
+        );
+    }
+    for (n, result) in behind.into_iter().enumerate() {
+        assert_eq!(result.get()?, 2 * n as u64, "a call queued behind them");
+    }
+    Ok(())
+}
