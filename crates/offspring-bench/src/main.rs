@@ -32,6 +32,15 @@ fn echo_vec(payload: Vec<u8>) -> Vec<u8> {
 }
 
 #[offspring::task]
+async fn nothing_async() {}
+
+/// An async "request": awaits a timer of `ms` milliseconds.
+#[offspring::task]
+async fn wait_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[offspring::task]
 fn worker_rss_kib() -> u64 {
     rss_kib(std::process::id()).unwrap_or_default()
 }
@@ -156,7 +165,25 @@ fn main() -> offspring::Result<()> {
             micros(started.elapsed()) / settings.round_trips as f64,
         );
     }
+    figure(
+        "async_round_trip",
+        "us",
+        true,
+        "apply of a trivial async task over an established worker",
+    );
+    pool.apply(nothing_async, ())?;
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        for _ in 0..settings.round_trips {
+            pool.apply(nothing_async, ())?;
+        }
+        sample(
+            "async_round_trip",
+            micros(started.elapsed()) / settings.round_trips as f64,
+        );
+    }
     drop(pool);
+    async_concurrent(&settings)?;
 
     figure(
         "spawn_to_first_result",
@@ -269,6 +296,49 @@ fn main() -> offspring::Result<()> {
     Ok(())
 }
 
+/// How long each concurrent async call awaits, and how many run at once per worker.
+const ASYNC_WAIT_MS: u64 = 10;
+const ASYNC_CONCURRENCY: usize = 100;
+
+/// Async calls that each await a 10 ms timer, 100 at a time on each of 2 workers, next to
+/// the rate that timer allows (2 × 100 calls per 10 ms).
+fn async_concurrent(settings: &Settings) -> offspring::Result<()> {
+    figure(
+        "async_concurrent_throughput",
+        "calls/s",
+        false,
+        "apply_async of async calls that each await 10 ms, on 2 workers running 100 at once",
+    );
+    figure(
+        "async_concurrent_limit",
+        "calls/s",
+        false,
+        "what 2 workers running 100 calls of 10 ms at once allow: 20,000 calls/s",
+    );
+    let pool = offspring::Pool::builder()
+        .processes(2)
+        .async_concurrency(ASYNC_CONCURRENCY)
+        .build()?;
+    pool.map(wait_ms, [0, 0])?;
+    let calls = settings.async_tasks / 2;
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        let results: Vec<_> = (0..calls)
+            .map(|_| pool.apply_async(wait_ms, ASYNC_WAIT_MS))
+            .collect();
+        for result in results {
+            result.get()?;
+        }
+        sample(
+            "async_concurrent_throughput",
+            calls as f64 / started.elapsed().as_secs_f64(),
+        );
+    }
+    let limit = 2.0 * ASYNC_CONCURRENCY as f64 / (ASYNC_WAIT_MS as f64 / 1000.0);
+    sample("async_concurrent_limit", limit);
+    Ok(())
+}
+
 /// Measures `map` of trivial items with the automatic chunk size and with fixed ones, then
 /// repeats the samples of the best of them as `map_throughput_best`, so that the automatic
 /// choice can be compared with the best one measured.
@@ -326,6 +396,20 @@ fn targets() {
         "<=",
         2.5,
         "apply round trip within 2.5x of the raw socket floor (moonshot 2x)",
+    );
+    ratio(
+        "async_round_trip",
+        "task_round_trip",
+        "<=",
+        1.5,
+        "an async task's round trip within 1.5x of a sync task's",
+    );
+    ratio(
+        "async_concurrent_throughput",
+        "async_concurrent_limit",
+        ">=",
+        0.5,
+        "concurrent async calls at least half the rate their timers allow",
     );
     ratio(
         "apply_async_throughput",

@@ -9,7 +9,8 @@
 //!    runtime and owns the socket; failures print one line on stderr and exit with a
 //!    distinct code ([`EXIT_HANDSHAKE`], ...).
 //! 4. **serve**: the thread that called `init()` (the main thread; the harness's test thread
-//!    under `test_support!`) runs tasks one at a time,
+//!    under `test_support!`) runs sync tasks one at a time (and an async task's calls on a
+//!    runtime of its own, up to the configured number at once),
 //!    never inside an async runtime, so a task may block or start its own runtime. The
 //!    `offspring-io` thread keeps reading the socket all the while: that is the lifeline.
 //!    When the parent's end closes, the worker exits at once, even if a task is spinning.
