@@ -246,15 +246,24 @@ enum ActorEvent {
     Terminate,
     Spawned(Result<WorkerHandle, SpawnError>),
     Exited(u64),
-    Started(u64),
+    /// A worker's batch (by its task id) began.
+    Started {
+        worker: u64,
+        task_id: u64,
+    },
     /// Calls of a worker's batch that reported, in order.
     Items {
         worker: u64,
+        task_id: u64,
         items: Vec<(usize, Result<Vec<u8>, Failure>)>,
     },
-    Finished(u64),
+    Finished {
+        worker: u64,
+        task_id: u64,
+    },
     Died {
         worker: u64,
+        task_id: u64,
         death: Death,
     },
     InitDone {
@@ -443,6 +452,8 @@ struct Job {
 
 /// Calls of one task on their way to one worker, or running there.
 struct Batch {
+    /// The batch's id on its worker.
+    task_id: u64,
     name: Arc<str>,
     /// Which job each call belongs to: runs of calls, by the position of each run's first
     /// call. One run for a chunk of a job; several for single calls of several jobs put
@@ -526,7 +537,9 @@ const MAX_MERGED: usize = 256;
 enum SlotState {
     Initializing,
     Idle,
-    Busy(Batch),
+    /// Running one batch, or, for calls run at once (an async task's), up to the pool's
+    /// `async_concurrency` batches of one call each.
+    Busy(Vec<Batch>),
     Retiring,
 }
 
@@ -558,14 +571,16 @@ struct Actor {
 /// (one drain of the worker's ring, or one frame) as one event.
 struct CallReports {
     worker: u64,
+    task_id: u64,
     events: mpsc::UnboundedSender<ActorEvent>,
     items: Vec<(usize, Result<Vec<u8>, Failure>)>,
 }
 
 impl CallReports {
-    fn new(worker: u64, events: mpsc::UnboundedSender<ActorEvent>) -> Self {
+    fn new(worker: u64, task_id: u64, events: mpsc::UnboundedSender<ActorEvent>) -> Self {
         Self {
             worker,
+            task_id,
             events,
             items: Vec::new(),
         }
@@ -574,7 +589,10 @@ impl CallReports {
 
 impl BatchSink for CallReports {
     fn started(&mut self, _pid: u32) {
-        let _ = self.events.send(ActorEvent::Started(self.worker));
+        let _ = self.events.send(ActorEvent::Started {
+            worker: self.worker,
+            task_id: self.task_id,
+        });
     }
 
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, _pid: u32) {
@@ -585,6 +603,7 @@ impl BatchSink for CallReports {
         if !self.items.is_empty() {
             let _ = self.events.send(ActorEvent::Items {
                 worker: self.worker,
+                task_id: self.task_id,
                 items: std::mem::take(&mut self.items),
             });
         }
@@ -592,13 +611,17 @@ impl BatchSink for CallReports {
 
     fn finished(mut self: Box<Self>, _pid: u32) {
         self.flush();
-        let _ = self.events.send(ActorEvent::Finished(self.worker));
+        let _ = self.events.send(ActorEvent::Finished {
+            worker: self.worker,
+            task_id: self.task_id,
+        });
     }
 
     fn died(mut self: Box<Self>, death: Death) {
         self.flush();
         let _ = self.events.send(ActorEvent::Died {
             worker: self.worker,
+            task_id: self.task_id,
             death,
         });
     }
@@ -737,20 +760,24 @@ impl Actor {
                     self.dispatch();
                 }
             }
-            ActorEvent::Started(worker) => {
-                if let Some(Slot {
-                    state: SlotState::Busy(batch),
-                    ..
-                }) = self.workers.get_mut(&worker)
-                {
+            ActorEvent::Started { worker, task_id } => {
+                if let Some((batch, _)) = self.batch_mut(worker, task_id) {
                     let now = Instant::now();
                     batch.since = now;
                     batch.began = Some(now);
                 }
             }
-            ActorEvent::Items { worker, items } => self.items(worker, items),
-            ActorEvent::Finished(worker) => self.finished(worker),
-            ActorEvent::Died { worker, death } => self.died(worker, death),
+            ActorEvent::Items {
+                worker,
+                task_id,
+                items,
+            } => self.items(worker, task_id, items),
+            ActorEvent::Finished { worker, task_id } => self.finished(worker, task_id),
+            ActorEvent::Died {
+                worker,
+                task_id,
+                death,
+            } => self.died(worker, task_id, &death),
             ActorEvent::InitDone { worker, error } => self.init_done(worker, error),
             ActorEvent::Tick => self.tick(),
         }
@@ -865,7 +892,66 @@ impl Actor {
             };
             self.send(worker, batch);
         }
+        self.fill_free_slots();
         self.maybe_retire_idle();
+    }
+
+    /// Workers running calls at once that have free slots get more such calls, one at a
+    /// time round the workers, while the job at the front of the queue is one of them (the
+    /// queue keeps its order: a sync job at the front waits for a worker with nothing
+    /// running, and the calls behind it wait with it, so neither kind starves the other).
+    fn fill_free_slots(&mut self) {
+        let limit = self.config.async_concurrency;
+        if limit <= 1 {
+            return;
+        }
+        loop {
+            // Jobs with nothing left to send leave the front first.
+            while let Some(id) = self.queue.front() {
+                match self.jobs.get(id) {
+                    Some(job) if !job.pending.is_empty() => break,
+                    _ => {
+                        self.queue.pop_front();
+                    }
+                }
+            }
+            let front_concurrent = self
+                .queue
+                .front()
+                .and_then(|id| self.jobs.get(id))
+                .is_some_and(|job| job.concurrent > 1);
+            if !front_concurrent {
+                return;
+            }
+            let open: Vec<u64> = self
+                .workers
+                .iter()
+                .filter(|(_, slot)| match &slot.state {
+                    SlotState::Busy(batches) => {
+                        batches.len() < limit && batches.iter().all(|b| b.concurrent)
+                    }
+                    _ => false,
+                })
+                .map(|(key, _)| *key)
+                .collect();
+            if open.is_empty() {
+                return;
+            }
+            for worker in open {
+                let front_concurrent = self
+                    .queue
+                    .front()
+                    .and_then(|id| self.jobs.get(id))
+                    .is_some_and(|job| job.concurrent > 1 && !job.pending.is_empty());
+                if !front_concurrent {
+                    break;
+                }
+                let Some(batch) = self.next_batch(false) else {
+                    return;
+                };
+                self.send(worker, batch);
+            }
+        }
     }
 
     /// The next batch for an idle worker: a chunk of the job at the front of the queue, or,
@@ -886,17 +972,15 @@ impl Actor {
                 self.queue.pop_front();
                 continue;
             }
+            // A call run at once with others (an async task's) goes alone, so it reports
+            // the moment it ends and a worker with a free slot takes the next.
             let concurrent = job.concurrent > 1;
-            let chunk = if concurrent {
-                job.concurrent
-            } else {
-                job.chunk
-            };
+            let chunk = if concurrent { 1 } else { job.chunk };
             let take = batch_len(&job.name, &job.pending, chunk);
             let items: Vec<Pending> = job.pending.drain(..take).collect();
-            let single = job.calls == 1;
-            let limit = concurrent.then_some(job.concurrent);
+            let single = job.calls == 1 && !concurrent;
             let mut batch = Batch {
+                task_id: 0,
                 name: Arc::clone(&job.name),
                 parts: vec![Part {
                     start: 0,
@@ -914,7 +998,7 @@ impl Actor {
                 self.queue.pop_front();
             }
             if merge && single && self.config.max_tasks_per_child.is_none() {
-                self.merge_singles(&mut batch, limit);
+                self.merge_singles(&mut batch);
             }
             return Some(batch);
         }
@@ -924,8 +1008,8 @@ impl Actor {
     /// Adds to `batch` the single calls of its task queued at the front (see `next_batch`):
     /// up to `concurrent` of them for calls a worker runs at once, else as many as their
     /// times allow.
-    fn merge_singles(&mut self, batch: &mut Batch, concurrent: Option<usize>) {
-        let limit = concurrent.unwrap_or_else(|| self.times.merge_limit(&batch.name));
+    fn merge_singles(&mut self, batch: &mut Batch) {
+        let limit = self.times.merge_limit(&batch.name);
         let budget = offspring_wire::MAX_FRAME as usize;
         let mut used = RUN_ENVELOPE
             + batch.name.len()
@@ -963,12 +1047,13 @@ impl Actor {
         }
     }
 
-    fn send(&mut self, worker: u64, batch: Batch) {
+    fn send(&mut self, worker: u64, mut batch: Batch) {
         let Some(slot) = self.workers.get_mut(&worker) else {
             return;
         };
         let count = batch.items.len() as i64;
         let task_id = self.coordinator.next_task_id();
+        batch.task_id = task_id;
         let pid = slot.handle.pid();
         if slot.batches == 0 {
             // Its first batch: from now on the worker is serving (once per worker, off the
@@ -1003,9 +1088,12 @@ impl Actor {
             &batch.name,
             &items,
             context.unwrap_or_default(),
-            Box::new(CallReports::new(worker, self.events.clone())),
+            Box::new(CallReports::new(worker, task_id, self.events.clone())),
         );
-        slot.state = SlotState::Busy(batch);
+        match &mut slot.state {
+            SlotState::Busy(batches) => batches.push(batch),
+            state => *state = SlotState::Busy(vec![batch]),
+        }
         bump(&self.shared.counters.batches, 1);
         bump(&self.shared.counters.queued, -count);
         bump(&self.shared.counters.running, count);
@@ -1013,16 +1101,10 @@ impl Actor {
 
     /// Calls of `worker`'s batch reported: each goes to its job's sink, a job's calls
     /// together.
-    fn items(&mut self, worker: u64, items: Vec<(usize, Result<Vec<u8>, Failure>)>) {
-        let Some(Slot {
-            state: SlotState::Busy(batch),
-            handle,
-            ..
-        }) = self.workers.get_mut(&worker)
-        else {
+    fn items(&mut self, worker: u64, task_id: u64, items: Vec<(usize, Result<Vec<u8>, Failure>)>) {
+        let Some((batch, pid)) = self.batch_mut(worker, task_id) else {
             return;
         };
-        let pid = handle.pid();
         batch.since = Instant::now();
         // Runs of calls of one job: (job, sink, its results).
         let mut groups: Vec<Delivery> = Vec::new();
@@ -1085,20 +1167,49 @@ impl Actor {
         }
     }
 
-    fn finished(&mut self, worker: u64) {
+    /// `worker`'s batch and the worker's pid.
+    fn batch_mut(&mut self, worker: u64, task_id: u64) -> Option<(&mut Batch, u32)> {
+        let slot = self.workers.get_mut(&worker)?;
+        let pid = slot.handle.pid();
+        match &mut slot.state {
+            SlotState::Busy(batches) => batches
+                .iter_mut()
+                .find(|b| b.task_id == task_id)
+                .map(|b| (b, pid)),
+            _ => None,
+        }
+    }
+
+    fn finished(&mut self, worker: u64, task_id: u64) {
         let Some(slot) = self.workers.get_mut(&worker) else {
             return;
         };
-        if !matches!(slot.state, SlotState::Busy(_)) {
+        let SlotState::Busy(batches) = &mut slot.state else {
             return;
+        };
+        let Some(at) = batches.iter().position(|b| b.task_id == task_id) else {
+            return;
+        };
+        let batch = batches.remove(at);
+        let more = !batches.is_empty();
+        slot.batches += 1;
+        if !more {
+            slot.state = SlotState::Idle;
         }
-        if let SlotState::Busy(batch) = std::mem::replace(&mut slot.state, SlotState::Idle)
+        if !batch.concurrent
             && let Some(began) = batch.began
         {
             self.times
                 .record(&batch.name, began.elapsed(), batch.items.len());
         }
-        slot.batches += 1;
+        if more {
+            // Calls still run on it: the freed slot takes the next such call.
+            self.dispatch();
+            return;
+        }
+        let Some(slot) = self.workers.get_mut(&worker) else {
+            return;
+        };
         if self
             .config
             .max_tasks_per_child
@@ -1116,14 +1227,27 @@ impl Actor {
         lock(&self.shared.serving).retain(|p| *p != pid);
     }
 
-    fn died(&mut self, worker: u64, death: Death) {
+    /// `worker` died, as its batch `task_id` reports; its other batches (calls run at once)
+    /// end with it. The worker's actor hands on every batch's reports before any death, so
+    /// each batch's count of reported calls is final here.
+    fn died(&mut self, worker: u64, task_id: u64, death: &Death) {
         let Some(slot) = self.workers.remove(&worker) else {
             return;
         };
         let pid = slot.handle.pid();
         self.forget_serving(pid);
-        if let SlotState::Busy(batch) = slot.state {
-            self.batch_died(batch, &death, pid);
+        if let SlotState::Busy(batches) = slot.state {
+            for batch in batches {
+                if batch.task_id == task_id {
+                    self.batch_died(batch, death, pid);
+                } else {
+                    let theirs = Death {
+                        next: batch.reported,
+                        ..death.clone()
+                    };
+                    self.batch_died(batch, &theirs, pid);
+                }
+            }
         }
         let winding_down = self.terminated || (self.closed && self.queue.is_empty());
         if !winding_down {
@@ -1433,11 +1557,11 @@ impl Actor {
         let busy: Vec<Batch> = self
             .workers
             .values_mut()
-            .filter_map(|slot| {
+            .flat_map(|slot| {
                 slot.handle.kill();
                 match std::mem::replace(&mut slot.state, SlotState::Retiring) {
-                    SlotState::Busy(batch) => Some(batch),
-                    _ => None,
+                    SlotState::Busy(batches) => batches,
+                    _ => Vec::new(),
                 }
             })
             .collect();
@@ -1462,14 +1586,18 @@ impl Actor {
             return;
         };
         for slot in self.workers.values_mut() {
-            if let SlotState::Busy(batch) = &mut slot.state
-                && !batch.timed_out
-                && batch.reported < batch.items.len()
-                && batch.since.elapsed() > limit
-            {
-                batch.timed_out = true;
-                tracing::warn!(target: "offspring", worker_pid = slot.handle.pid(), task = %batch.name, ?limit, "a task ran past its timeout; killing its worker");
-                slot.handle.kill();
+            let SlotState::Busy(batches) = &mut slot.state else {
+                continue;
+            };
+            for batch in batches {
+                if !batch.timed_out
+                    && batch.reported < batch.items.len()
+                    && batch.since.elapsed() > limit
+                {
+                    batch.timed_out = true;
+                    tracing::warn!(target: "offspring", worker_pid = slot.handle.pid(), task = %batch.name, ?limit, "a task ran past its timeout; killing its worker");
+                    slot.handle.kill();
+                }
             }
         }
     }

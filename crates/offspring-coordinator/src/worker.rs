@@ -792,6 +792,11 @@ impl Actor {
         if !self.in_flight.is_empty() {
             tracing::debug!(target: "offspring", worker_pid = self.shared.pid, ?status, tasks = self.in_flight.len(), "worker died with tasks assigned");
         }
+        // Every batch's reports go on before any batch's death: the scheduler ends a dead
+        // worker's batches together, on the first death it hears of.
+        for flight in self.in_flight.values_mut() {
+            flight.sink.flush();
+        }
         for (task_id, flight) in self.in_flight.drain() {
             flight.sink.died(Death {
                 next: flight.reported,

@@ -19,6 +19,7 @@
 //! 5. **drain**: on `Shutdown` the running task finishes, its reply and pending log records
 //!    are flushed (bounded by [`FLUSH_TIMEOUT`]), and the process exits with status 0.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,10 +71,13 @@ pub fn run(env: WorkerEnv) -> ! {
     };
     let identity = build_identity(table.descriptions());
     let (task_tx, task_rx) = std::sync::mpsc::channel::<RunTask>();
+    // Rung with each batch (and `Shutdown`), for a task thread serving async calls.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let io_wake = Arc::clone(&wake);
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let io = std::thread::Builder::new()
         .name(IO_THREAD.into())
-        .spawn(move || io_thread(env, identity, task_tx, ready_tx));
+        .spawn(move || io_thread(env, identity, task_tx, io_wake, ready_tx));
     if let Err(e) = io {
         fail(EXIT_HANDSHAKE, &format!("cannot start the i/o thread: {e}"));
     }
@@ -92,6 +96,7 @@ pub fn run(env: WorkerEnv) -> ! {
     serve(
         table,
         &task_rx,
+        &wake,
         &outbox,
         ring,
         config.time_calls,
@@ -187,6 +192,7 @@ fn call(entry: &crate::TaskEntry, task_id: u64, index: u32, args: &[u8]) -> Outc
 fn serve(
     table: &TaskTable,
     tasks: &std::sync::mpsc::Receiver<RunTask>,
+    wake: &tokio::sync::Notify,
     out: &Outbox,
     mut ring: Option<Ring>,
     time_calls: bool,
@@ -194,23 +200,30 @@ fn serve(
 ) {
     let mut dropped_reported = 0;
     let mut scribble = ring.as_ref().and_then(|_| Scribble::from_env());
+    // A batch that arrived while async calls ran, and waited for them to end.
+    let mut deferred: Option<RunTask> = None;
     loop {
-        let run = match ring.as_ref().and_then(Ring::trim_after) {
-            None => tasks.recv().ok(),
-            Some(idle) => match tasks.recv_timeout(idle) {
-                Ok(run) => Some(run),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(ring) = &mut ring {
-                        ring.trim();
-                    }
-                    continue;
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+        let run = match deferred.take() {
+            Some(run) => run,
+            None => match next_run(tasks, &mut ring) {
+                Some(run) => run,
+                None => break,
             },
         };
-        let Some(run) = run else {
-            break;
-        };
+        if concurrency > 1 && table.get(&run.name).is_some_and(crate::TaskEntry::is_async) {
+            let mut serving = AsyncServing {
+                table,
+                tasks,
+                wake,
+                out,
+                time_calls,
+                ring: &mut ring,
+                scribble: &mut scribble,
+                dropped_reported: &mut dropped_reported,
+            };
+            deferred = serving.run(run);
+            continue;
+        }
         let task_id = run.task_id;
         // Sent on its own, so the parent knows the batch runs (its timeline, its timeouts).
         let mut last_report = out
@@ -219,20 +232,6 @@ fn serve(
         let entry = table.get(&run.name);
         let calls = run.items.len();
         let mut tail = Vec::with_capacity(3);
-        if let Some(entry) = entry.filter(|e| e.is_async() && concurrency > 1 && calls > 1) {
-            out.wait_written(last_report);
-            run_concurrently(
-                entry,
-                &run,
-                &Reporting { out, time_calls },
-                &mut ring,
-                &mut scribble,
-                &mut last_report,
-                &mut tail,
-            );
-            finish_batch(task_id, out, ring.as_ref(), &mut dropped_reported, tail);
-            continue;
-        }
         // Calls are timed only for a parent that writes a timeline, with one clock read per
         // call: a call's end is the next one's start (so a call's time includes publishing
         // the previous outcome, a fraction of a microsecond). Otherwise their times are 0.
@@ -363,78 +362,192 @@ impl Published {
     }
 }
 
-/// What a concurrent batch reports through.
-struct Reporting<'a> {
-    out: &'a Outbox,
-    time_calls: bool,
+/// The next batch from the parent, giving the ring's pages back while idle; `None` once the
+/// parent said `Shutdown` (or is gone).
+fn next_run(
+    tasks: &std::sync::mpsc::Receiver<RunTask>,
+    ring: &mut Option<Ring>,
+) -> Option<RunTask> {
+    loop {
+        match ring.as_ref().and_then(Ring::trim_after) {
+            None => return tasks.recv().ok(),
+            Some(idle) => match tasks.recv_timeout(idle) {
+                Ok(run) => return Some(run),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(ring) = ring {
+                        ring.trim();
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            },
+        }
+    }
 }
 
-/// Runs every call of an async task's batch at once on the task thread's runtime (the parent
-/// sent at most `async_concurrency` of them), and reports them in order: a call's report
-/// waits for those before it. A panic fails its own call; the others go on.
-#[allow(clippy::too_many_arguments)]
-fn run_concurrently(
-    entry: &crate::TaskEntry,
-    run: &RunTask,
-    reporting: &Reporting<'_>,
-    ring: &mut Option<Ring>,
-    scribble: &mut Option<Scribble>,
-    last_report: &mut u64,
-    tail: &mut Vec<Vec<u8>>,
-) {
-    let task_id = run.task_id;
-    let calls = run.items.len();
-    let time_calls = reporting.time_calls;
-    crate::block_on(async {
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async {
-                let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
-                for (index, args) in run.items.iter().enumerate() {
-                    let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
-                    let started = time_calls.then(Instant::now);
-                    let call = entry.start(&args.0);
-                    let done_tx = done_tx.clone();
-                    tokio::task::spawn_local(async move {
-                        let outcome = match call {
-                            Some(Ok(future)) => Caught::new(future, task_id, index_u32).await,
-                            Some(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
-                            Some(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
-                            None => Outcome::UnknownTask,
-                        };
-                        let elapsed_us = started.map_or(0, |started| {
-                            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
-                        });
-                        let _ = done_tx.send((index, outcome, elapsed_us));
-                    });
-                }
-                drop(done_tx);
-                let mut ended: Vec<Option<(Outcome, u64)>> = (0..calls).map(|_| None).collect();
-                let mut next = 0;
-                while let Some((index, outcome, elapsed_us)) = done.recv().await {
-                    if let Some(slot) = ended.get_mut(index) {
-                        *slot = Some((outcome, elapsed_us));
-                    }
-                    while let Some((outcome, elapsed_us)) =
-                        ended.get_mut(next).and_then(Option::take)
-                    {
-                        let index_u32 = u32::try_from(next).unwrap_or(u32::MAX);
-                        if let Some(ring) = ring.as_ref() {
-                            ring.start(task_id, next, None);
+/// Serving an async task's calls, several at once, on the task thread's runtime: each batch
+/// the parent sends (one call each, as many as the configured concurrency) starts when it
+/// arrives, even while others run, and reports the moment it ends.
+struct AsyncServing<'a> {
+    table: &'a TaskTable,
+    tasks: &'a std::sync::mpsc::Receiver<RunTask>,
+    /// Rung by the i/o thread when a batch arrives or the parent says `Shutdown`.
+    wake: &'a tokio::sync::Notify,
+    out: &'a Outbox,
+    time_calls: bool,
+    ring: &'a mut Option<Ring>,
+    scribble: &'a mut Option<Scribble>,
+    dropped_reported: &'a mut u64,
+}
+
+/// An async batch in flight: its calls' outcomes, reported in order as they end.
+struct AsyncBatch {
+    ended: Vec<Option<(Outcome, u64)>>,
+    next: usize,
+    last_report: u64,
+    tail: Vec<Vec<u8>>,
+}
+
+impl AsyncServing<'_> {
+    /// Runs `first` and every async batch that arrives while calls run; returns once none
+    /// runs, with a batch that must wait for that (a sync task's), if one came.
+    fn run(&mut self, first: RunTask) -> Option<RunTask> {
+        crate::block_on(async {
+            let local = tokio::task::LocalSet::new();
+            local.run_until(self.serve(first)).await
+        })
+    }
+
+    async fn serve(&mut self, first: RunTask) -> Option<RunTask> {
+        let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+        let mut batches: HashMap<u64, AsyncBatch> = HashMap::new();
+        let mut arrived = Some(first);
+        let mut deferred = None;
+        let mut closed = false;
+        loop {
+            while deferred.is_none() {
+                let run = match arrived.take() {
+                    Some(run) => run,
+                    None if closed => break,
+                    None => match self.tasks.try_recv() {
+                        Ok(run) => run,
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
                         }
-                        next += 1;
-                        let call = Published {
-                            task_id,
-                            index: index_u32,
-                            elapsed_us,
-                            more: next < calls,
-                        };
-                        call.publish(outcome, reporting.out, ring, scribble, last_report, tail);
+                    },
+                };
+                match self.table.get(&run.name) {
+                    Some(entry) if entry.is_async() => {
+                        let batch = self.start(entry, &run, &done_tx);
+                        batches.insert(run.task_id, batch);
                     }
+                    // A sync task (or an unknown one) runs once these calls have ended.
+                    _ => deferred = Some(run),
                 }
-            })
-            .await;
-    });
+            }
+            if batches.is_empty() {
+                return deferred;
+            }
+            tokio::select! {
+                Some((task_id, index, outcome, elapsed_us)) = done.recv() => {
+                    self.ended(&mut batches, task_id, index, outcome, elapsed_us);
+                }
+                () = self.wake.notified(), if deferred.is_none() && !closed => {}
+            }
+        }
+    }
+
+    /// Says the batch began and starts each of its calls.
+    fn start(
+        &mut self,
+        entry: &crate::TaskEntry,
+        run: &RunTask,
+        done: &tokio::sync::mpsc::UnboundedSender<(u64, usize, Outcome, u64)>,
+    ) -> AsyncBatch {
+        let task_id = run.task_id;
+        // `Started` is in the socket before the calls run (the parent blames every call of
+        // a batch that began when the worker dies).
+        let last_report = self
+            .out
+            .send(report(&FromWorker::Started { task_id }))
+            .unwrap_or(0);
+        self.out.wait_written(last_report);
+        for (index, args) in run.items.iter().enumerate() {
+            let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
+            let started = self.time_calls.then(Instant::now);
+            let call = entry.start(&args.0);
+            let done = done.clone();
+            tokio::task::spawn_local(async move {
+                let outcome = match call {
+                    Some(Ok(future)) => Caught::new(future, task_id, index_u32).await,
+                    Some(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
+                    Some(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
+                    None => Outcome::UnknownTask,
+                };
+                let elapsed_us = started.map_or(0, |started| {
+                    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+                });
+                let _ = done.send((task_id, index, outcome, elapsed_us));
+            });
+        }
+        AsyncBatch {
+            ended: run.items.iter().map(|_| None).collect(),
+            next: 0,
+            last_report,
+            tail: Vec::new(),
+        }
+    }
+
+    /// A call ended: reports what of its batch can go now, in order, and ends the batch
+    /// once all of it has.
+    fn ended(
+        &mut self,
+        batches: &mut HashMap<u64, AsyncBatch>,
+        task_id: u64,
+        index: usize,
+        outcome: Outcome,
+        elapsed_us: u64,
+    ) {
+        let Some(batch) = batches.get_mut(&task_id) else {
+            return;
+        };
+        if let Some(slot) = batch.ended.get_mut(index) {
+            *slot = Some((outcome, elapsed_us));
+        }
+        let calls = batch.ended.len();
+        while let Some((outcome, elapsed_us)) =
+            batch.ended.get_mut(batch.next).and_then(Option::take)
+        {
+            let index_u32 = u32::try_from(batch.next).unwrap_or(u32::MAX);
+            batch.next += 1;
+            let call = Published {
+                task_id,
+                index: index_u32,
+                elapsed_us,
+                more: batch.next < calls,
+            };
+            call.publish(
+                outcome,
+                self.out,
+                self.ring,
+                self.scribble,
+                &mut batch.last_report,
+                &mut batch.tail,
+            );
+        }
+        if batch.next == calls
+            && let Some(batch) = batches.remove(&task_id)
+        {
+            finish_batch(
+                task_id,
+                self.out,
+                self.ring.as_ref(),
+                self.dropped_reported,
+                batch.tail,
+            );
+        }
+    }
 }
 
 /// An async call's future, polled with its call marked current (so its log records go out
@@ -489,6 +602,7 @@ fn io_thread(
     env: WorkerEnv,
     identity: BuildIdentity,
     tasks: std::sync::mpsc::Sender<RunTask>,
+    wake: Arc<tokio::sync::Notify>,
     ready: std::sync::mpsc::SyncSender<Result<Ready, String>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -530,7 +644,7 @@ fn io_thread(
         let ring = open_ring(&config, &outbox);
         let _ = ready.send(Ok((config, Arc::clone(&outbox), ring)));
         tokio::spawn(async move { outbox.run_writer(writer).await });
-        lifeline(reader, tasks).await;
+        lifeline(reader, tasks, &wake).await;
     });
 }
 
@@ -570,7 +684,11 @@ fn open_ring(config: &WorkerConfig, outbox: &Arc<Outbox>) -> Option<Ring> {
 
 /// Reads the parent's messages for as long as the connection lives. The end of the stream,
 /// or a frame that does not decode, means the parent is gone (or broken): exit now.
-async fn lifeline(mut reader: FrameReader, tasks: std::sync::mpsc::Sender<RunTask>) {
+async fn lifeline(
+    mut reader: FrameReader,
+    tasks: std::sync::mpsc::Sender<RunTask>,
+    wake: &tokio::sync::Notify,
+) {
     let mut tasks = Some(tasks);
     loop {
         match reader.read_frame().await {
@@ -578,10 +696,14 @@ async fn lifeline(mut reader: FrameReader, tasks: std::sync::mpsc::Sender<RunTas
                 Ok(ToWorker::Run(run)) => {
                     if let Some(tasks) = &tasks {
                         let _ = tasks.send(run);
+                        wake.notify_one();
                     }
                 }
                 // Closing the task channel lets the task thread finish, flush and exit.
-                Ok(ToWorker::Shutdown) => tasks = None,
+                Ok(ToWorker::Shutdown) => {
+                    tasks = None;
+                    wake.notify_one();
+                }
                 Ok(ToWorker::Reply { call_id, reply }) => {
                     if let Some(client) = crate::client::client() {
                         client.deliver(call_id, reply);

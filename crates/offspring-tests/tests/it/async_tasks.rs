@@ -225,3 +225,60 @@ fn a_killed_worker_fails_exactly_its_calls_in_flight() -> offspring::Result<()> 
     }
     Ok(())
 }
+
+/// Waits for `release` (on a blocking thread of the runtime, so the worker's other calls go
+/// on), then returns `n`.
+#[offspring::task]
+async fn hold_until(n: u64, release: offspring::Event) -> u64 {
+    let _ = tokio::task::spawn_blocking(move || release.wait_timeout(Duration::from_secs(60))).await;
+    n
+}
+
+/// A worker running calls at once reports each as it ends and takes more into its free
+/// slots: with one call held open, 20 short calls after it all end (on the same single
+/// worker, 3 at a time) before the held one does.
+#[test]
+fn each_async_call_reports_as_it_ends_and_frees_its_slot() -> offspring::Result<()> {
+    let pool = Pool::builder().processes(1).async_concurrency(3).build()?;
+    let release = offspring::Event::new()?;
+    let held = pool.apply_async(hold_until, (7, release.clone()));
+    let short: Vec<_> = (0..20)
+        .map(|n| pool.apply_async(sleep_ms, (n, 5)))
+        .collect();
+    for (n, result) in short.into_iter().enumerate() {
+        assert_eq!(result.get()?, n as u64);
+    }
+    assert!(!held.ready(), "the held call ended before it was released");
+    release.set();
+    assert_eq!(held.get()?, 7);
+    Ok(())
+}
+
+#[offspring::task]
+fn sync_double(n: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(20));
+    n * 2
+}
+
+/// Sync and async calls on one pool, queued in turns, all end: a sync call waits for the
+/// async calls before it to end (a worker never runs both at once), and the async calls
+/// behind it wait for it, so neither kind starves the other.
+#[test]
+fn sync_and_async_calls_share_a_pool_without_starving() -> offspring::Result<()> {
+    let pool = Pool::builder().processes(2).async_concurrency(8).build()?;
+    let mut asyncs = Vec::new();
+    let mut syncs = Vec::new();
+    for round in 0..5 {
+        for n in 0..16 {
+            asyncs.push((round * 100 + n, pool.apply_async(sleep_ms, (round * 100 + n, 30))));
+        }
+        syncs.push((round, pool.apply_async(sync_double, round)));
+    }
+    for (n, result) in asyncs {
+        assert_eq!(result.get_timeout(Duration::from_secs(60))?, n);
+    }
+    for (n, result) in syncs {
+        assert_eq!(result.get_timeout(Duration::from_secs(60))?, 2 * n);
+    }
+    Ok(())
+}
