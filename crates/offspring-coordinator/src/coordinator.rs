@@ -82,6 +82,8 @@ pub struct SpawnOptions {
     pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// How many calls of an async task the worker runs at once; 0 means 1.
     pub async_concurrency: u32,
+    /// The pool's task timeout, after which the worker cancels an async call.
+    pub task_timeout: Option<Duration>,
 }
 
 /// The size of a worker's outcome segment: a header page and a ring of about 64 KiB. Its
@@ -135,6 +137,8 @@ struct Pending {
     time_calls: bool,
     /// How many async calls the worker runs at once.
     async_concurrency: u32,
+    /// After how long the worker cancels an async call, in milliseconds.
+    task_timeout_ms: Option<u64>,
     ready: Option<Ready>,
 }
 
@@ -357,6 +361,9 @@ async fn spawn_async(
             // Only a timeline uses a call's times.
             time_calls: !observers.timelines.is_empty(),
             async_concurrency: options.async_concurrency.max(1),
+            task_timeout_ms: options
+                .task_timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
             ready: Some(ready_tx),
         },
     );
@@ -531,6 +538,7 @@ async fn authenticate(
             segment: p.segment,
             time_calls: p.time_calls,
             async_concurrency: p.async_concurrency,
+            task_timeout_ms: p.task_timeout_ms,
         })
     };
     let config = WorkerConfig {
@@ -542,6 +550,7 @@ async fn authenticate(
         segment: None,
         time_calls: false,
         async_concurrency: 1,
+        task_timeout_ms: None,
     };
     let result = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,

@@ -68,6 +68,11 @@ pub enum Failure {
     /// well-behaved worker could have written) and was killed; what the call returned, if it
     /// ran, is lost.
     Misbehaved(String),
+    /// An async call ran past the task timeout: its worker cancelled it and lives on.
+    TimedOut {
+        /// How long it had run.
+        after: Duration,
+    },
 }
 
 impl std::fmt::Display for Failure {
@@ -90,6 +95,7 @@ impl std::fmt::Display for Failure {
             Self::BadResult(e) => write!(f, "value did not encode: {e}"),
             Self::Unsendable(e) => write!(f, "arguments cannot be sent: {e}"),
             Self::Misbehaved(e) => write!(f, "the worker broke the protocol: {e}"),
+            Self::TimedOut { after } => write!(f, "cancelled by its worker after {after:?}"),
         }
     }
 }

@@ -28,8 +28,8 @@ pub use coordinator::{
 pub use error::{Failure, SpawnError};
 pub use logs::LogCounts;
 pub use pool::{
-    CallResult, JobId, JobSink, JobSpec, MAX_START_FAILURES, PoolConfig, PoolCounters, PoolFailure,
-    PoolHandle,
+    ASYNC_TIMEOUT_GRACE, CallResult, JobId, JobSink, JobSpec, MAX_START_FAILURES, PoolConfig,
+    PoolCounters, PoolFailure, PoolHandle,
 };
 pub use prims::{Holder, Registry, ReplyFn, Upstream};
 pub use trace::{MAX_EVENTS, TRACE_ENV, Timeline};

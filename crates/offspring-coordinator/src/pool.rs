@@ -56,6 +56,10 @@ use crate::{
     WorkerHandle,
 };
 
+/// How long past the task timeout an async call's worker gets to cancel it before it is
+/// killed (a call that blocks its worker's runtime never lets it).
+pub const ASYNC_TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+
 /// Consecutive failed worker starts after which a pool gives up.
 pub const MAX_START_FAILURES: u32 = 3;
 
@@ -147,6 +151,9 @@ pub struct JobSpec {
     /// `async_concurrency` for an async task. Above 1, batches hold at most this many calls,
     /// all started at once, and single calls go together up to this many whatever they take.
     pub concurrent: usize,
+    /// Whether the task is an `async fn`: its worker cancels a call that runs past the task
+    /// timeout, and is killed only if it has not within [`ASYNC_TIMEOUT_GRACE`].
+    pub is_async: bool,
     /// Where results go.
     pub sink: Arc<dyn JobSink>,
     /// The job's span (see [`PoolHandle::job_span`]); ignored for more calls of a job
@@ -440,6 +447,8 @@ struct Job {
     chunk: usize,
     /// See [`JobSpec::concurrent`].
     concurrent: usize,
+    /// See [`JobSpec::is_async`].
+    is_async: bool,
     sink: Arc<dyn JobSink>,
     /// Calls submitted and not yet delivered (pending or running).
     outstanding: usize,
@@ -468,6 +477,8 @@ struct Batch {
     /// Whether the worker runs its calls at once (an async task's, see
     /// [`JobSpec::concurrent`]): then every call not reported when it dies was running.
     concurrent: bool,
+    /// Whether its worker cancels its calls at the task timeout (see [`JobSpec::is_async`]).
+    is_async: bool,
 }
 
 /// Results of calls of one job, for its sink.
@@ -677,6 +688,7 @@ fn describe(failure: &Failure) -> String {
         Failure::BadResult(e) => format!("the initializer's value did not encode: {e}"),
         Failure::Unsendable(e) => format!("the initializer's arguments cannot be sent: {e}"),
         Failure::Misbehaved(e) => format!("the initializer's worker broke the protocol: {e}"),
+        Failure::TimedOut { after } => format!("the initializer ran past {after:?}"),
     }
 }
 
@@ -848,6 +860,7 @@ impl Actor {
                         pending: pending.collect(),
                         chunk: spec.chunk.max(1),
                         concurrent: spec.concurrent.max(1),
+                        is_async: spec.is_async,
                         sink: spec.sink,
                         outstanding: count,
                         span: spec.span,
@@ -993,6 +1006,7 @@ impl Actor {
                 began: None,
                 timed_out: false,
                 concurrent,
+                is_async: job.is_async,
             };
             if job.pending.is_empty() {
                 self.queue.pop_front();
@@ -1102,6 +1116,12 @@ impl Actor {
     /// Calls of `worker`'s batch reported: each goes to its job's sink, a job's calls
     /// together.
     fn items(&mut self, worker: u64, task_id: u64, items: Vec<(usize, Result<Vec<u8>, Failure>)>) {
+        let limit = self.config.task_timeout;
+        // An async call its worker cancelled failed by the pool's timeout.
+        let failed = |failure: Failure| match failure {
+            Failure::TimedOut { after } => PoolFailure::TimedOut(limit.unwrap_or(after)),
+            failure => PoolFailure::Task(failure),
+        };
         let Some((batch, pid)) = self.batch_mut(worker, task_id) else {
             return;
         };
@@ -1116,11 +1136,12 @@ impl Actor {
             let call = item.index;
             batch.reported = index + 1;
             let part = batch.part(index);
+            let outcome = outcome.map_err(failed);
             if let Err(failure) = &outcome {
-                failures.push((part.job, call, PoolFailure::Task(failure.clone())));
+                failures.push((part.job, call, failure.clone()));
             }
             let result = CallResult {
-                outcome: outcome.map_err(PoolFailure::Task),
+                outcome,
                 pid: Some(pid),
             };
             match groups.last_mut() {
@@ -1523,6 +1544,7 @@ impl Actor {
                 timeline: self.config.timeline.clone(),
                 logs: Some(Arc::clone(&self.shared.logs)),
                 async_concurrency: u32::try_from(self.config.async_concurrency).unwrap_or(u32::MAX),
+                task_timeout: self.config.task_timeout,
                 ..SpawnOptions::default()
             });
             let events = self.events.clone();
@@ -1589,16 +1611,29 @@ impl Actor {
             let SlotState::Busy(batches) = &mut slot.state else {
                 continue;
             };
-            for batch in batches {
-                if !batch.timed_out
-                    && batch.reported < batch.items.len()
-                    && batch.since.elapsed() > limit
-                {
+            let running = |batch: &Batch| !batch.timed_out && batch.reported < batch.items.len();
+            // An async call's worker cancels it at the limit itself; the worker is killed only
+            // when it has not, a grace period later (something blocks its runtime).
+            let overdue = batches.iter().any(|batch| {
+                let allowed = if batch.is_async {
+                    limit + ASYNC_TIMEOUT_GRACE
+                } else {
+                    limit
+                };
+                running(batch) && batch.since.elapsed() > allowed
+            });
+            if !overdue {
+                continue;
+            }
+            // Calls past the limit fail with the timeout; any other call it was running
+            // fails with the worker's death.
+            for batch in batches.iter_mut() {
+                if running(batch) && batch.since.elapsed() > limit {
                     batch.timed_out = true;
                     tracing::warn!(target: "offspring", worker_pid = slot.handle.pid(), task = %batch.name, ?limit, "a task ran past its timeout; killing its worker");
-                    slot.handle.kill();
                 }
             }
+            slot.handle.kill();
         }
     }
 }

@@ -638,6 +638,9 @@ impl Actor {
             Outcome::UnknownTask => Err(Failure::UnknownTask),
             Outcome::BadArgs(e) => Err(Failure::BadArgs(e)),
             Outcome::BadResult(e) => Err(Failure::BadResult(e)),
+            Outcome::TimedOut { after_ms } => Err(Failure::TimedOut {
+                after: Duration::from_millis(after_ms),
+            }),
         };
         flight.reported = index as usize + 1;
         if !self.timelines.is_empty() {
@@ -820,5 +823,6 @@ fn describe_outcome(outcome: &Outcome) -> String {
         Outcome::UnknownTask => "unknown task".to_owned(),
         Outcome::BadArgs(e) => format!("bad arguments: {e}"),
         Outcome::BadResult(e) => format!("bad result: {e}"),
+        Outcome::TimedOut { after_ms } => format!("cancelled after {after_ms} ms"),
     }
 }

@@ -62,6 +62,7 @@ async fn refused_after(header: u32, authenticated: bool) -> (WireError, usize) {
             segment: None,
             time_calls: false,
             async_concurrency: 1,
+            task_timeout_ms: None,
         };
         match accept_handshake(server, |_| None, &identity, config).await {
             Err(HandshakeError::Wire(e)) => e,

@@ -120,6 +120,9 @@ pub struct Expected {
     /// How many async calls that worker runs at once (see
     /// [`WorkerConfig::async_concurrency`]).
     pub async_concurrency: u32,
+    /// The task timeout that worker cancels async calls after (see
+    /// [`WorkerConfig::task_timeout_ms`]).
+    pub task_timeout_ms: Option<u64>,
 }
 
 /// A connection that completed the handshake.
@@ -201,6 +204,7 @@ pub async fn accept_handshake(
     config.segment = expected.segment;
     config.time_calls = expected.time_calls;
     config.async_concurrency = expected.async_concurrency;
+    config.task_timeout_ms = expected.task_timeout_ms;
     send(&mut conn, &Verdict::Accepted(config)).await?;
     conn.authenticated();
     Ok(Authed { conn, hello })

@@ -79,6 +79,9 @@ pub struct WorkerConfig {
     /// one, the parent sends an async task's calls in batches of at most this many, and the
     /// worker starts every call of such a batch at once.
     pub async_concurrency: u32,
+    /// The pool's task timeout in milliseconds, if it has one: the worker cancels an async
+    /// call that runs longer (a sync call it cannot stop: the parent kills the worker).
+    pub task_timeout_ms: Option<u64>,
 }
 
 /// How a worker finds the segment its parent made for it.

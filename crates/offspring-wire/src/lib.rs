@@ -51,5 +51,6 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 /// 4: `LogRecord` carries its call's position in the batch (`call`); `WorkerConfig` says
 ///    whether the worker times its calls (`time_calls`).
 /// 5: `WorkerConfig` says how many async calls the worker runs at once
-///    (`async_concurrency`).
+///    (`async_concurrency`) and the task timeout (`task_timeout_ms`);
+///    `Outcome::TimedOut`; `FromWorker::CallFor`.
 pub const PROTOCOL_VERSION: u32 = 5;

@@ -183,6 +183,12 @@ pub enum Outcome {
     BadArgs(String),
     /// The task's value could not be encoded.
     BadResult(String),
+    /// An async call ran past the pool's task timeout: the worker cancelled it (dropped its
+    /// future) and lives on.
+    TimedOut {
+        /// How long it had run, in milliseconds.
+        after_ms: u64,
+    },
 }
 
 #[cfg(test)]

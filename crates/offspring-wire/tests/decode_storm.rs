@@ -454,6 +454,7 @@ fn outcome_variant(outcome: &Outcome) -> usize {
         Outcome::UnknownTask => 2,
         Outcome::BadArgs(_) => 3,
         Outcome::BadResult(_) => 4,
+        Outcome::TimedOut { .. } => 5,
     }
 }
 
@@ -694,8 +695,10 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::UnknownTask,
         Outcome::BadArgs("unexpected end of input".to_owned()),
         Outcome::BadResult(String::new()),
+        Outcome::TimedOut { after_ms: 1500 },
+        Outcome::TimedOut { after_ms: u64::MAX },
     ];
-    assert_covers(&outcomes, outcome_variant, 5);
+    assert_covers(&outcomes, outcome_variant, 6);
     outcomes
 }
 
@@ -794,9 +797,9 @@ fn from_worker_seeds() -> Vec<FromWorker> {
             .enumerate()
             .map(|(i, outcome)| FromWorker::Item {
                 task_id: 9,
-                index: 1 << (i * 4),
+                index: 1 << ((i * 4) % 32),
                 outcome,
-                elapsed_us: 1 << (i * 9),
+                elapsed_us: 1 << ((i * 9) % 64),
             }),
     );
     seeds.extend(log_records().into_iter().map(FromWorker::Log));
@@ -886,6 +889,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
             segment: None,
             time_calls: false,
             async_concurrency: 1,
+            task_timeout_ms: None,
         },
         WorkerConfig {
             log_filter: "warn,app::jobs=trace,offspring=debug".to_owned(),
@@ -895,6 +899,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
             }),
             time_calls: true,
             async_concurrency: u32::MAX,
+            task_timeout_ms: Some(u64::MAX),
         },
         WorkerConfig {
             log_filter: String::new(),
@@ -904,6 +909,7 @@ fn worker_config_seeds() -> Vec<WorkerConfig> {
             }),
             time_calls: false,
             async_concurrency: 1,
+            task_timeout_ms: None,
         },
     ]
 }

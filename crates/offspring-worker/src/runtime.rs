@@ -93,15 +93,7 @@ pub fn run(env: WorkerEnv) -> ! {
     install_logging(&config, Arc::clone(&outbox));
     install_panic_hook();
     install_exit_flush(&outbox);
-    serve(
-        table,
-        &task_rx,
-        &wake,
-        &outbox,
-        ring,
-        config.time_calls,
-        config.async_concurrency,
-    );
+    serve(table, &task_rx, &wake, &outbox, ring, &config);
     outbox.flush(Instant::now() + FLUSH_TIMEOUT);
     // Through the C runtime's `exit`, so a task's own `atexit` handlers run on Windows too.
     sys::exit(0);
@@ -195,9 +187,11 @@ fn serve(
     wake: &tokio::sync::Notify,
     out: &Outbox,
     mut ring: Option<Ring>,
-    time_calls: bool,
-    concurrency: u32,
+    config: &WorkerConfig,
 ) {
+    let time_calls = config.time_calls;
+    let concurrency = config.async_concurrency;
+    let limit = config.task_timeout_ms.map(Duration::from_millis);
     let mut dropped_reported = 0;
     let mut scribble = ring.as_ref().and_then(|_| Scribble::from_env());
     // A batch that arrived while async calls ran, and waited for them to end.
@@ -217,6 +211,7 @@ fn serve(
                 wake,
                 out,
                 time_calls,
+                limit,
                 ring: &mut ring,
                 scribble: &mut scribble,
                 dropped_reported: &mut dropped_reported,
@@ -260,6 +255,14 @@ fn serve(
             }
             let outcome = match entry {
                 None => Outcome::UnknownTask,
+                // An async task's calls one at a time: on the runtime, each cancelled at the
+                // task timeout.
+                Some(entry) if entry.is_async() => {
+                    match start_call(entry, task_id, index_u32, &args.0) {
+                        Ok(call) => crate::block_on(within(call, limit)),
+                        Err(outcome) => outcome,
+                    }
+                }
                 Some(entry) => call(entry, task_id, index_u32, &args.0),
             };
             let elapsed_us = match start {
@@ -394,6 +397,8 @@ struct AsyncServing<'a> {
     wake: &'a tokio::sync::Notify,
     out: &'a Outbox,
     time_calls: bool,
+    /// The task timeout: a call running longer is cancelled.
+    limit: Option<Duration>,
     ring: &'a mut Option<Ring>,
     scribble: &'a mut Option<Scribble>,
     dropped_reported: &'a mut u64,
@@ -476,14 +481,13 @@ impl AsyncServing<'_> {
         for (index, args) in run.items.iter().enumerate() {
             let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
             let started = self.time_calls.then(Instant::now);
-            let call = entry.start(&args.0);
+            let call = start_call(entry, task_id, index_u32, &args.0);
             let done = done.clone();
+            let limit = self.limit;
             tokio::task::spawn_local(async move {
                 let outcome = match call {
-                    Some(Ok(future)) => Caught::new(future, task_id, index_u32).await,
-                    Some(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
-                    Some(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
-                    None => Outcome::UnknownTask,
+                    Ok(call) => within(call, limit).await,
+                    Err(outcome) => outcome,
                 };
                 let elapsed_us = started.map_or(0, |started| {
                     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
@@ -547,6 +551,45 @@ impl AsyncServing<'_> {
                 batch.tail,
             );
         }
+    }
+}
+
+/// An async task's call, started: its arguments decoded (a panic there is the call's
+/// outcome, as in a sync call), its future ready to poll.
+fn start_call(
+    entry: &crate::TaskEntry,
+    task_id: u64,
+    index: u32,
+    args: &[u8],
+) -> Result<Caught, Outcome> {
+    CURRENT_TASK.with(|c| c.set(Some((task_id, index))));
+    IN_TASK.with(|c| c.set(true));
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| entry.start(args)));
+    IN_TASK.with(|c| c.set(false));
+    CURRENT_TASK.with(|c| c.set(None));
+    match started {
+        Ok(Some(Ok(future))) => Ok(Caught::new(future, task_id, index)),
+        Ok(Some(Err(RunError::BadArgs(e)))) => Err(Outcome::BadArgs(e)),
+        Ok(Some(Err(RunError::BadResult(e)))) => Err(Outcome::BadResult(e)),
+        Ok(None) => Err(Outcome::UnknownTask),
+        Err(payload) => Err(Outcome::Panicked {
+            message: panic_message(payload.as_ref()),
+            location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
+        }),
+    }
+}
+
+/// Runs an async call to its end, or cancels it (drops its future) at `limit`.
+async fn within(call: Caught, limit: Option<Duration>) -> Outcome {
+    let Some(limit) = limit else {
+        return call.await;
+    };
+    let started = Instant::now();
+    match tokio::time::timeout(limit, call).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::TimedOut {
+            after_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
     }
 }
 

@@ -82,8 +82,10 @@ pub enum Error {
     /// A `*_timeout` wait ran out of time; the work is still pending.
     #[error("timed out waiting; the work is still pending")]
     Timeout,
-    /// The task ran past the pool's `task_timeout`; its worker was killed and replaced.
-    #[error("task `{task}`{} ran longer than {limit:?}; worker {pid} was killed", item(.index))]
+    /// The task ran past the pool's `task_timeout`: a sync call's worker was killed and
+    /// replaced; an async call was cancelled by its worker, which lives on (unless it did
+    /// not get control back in time: then it was killed too).
+    #[error("task `{task}`{} ran longer than {limit:?} in worker {pid}", item(.index))]
     TaskTimedOut {
         /// The task's name.
         task: String,
@@ -272,6 +274,12 @@ impl Error {
                 task,
                 pid,
                 reason,
+                index,
+            },
+            Failure::TimedOut { after } => Self::TaskTimedOut {
+                task,
+                pid,
+                limit: after,
                 index,
             },
         }

@@ -229,15 +229,20 @@ impl PoolCore {
     /// How many calls of `task` a worker runs at once: the pool's async concurrency for an
     /// async task, else 1.
     fn concurrent(&self, task: &str) -> usize {
-        if self.async_concurrency <= 1 {
-            return 1;
+        if self.async_concurrency > 1 && is_async(task) {
+            self.async_concurrency
+        } else {
+            1
         }
-        let is_async = offspring_worker::task_table()
-            .ok()
-            .and_then(|table| table.get(task))
-            .is_some_and(offspring_worker::TaskEntry::is_async);
-        if is_async { self.async_concurrency } else { 1 }
     }
+}
+
+/// Whether `task` is an `async fn`.
+fn is_async(task: &str) -> bool {
+    offspring_worker::task_table()
+        .ok()
+        .and_then(|table| table.get(task))
+        .is_some_and(offspring_worker::TaskEntry::is_async)
 }
 
 impl Drop for PoolCore {
@@ -424,6 +429,7 @@ impl Pool {
             items,
             chunk,
             concurrent: self.inner.concurrent(task),
+            is_async: is_async(task),
             sink,
             span,
         };
@@ -851,6 +857,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             items,
             chunk: self.chunk,
             concurrent: self.pool.inner.concurrent(self.task),
+            is_async: is_async(self.task),
             sink: Arc::clone(&self.sink) as Arc<dyn JobSink>,
             span: self.span.clone(),
         };

@@ -230,7 +230,8 @@ fn a_killed_worker_fails_exactly_its_calls_in_flight() -> offspring::Result<()> 
 /// on), then returns `n`.
 #[offspring::task]
 async fn hold_until(n: u64, release: offspring::Event) -> u64 {
-    let _ = tokio::task::spawn_blocking(move || release.wait_timeout(Duration::from_secs(60))).await;
+    let _ =
+        tokio::task::spawn_blocking(move || release.wait_timeout(Duration::from_secs(60))).await;
     n
 }
 
@@ -270,7 +271,10 @@ fn sync_and_async_calls_share_a_pool_without_starving() -> offspring::Result<()>
     let mut syncs = Vec::new();
     for round in 0..5 {
         for n in 0..16 {
-            asyncs.push((round * 100 + n, pool.apply_async(sleep_ms, (round * 100 + n, 30))));
+            asyncs.push((
+                round * 100 + n,
+                pool.apply_async(sleep_ms, (round * 100 + n, 30)),
+            ));
         }
         syncs.push((round, pool.apply_async(sync_double, round)));
     }
@@ -280,5 +284,92 @@ fn sync_and_async_calls_share_a_pool_without_starving() -> offspring::Result<()>
     for (n, result) in syncs {
         assert_eq!(result.get_timeout(Duration::from_secs(60))?, 2 * n);
     }
+    Ok(())
+}
+
+/// Awaits `ms`, then says which worker it ran in.
+#[offspring::task]
+async fn sleep_then_pid(ms: u64) -> u32 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::process::id()
+}
+
+/// Blocks its worker's runtime (a blocking call inside async code) for `ms`.
+#[offspring::task]
+async fn block_the_runtime(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+/// An async call past the task timeout is cancelled by its worker and fails with
+/// `TaskTimedOut`; the worker lives on and its other calls end normally, one at a time or
+/// several at once.
+#[test]
+fn a_timed_out_async_call_is_cancelled_and_its_worker_lives_on() -> offspring::Result<()> {
+    let limit = Duration::from_millis(300);
+    for concurrency in [1, 4] {
+        let pool = Pool::builder()
+            .processes(1)
+            .async_concurrency(concurrency)
+            .task_timeout(limit)
+            .build()?;
+        let pid = pool.apply(sleep_then_pid, 0)?;
+        let started = std::time::Instant::now();
+        let slow = pool.apply_async(sleep_then_pid, 60_000);
+        let quick: Vec<_> = (0..3)
+            .map(|_| pool.apply_async(sleep_then_pid, 10))
+            .collect();
+        match slow.get() {
+            Err(Error::TaskTimedOut {
+                limit: reported, ..
+            }) => assert_eq!(reported, limit),
+            other => panic!("concurrency {concurrency}: the slow call gave {other:?}"),
+        }
+        let took = started.elapsed();
+        for result in quick {
+            assert_eq!(
+                result.get()?,
+                pid,
+                "concurrency {concurrency}: another worker"
+            );
+        }
+        assert_eq!(
+            pool.apply(sleep_then_pid, 0)?,
+            pid,
+            "concurrency {concurrency}: the worker was replaced"
+        );
+        println!("concurrency {concurrency}: cancelled after {took:?} (limit {limit:?})");
+        assert!(took < Duration::from_secs(20), "{took:?}");
+    }
+    Ok(())
+}
+
+/// An async call that blocks its worker's runtime cannot be cancelled: its worker is killed
+/// once the grace period after the timeout has passed, and a new one takes its place.
+#[test]
+fn an_async_call_blocking_its_runtime_gets_its_worker_killed() -> offspring::Result<()> {
+    let limit = Duration::from_millis(300);
+    let pool = Pool::builder()
+        .processes(1)
+        .async_concurrency(4)
+        .task_timeout(limit)
+        .build()?;
+    let pid = pool.apply(sleep_then_pid, 0)?;
+    let started = std::time::Instant::now();
+    match pool.apply(block_the_runtime, 60_000) {
+        Err(Error::TaskTimedOut { pid: killed, .. }) => assert_eq!(killed, pid),
+        other => panic!("the blocking call gave {other:?}"),
+    }
+    let took = started.elapsed();
+    println!("worker killed {took:?} after the call began (limit {limit:?})");
+    assert!(
+        took >= limit + offspring_coordinator::ASYNC_TIMEOUT_GRACE,
+        "killed before the grace period ended: {took:?}"
+    );
+    assert_ne!(
+        pool.apply(sleep_then_pid, 0)?,
+        pid,
+        "the worker was not replaced"
+    );
     Ok(())
 }

@@ -164,6 +164,7 @@ fn a_wrong_secret_is_refused_by_both_sides() {
                     segment: None,
                     time_calls: false,
                     async_concurrency: 1,
+                    task_timeout_ms: None,
                 })
             };
             let config = WorkerConfig {
@@ -171,6 +172,7 @@ fn a_wrong_secret_is_refused_by_both_sides() {
                 segment: None,
                 time_calls: false,
                 async_concurrency: 1,
+                task_timeout_ms: None,
             };
             accept_handshake(conn, lookup, &identity, config)
                 .await
