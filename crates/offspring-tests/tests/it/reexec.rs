@@ -123,7 +123,8 @@ fn the_filesystem_socket_works_and_its_private_directory_is_removed_at_exit() {
     assert!(left.is_empty(), "socket directories left behind: {left:?}");
 }
 
-/// Kills `orphan_parent` while its three workers are in `mode` (`busy` or `event`), on any
+/// Kills `orphan_parent` while its three workers are in `mode` (`busy`, `event`, or
+/// `awaiting`: 20 async calls each awaiting a timer), on any
 /// platform, and returns how long the last worker outlived it. (`tests/parent_death.rs` covers
 /// every mode on Linux, with a subreaper; this is the version Windows runs too.)
 fn workers_outlive_their_parent_by(mode: &str, state: &str, without_os_help: bool) -> Duration {
@@ -179,7 +180,11 @@ fn workers_outlive_their_parent_by(mode: &str, state: &str, without_os_help: boo
 
 #[test]
 fn busy_and_waiting_workers_exit_when_their_parent_is_killed_on_every_platform() {
-    for (mode, state) in [("busy", "busy"), ("event", "waiting")] {
+    for (mode, state) in [
+        ("busy", "busy"),
+        ("event", "waiting"),
+        ("awaiting", "awaiting"),
+    ] {
         for without_os_help in [false, true] {
             let took = workers_outlive_their_parent_by(mode, state, without_os_help);
             let how = if without_os_help {
