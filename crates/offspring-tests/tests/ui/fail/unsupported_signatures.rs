@@ -13,4 +13,14 @@ fn generic<T: Clone>(value: T) -> T {
 #[offspring::task]
 unsafe fn dangerous() {}
 
+#[offspring::task]
+async fn borrowed_async(text: &str) -> usize {
+    text.len()
+}
+
+#[offspring::task]
+async fn generic_async<T: Clone>(value: T) -> T {
+    value
+}
+
 fn main() {}
