@@ -121,14 +121,47 @@ fn fail(code: i32, message: &str) -> ! {
 }
 
 fn install_logging(config: &WorkerConfig, out: Arc<Outbox>) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = worker_filter(&config.log_filter);
     let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(ForwardLayer::new(out));
     // A worker runs no user code before this point, so no subscriber can be set yet; if one
     // somehow is, keep it rather than fail the worker.
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The worker's filter for the parent's log directives (`RUST_LOG` syntax), so the worker
+/// does not forward records the parent would discard. Only targets and levels count: a
+/// directive's span and field conditions (`target[span{field=1}]=debug`) are dropped, which
+/// lets through a superset of what the parent keeps (it filters again with its own
+/// subscriber). This keeps the regular-expression engine a full `EnvFilter` needs out of
+/// every program's binary, and of every worker's memory. Directives that do not parse give
+/// `info`.
+fn worker_filter(directives: &str) -> tracing_subscriber::filter::Targets {
+    let simplified: Vec<String> = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(without_conditions)
+        .collect();
+    simplified.join(",").parse().unwrap_or_else(|_| {
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+    })
+}
+
+/// `target[span{field=value}]=level` without its bracketed span and field conditions.
+fn without_conditions(directive: &str) -> String {
+    let mut out = String::with_capacity(directive.len());
+    let mut depth = 0usize;
+    for c in directive.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 thread_local! {
@@ -762,5 +795,43 @@ async fn lifeline(
             },
             Ok(None) | Err(_) => std::process::exit(EXIT_PARENT_GONE),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::Targets;
+
+    fn at(filter: &Targets, target: &str, level: Level) -> bool {
+        filter.would_enable(target, &level)
+    }
+
+    #[test]
+    fn the_worker_filter_keeps_targets_and_levels() {
+        let filter = super::worker_filter("warn,app::jobs=trace,offspring=debug");
+        assert!(at(&filter, "app::jobs::queue", Level::TRACE));
+        assert!(!at(&filter, "app::web", Level::INFO));
+        assert!(at(&filter, "app::web", Level::WARN));
+        assert!(at(&filter, "offspring::task", Level::DEBUG));
+        assert!(!at(&filter, "offspring::task", Level::TRACE));
+    }
+
+    #[test]
+    fn span_and_field_conditions_widen_to_their_target() {
+        let filter = super::worker_filter("info,app[request{id=7}]=trace,db[{sql}]=debug");
+        assert!(at(&filter, "app::handler", Level::TRACE));
+        assert!(at(&filter, "db", Level::DEBUG));
+        assert!(!at(&filter, "other", Level::DEBUG));
+    }
+
+    #[test]
+    fn bare_levels_targets_and_nonsense() {
+        assert!(at(&super::worker_filter("trace"), "x", Level::TRACE));
+        assert!(!at(&super::worker_filter("off"), "x", Level::ERROR));
+        assert!(at(&super::worker_filter("app"), "app::x", Level::TRACE));
+        let fallback = super::worker_filter("=nonsense==");
+        assert!(at(&fallback, "x", Level::INFO));
+        assert!(!at(&fallback, "x", Level::DEBUG));
     }
 }
