@@ -31,6 +31,6 @@ pub use pool::{
     ASYNC_TIMEOUT_GRACE, CallResult, JobId, JobSink, JobSpec, MAX_START_FAILURES, PoolConfig,
     PoolCounters, PoolFailure, PoolHandle,
 };
-pub use prims::{Holder, Registry, ReplyFn, Upstream};
+pub use prims::{Holder, MAX_ITEM, Registry, ReplyFn, Upstream};
 pub use trace::{MAX_EVENTS, TRACE_ENV, Timeline};
 pub use worker::{BatchContext, BatchSink, Death, WorkerHandle};

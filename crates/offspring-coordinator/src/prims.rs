@@ -815,7 +815,25 @@ fn closed_pipe() -> PrimReply {
     PrimReply::Error("the other end of the pipe is closed".into())
 }
 
+/// The largest item a queue or pipe takes: one that fits, with its reply's envelope, in the
+/// frame that hands it to a worker.
+pub const MAX_ITEM: usize = offspring_wire::MAX_FRAME as usize - 64;
+
+/// Refuses an item no worker could be handed (checked when it is put, where the putter can
+/// still be told, so it is never taken from the queue and then lost).
+fn too_large(item: &[u8]) -> Option<PrimReply> {
+    (item.len() > MAX_ITEM).then(|| {
+        PrimReply::Error(format!(
+            "the item is {} bytes encoded, more than the {MAX_ITEM} a queue or pipe carries",
+            item.len()
+        ))
+    })
+}
+
 fn pipe_send(inner: &mut Table, peer: u64, item: Vec<u8>) -> PrimReply {
+    if let Some(refused) = too_large(&item) {
+        return refused;
+    }
     let Some(ObjectState::PipeEnd {
         inbox, receivers, ..
     }) = inner.objects.get_mut(&peer).map(|o| &mut o.state)
@@ -1124,7 +1142,9 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 item, timeout_ms, ..
             },
         ) => {
-            if *bound == 0 || (items.len() as u64) < *bound {
+            if let Some(refused) = too_large(&item) {
+                Step::Done(refused)
+            } else if *bound == 0 || (items.len() as u64) < *bound {
                 *unfinished += 1;
                 hand_over(items, getters, item);
                 Step::Done(PrimReply::Unit)

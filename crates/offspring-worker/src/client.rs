@@ -7,16 +7,28 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use offspring_wire::{FromWorker, PrimOp, PrimReply, encode};
 
 use crate::outbox::Outbox;
+
+/// The test-only switch that makes a worker's primitive calls meet a closed connection, as
+/// they would in the moment between the parent's end closing and the lifeline noticing: set
+/// (to anything), every call finds the connection closed.
+pub const ENV_TEST_CLOSED_CLIENT: &str = "OFFSPRING_TEST_CLOSED_CLIENT";
+
+/// How long a call that met a closed connection waits for the lifeline to end the process
+/// before it ends it itself.
+const LIFELINE_GRACE: Duration = Duration::from_secs(2);
 
 /// The worker's connection to the parent's primitives.
 pub struct Client {
     outbox: Arc<Outbox>,
     next_call: AtomicU64,
     pending: Mutex<HashMap<u64, Waiting>>,
+    /// Whether calls behave as if the connection were closed (see [`ENV_TEST_CLOSED_CLIENT`]).
+    closed_for_test: bool,
 }
 
 /// A call waiting for its reply: a thread of this process, or an operation this process
@@ -50,7 +62,19 @@ pub(crate) fn install(outbox: Arc<Outbox>) {
         outbox,
         next_call: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
+        closed_for_test: std::env::var_os(ENV_TEST_CLOSED_CLIENT).is_some(),
     });
+}
+
+/// The connection to the parent is closed: the parent is gone, and the lifeline is about to
+/// end this process. Wait for it; end the process here if it has not within a grace period.
+fn parent_gone() -> ! {
+    std::thread::sleep(LIFELINE_GRACE);
+    eprintln!(
+        "offspring worker {}: the connection to the parent is closed",
+        std::process::id()
+    );
+    std::process::exit(offspring_transport::EXIT_PARENT_GONE);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -61,14 +85,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Client {
     /// Sends `op` to the parent and waits for its reply. The parent runs any timeout; if the
-    /// parent goes away, the worker exits, so this never waits on a dead parent.
+    /// parent goes away, the worker exits, so this never waits on a dead parent, and never
+    /// returns an answer the parent did not give: a call that finds the connection closed
+    /// waits for the lifeline to end the process (and ends it itself after a few seconds).
     pub fn call(&self, op: PrimOp) -> PrimReply {
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let reply = Arc::new(Reply::default());
         lock(&self.pending).insert(call_id, Waiting::Thread(Arc::clone(&reply)));
         if !self.send(call_id, op) {
             lock(&self.pending).remove(&call_id);
-            return PrimReply::Error("the connection to the parent is closed".into());
+            parent_gone();
         }
         let mut value = lock(&reply.value);
         loop {
@@ -128,6 +154,9 @@ impl Client {
     }
 
     fn send(&self, call_id: u64, op: PrimOp) -> bool {
+        if self.closed_for_test {
+            return false;
+        }
         match encode(&FromWorker::Call { call_id, op }) {
             Ok(frame) => self.outbox.send([frame]).is_some(),
             Err(_) => false,

@@ -17,7 +17,7 @@ pub mod runtime;
 mod table;
 mod tasks_runtime;
 
-pub use client::{Client, client};
+pub use client::{Client, ENV_TEST_CLOSED_CLIENT, client};
 pub use reports::ENV_TEST_SCRIBBLE;
 pub use runtime::{
     EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, panic_message, parent_pid, run,

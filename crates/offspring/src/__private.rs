@@ -3,7 +3,7 @@
 pub use crate::task_trait::Async;
 pub use ctor;
 pub use inventory;
-pub use offspring_worker::{ENV_TEST_SCRIBBLE, TaskEntry};
+pub use offspring_worker::{ENV_TEST_CLOSED_CLIENT, ENV_TEST_SCRIBBLE, TaskEntry};
 
 use crate::Task;
 

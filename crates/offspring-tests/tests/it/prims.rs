@@ -819,3 +819,75 @@ fn note_pid_file(path: std::path::PathBuf) {
         let _ = writeln!(file, "{}", std::process::id());
     }
 }
+
+#[offspring::task]
+fn get_within(queue: Queue<Vec<u8>>, ms: u64) -> String {
+    match queue.get_timeout(Duration::from_millis(ms)) {
+        Ok(item) => format!("got {}", item.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// An item too large for the frame that would hand it to a worker is refused when it is put
+/// (or sent on a pipe), with the reason; it is never taken from the queue and lost, and the
+/// queue goes on working.
+#[test]
+fn an_item_too_large_for_a_frame_is_refused_at_put() -> offspring::Result<()> {
+    let queue = Queue::<Vec<u8>>::new()?;
+    let big = vec![0u8; offspring_coordinator::MAX_ITEM];
+    match queue.put(&big) {
+        Err(Error::Primitive { reason }) => assert!(reason.contains("more than"), "{reason}"),
+        other => panic!("an oversized put gave {other:?}"),
+    }
+    assert!(queue.is_empty(), "the refused item is in the queue");
+    let (a, _b) = pipe::<Vec<u8>>()?;
+    assert!(matches!(a.send(&big), Err(Error::Primitive { .. })));
+    drop(big);
+    queue.put(&vec![1, 2, 3])?;
+    assert_eq!(
+        Process::spawn(get_within, (queue.clone(), 10_000))?.join()?,
+        "got 3"
+    );
+    Ok(())
+}
+
+#[offspring::task]
+fn lock_then_report(lock: Lock) -> String {
+    let _guard = lock.lock();
+    "locked".to_owned()
+}
+
+#[offspring::task]
+fn wait_then_report(event: Event) -> String {
+    event.wait();
+    "the event was set".to_owned()
+}
+
+/// A worker whose connection to the parent has closed (made to happen on every call by a
+/// test switch: otherwise it is a race with the lifeline) neither panics in `Lock::lock` nor
+/// makes up an answer in `Event::wait`: it ends as a worker whose parent is gone.
+#[test]
+fn a_closed_connection_ends_the_worker_instead_of_a_made_up_answer() -> offspring::Result<()> {
+    let lock = Lock::new()?;
+    let event = Event::new()?;
+    let pool = offspring::__private::with_worker_env(
+        Pool::builder().processes(1),
+        offspring::__private::ENV_TEST_CLOSED_CLIENT,
+        "1",
+    )
+    .build()?;
+    for result in [
+        pool.apply(lock_then_report, lock.clone()),
+        pool.apply(wait_then_report, event.clone()),
+    ] {
+        match result {
+            Err(Error::WorkerDied { status, .. }) => {
+                println!("the worker ended: {status:?}");
+            }
+            other => panic!("a call on a closed connection gave {other:?}"),
+        }
+    }
+    assert!(!event.is_set());
+    assert!(lock.try_lock().is_some(), "the lock was left held");
+    Ok(())
+}
