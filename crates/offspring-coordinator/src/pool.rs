@@ -8,7 +8,8 @@
 //! large on its own goes alone, and fails alone). An idle worker gets the next batch from the
 //! job at the front of the queue; each worker has at most one batch, so no worker holds a
 //! second batch while another worker idles (within a batch, calls wait for their turn on their
-//! worker).
+//! worker). Async calls on a pool with `async_concurrency(n)` are the exception: they go one
+//! per batch, and a worker holds up to n of them at once (see `Actor::fill_free_slots`).
 //!
 //! Single calls (`apply`, `apply_async`: jobs of one call) of the same task queued one behind
 //! the other go to a worker together, in one batch, when no other worker is idle: a burst of
@@ -25,7 +26,8 @@
 //! A worker reports each call as it ends; when it dies, the call
 //! that was running (the first one not reported) fails with the death, or goes back to the
 //! front of the queue while it has retries left, and the calls of the batch that never
-//! started go back to the front of the queue untouched: only the running call is ever blamed.
+//! started go back to the front of the queue untouched: only the running call is ever blamed
+//! (for async calls running at once, every call that began and did not report).
 //!
 //! # Workers
 //!
@@ -72,7 +74,9 @@ pub struct PoolConfig {
     pub initializer: Option<(String, Vec<u8>)>,
     /// Batches a worker runs before it is replaced (a `map` chunk counts as one).
     pub max_tasks_per_child: Option<u64>,
-    /// A call running longer than this is stopped by killing its worker.
+    /// A call running longer than this is stopped: a sync call by killing its worker, an
+    /// async call by its worker cancelling it (the worker is killed only when it has not within
+    /// [`ASYNC_TIMEOUT_GRACE`]).
     pub task_timeout: Option<Duration>,
     /// How many times a call whose worker died is run again elsewhere.
     pub retries: u32,
@@ -148,8 +152,8 @@ pub struct JobSpec {
     /// Calls per batch sent to a worker.
     pub chunk: usize,
     /// How many of the job's calls a worker runs at once: 1, or the pool's
-    /// `async_concurrency` for an async task. Above 1, batches hold at most this many calls,
-    /// all started at once, and single calls go together up to this many whatever they take.
+    /// `async_concurrency` for an async task. Above 1, each call goes alone in a batch of its
+    /// own, never merged with others, and a worker holds up to this many such batches.
     pub concurrent: usize,
     /// Whether the task is an `async fn`: its worker cancels a call that runs past the task
     /// timeout, and is killed only if it has not within [`ASYNC_TIMEOUT_GRACE`].
@@ -193,8 +197,9 @@ pub struct PoolCounters {
     pub logs_dropped: u64,
     /// Workers that died while one of their calls was running (not yet reported), whatever
     /// the cause: a crash, a kill from outside, or the pool's own kill after `task_timeout`.
-    /// Each such death blames exactly that one call: it fails with the death (or its timeout),
-    /// or is run again while retries remain. Deaths of idle workers are not counted here.
+    /// Each such death blames exactly the call that was running (every call that began, for
+    /// async calls running at once): it fails with the death (or its timeout), or is run
+    /// again while retries remain. Deaths of idle workers are not counted here.
     pub died_running: u64,
     /// Batches sent to workers: a `map` chunk is one, and so are single calls (`apply`,
     /// `apply_async`) that went to a worker together. Fewer batches than calls means the
@@ -918,6 +923,8 @@ impl Actor {
         if limit <= 1 {
             return;
         }
+        // A worker due to retire takes no more calls than its remaining count.
+        let retire_at = self.config.max_tasks_per_child;
         loop {
             // Jobs with nothing left to send leave the front first.
             while let Some(id) = self.queue.front() {
@@ -941,7 +948,10 @@ impl Actor {
                 .iter()
                 .filter(|(_, slot)| match &slot.state {
                     SlotState::Busy(batches) => {
-                        batches.len() < limit && batches.iter().all(|b| b.concurrent)
+                        batches.len() < limit
+                            && batches.iter().all(|b| b.concurrent)
+                            && retire_at
+                                .is_none_or(|max| slot.batches + (batches.len() as u64) < max)
                     }
                     _ => false,
                 })
@@ -1019,9 +1029,8 @@ impl Actor {
         None
     }
 
-    /// Adds to `batch` the single calls of its task queued at the front (see `next_batch`):
-    /// up to `concurrent` of them for calls a worker runs at once, else as many as their
-    /// times allow.
+    /// Adds to `batch` the single calls of its task queued at the front (see `next_batch`), as
+    /// many as their times allow.
     fn merge_singles(&mut self, batch: &mut Batch) {
         let limit = self.times.merge_limit(&batch.name);
         let budget = offspring_wire::MAX_FRAME as usize;
@@ -1258,16 +1267,20 @@ impl Actor {
         let pid = slot.handle.pid();
         self.forget_serving(pid);
         if let SlotState::Busy(batches) = slot.state {
+            let mut blamed = false;
             for batch in batches {
-                if batch.task_id == task_id {
-                    self.batch_died(batch, death, pid);
+                blamed |= if batch.task_id == task_id {
+                    self.batch_died(batch, death, pid)
                 } else {
                     let theirs = Death {
                         next: batch.reported,
                         ..death.clone()
                     };
-                    self.batch_died(batch, &theirs, pid);
-                }
+                    self.batch_died(batch, &theirs, pid)
+                };
+            }
+            if blamed {
+                bump(&self.shared.counters.died_running, 1);
             }
         }
         let winding_down = self.terminated || (self.closed && self.queue.is_empty());
@@ -1281,7 +1294,10 @@ impl Actor {
     /// The worker running `batch` died: what it reported is delivered already; the call that
     /// was running fails (or runs again while it has retries), and the calls that never
     /// started go back to the front of the queue, each to its own job.
-    fn batch_died(&mut self, batch: Batch, death: &Death, pid: u32) {
+    ///
+    /// Returns whether a call that was running is blamed (failed or run again).
+    fn batch_died(&mut self, batch: Batch, death: &Death, pid: u32) -> bool {
+        let mut blamed = false;
         let status = death.status;
         let Batch {
             parts,
@@ -1307,9 +1323,7 @@ impl Actor {
             // The worker broke the protocol: its unreported calls may have run, and what
             // they returned is lost. They fail (never run twice, never a wrong value).
             let failure = PoolFailure::Task(Failure::Misbehaved(reason.clone()));
-            if items.peek().is_some() {
-                bump(&self.shared.counters.died_running, 1);
-            }
+            blamed |= items.peek().is_some();
             for (index, call) in items.by_ref() {
                 let (job, sink) = part_of(index);
                 bump(&self.shared.counters.running, -1);
@@ -1338,9 +1352,7 @@ impl Actor {
         } else {
             Vec::new()
         };
-        if !running.is_empty() {
-            bump(&self.shared.counters.died_running, 1);
-        }
+        blamed |= !running.is_empty();
         for (index, mut running) in running {
             let (job, sink) = part_of(index);
             bump(&self.shared.counters.running, -1);
@@ -1382,6 +1394,7 @@ impl Actor {
         for (job, n) in delivered {
             self.settle(job, n);
         }
+        blamed
     }
 
     fn requeue(&mut self, id: JobId, items: Vec<Pending>) {

@@ -915,8 +915,18 @@ fn retain_waits(state: &mut ObjectState, keep: impl Fn(&Waiting) -> bool) {
     }
 }
 
+/// Withdraws a gone holder's waits. Each is answered with an error: for a descendant, the
+/// process in between (which passed the wait on) forgets it then, instead of keeping it.
 fn withdraw_holder(state: &mut ObjectState, holder: Holder) {
-    retain_waits(state, |w| w.holder != holder);
+    retain_waits(state, |w| {
+        if w.holder != holder {
+            return true;
+        }
+        let _ = w
+            .waiter
+            .complete(PrimReply::Error("the waiting process is gone".into()));
+        false
+    });
 }
 
 fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {

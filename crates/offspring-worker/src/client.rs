@@ -66,6 +66,14 @@ pub(crate) fn install(outbox: Arc<Outbox>) {
     });
 }
 
+/// Why an operation did not go out.
+enum Unsent {
+    /// The connection to the parent is closed.
+    Closed,
+    /// It does not encode as a frame (it is over the frame limit): why.
+    Unencodable(String),
+}
+
 /// The connection to the parent is closed: the parent is gone, and the lifeline is about to
 /// end this process. Wait for it; end the process here if it has not within a grace period.
 fn parent_gone() -> ! {
@@ -92,9 +100,18 @@ impl Client {
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let reply = Arc::new(Reply::default());
         lock(&self.pending).insert(call_id, Waiting::Thread(Arc::clone(&reply)));
-        if !self.send(call_id, op) {
-            lock(&self.pending).remove(&call_id);
-            parent_gone();
+        match self.send(call_id, op) {
+            Ok(()) => {}
+            Err(Unsent::Closed) => {
+                lock(&self.pending).remove(&call_id);
+                parent_gone();
+            }
+            // An operation that cannot be a frame (an item over the limit): the caller's
+            // error, and the worker goes on.
+            Err(Unsent::Unencodable(reason)) => {
+                lock(&self.pending).remove(&call_id);
+                return PrimReply::Error(reason);
+            }
         }
         let mut value = lock(&reply.value);
         loop {
@@ -141,25 +158,30 @@ impl Client {
                 op,
             }
         };
-        let posted = encode(&message)
-            .ok()
-            .and_then(|frame| self.outbox.post(frame, false));
-        if posted.is_none()
+        let failed = match encode(&message) {
+            Ok(frame) => self
+                .outbox
+                .post(frame, false)
+                .is_none()
+                .then(|| "the connection to the parent is closed".to_owned()),
+            Err(e) => Some(format!("the operation cannot be passed on: {e}")),
+        };
+        if let Some(reason) = failed
             && let Some(Waiting::Forwarded(reply)) = lock(&self.pending).remove(&call_id)
         {
-            reply(PrimReply::Error(
-                "the connection to the parent is closed".into(),
-            ));
+            reply(PrimReply::Error(reason));
         }
     }
 
-    fn send(&self, call_id: u64, op: PrimOp) -> bool {
+    fn send(&self, call_id: u64, op: PrimOp) -> Result<(), Unsent> {
         if self.closed_for_test {
-            return false;
+            return Err(Unsent::Closed);
         }
-        match encode(&FromWorker::Call { call_id, op }) {
-            Ok(frame) => self.outbox.send([frame]).is_some(),
-            Err(_) => false,
+        let frame = encode(&FromWorker::Call { call_id, op })
+            .map_err(|e| Unsent::Unencodable(format!("the operation cannot be sent: {e}")))?;
+        match self.outbox.send([frame]) {
+            Some(_) => Ok(()),
+            None => Err(Unsent::Closed),
         }
     }
 

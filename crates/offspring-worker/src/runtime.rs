@@ -321,19 +321,19 @@ fn serve(
                 &mut tail,
             );
         }
-        finish_batch(task_id, out, ring.as_ref(), &mut dropped_reported, tail);
+        let _ = finish_batch(task_id, out, ring.as_ref(), &mut dropped_reported, tail);
     }
 }
 
 /// Ends a batch: `tail` (the last call's report, if it goes as a frame), the dropped-log
-/// count when it grew, and `Finished`.
+/// count when it grew, and `Finished`. Returns the number of the last frame sent, if any.
 fn finish_batch(
     task_id: u64,
     out: &Outbox,
     ring: Option<&Ring>,
     dropped_reported: &mut u64,
     mut tail: Vec<Vec<u8>>,
-) {
+) -> Option<u64> {
     let dropped = out
         .log_counters()
         .dropped
@@ -346,7 +346,7 @@ fn finish_batch(
     if let Some(ring) = ring {
         ring.announced();
     }
-    let _ = out.send(tail);
+    out.send(tail)
 }
 
 /// One call's report, about to go out.
@@ -576,13 +576,18 @@ impl AsyncServing<'_> {
         if batch.next == calls
             && let Some(batch) = batches.remove(&task_id)
         {
-            finish_batch(
+            let sent = finish_batch(
                 task_id,
                 self.out,
                 self.ring.as_ref(),
                 self.dropped_reported,
                 batch.tail,
             );
+            // In the socket before any other call runs on: a sibling call that ends the
+            // process must not take this batch's report with it.
+            if let Some(sent) = sent {
+                self.out.wait_written(sent);
+            }
         }
     }
 }

@@ -98,14 +98,18 @@ impl PoolBuilder {
     }
 
     /// A worker is replaced after running this many tasks. A `map` chunk counts as one task
-    /// (as in Python), whatever its number of items.
+    /// (as in Python), whatever its number of items; an async call run alongside others
+    /// (`async_concurrency` above 1) counts as one.
     pub fn max_tasks_per_child(mut self, tasks: u64) -> Self {
         self.max_tasks_per_child = Some(tasks);
         self
     }
 
-    /// A task running longer than this (from when it starts on its worker) is stopped by
-    /// killing and replacing the worker, and reports [`Error::TaskTimedOut`].
+    /// A task running longer than this (from when it starts on its worker) reports
+    /// [`Error::TaskTimedOut`]. A sync task is stopped by killing and replacing its worker;
+    /// an `async fn` call is cancelled (its future dropped) by its worker, which lives on,
+    /// unless the call blocks the worker's runtime for 2 s more: then the worker is killed
+    /// too, and its other calls fail with [`Error::WorkerDied`].
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.task_timeout = Some(timeout);
         self
@@ -116,6 +120,11 @@ impl PoolBuilder {
     /// still run one at a time. With more than 1, a worker's death fails every call it was
     /// running, each with [`Error::WorkerDied`], and only those; a panic in one call fails
     /// that call alone.
+    ///
+    /// The primitives' waiting operations (`Queue::get`, `Event::wait`, `Lock::lock`, ...)
+    /// block the thread that calls them: inside an async call they stop every call of that
+    /// worker until they return. Wait on them with a timeout, or from
+    /// `tokio::task::spawn_blocking`, in async code.
     ///
     /// ```standalone_crate
     /// use std::time::Duration;

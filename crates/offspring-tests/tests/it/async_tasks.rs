@@ -373,3 +373,23 @@ fn an_async_call_blocking_its_runtime_gets_its_worker_killed() -> offspring::Res
     );
     Ok(())
 }
+
+/// `max_tasks_per_child` counts each async call running alongside others: a worker takes no
+/// more than its remaining count, and is replaced once they end.
+#[test]
+fn async_calls_count_towards_max_tasks_per_child() -> offspring::Result<()> {
+    let pool = Pool::builder()
+        .processes(1)
+        .async_concurrency(4)
+        .max_tasks_per_child(3)
+        .build()?;
+    let pids = pool.map(sleep_then_pid, vec![10; 12])?;
+    let mut per_worker = std::collections::BTreeMap::<u32, usize>::new();
+    for pid in pids {
+        *per_worker.entry(pid).or_default() += 1;
+    }
+    println!("calls per worker: {per_worker:?}");
+    assert!(per_worker.values().all(|&n| n <= 3), "{per_worker:?}");
+    assert!(per_worker.len() >= 4, "{per_worker:?}");
+    Ok(())
+}

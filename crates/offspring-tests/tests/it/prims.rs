@@ -843,12 +843,36 @@ fn an_item_too_large_for_a_frame_is_refused_at_put() -> offspring::Result<()> {
     let (a, _b) = pipe::<Vec<u8>>()?;
     assert!(matches!(a.send(&big), Err(Error::Primitive { .. })));
     drop(big);
+    // From a worker: over the limit, and over the frame limit itself.
+    let refusals = Process::spawn(put_oversized, queue.clone())?.join()?;
+    assert_eq!(refusals.len(), 2);
+    for refusal in &refusals {
+        assert!(
+            refusal.contains("bytes") && refusal.contains("limit") || refusal.contains("more than"),
+            "{refusals:?}"
+        );
+    }
+    assert!(queue.is_empty());
     queue.put(&vec![1, 2, 3])?;
     assert_eq!(
         Process::spawn(get_within, (queue.clone(), 10_000))?.join()?,
         "got 3"
     );
     Ok(())
+}
+
+#[offspring::task]
+fn put_oversized(queue: Queue<Vec<u8>>) -> Vec<String> {
+    [
+        offspring_coordinator::MAX_ITEM,
+        offspring_wire::MAX_FRAME as usize,
+    ]
+    .into_iter()
+    .map(|len| match queue.put(&vec![0u8; len]) {
+        Ok(()) => "accepted".to_owned(),
+        Err(e) => e.to_string(),
+    })
+    .collect()
 }
 
 #[offspring::task]
