@@ -528,9 +528,18 @@ impl Actor {
     }
 
     fn frame(&mut self, msg: FromWorker) {
-        // Every frame announces the ring: what the worker published before it sent this
-        // frame is read first, so reports stay in order whichever way they came.
-        self.drain_ring();
+        // A report announces the ring: what the worker published before it sent this frame
+        // is read first, so reports stay in order whichever way they came. A primitive's
+        // operation or a log record is handled first instead: the worker sent it before it
+        // published anything the ring holds now that came after it, so an outcome is never
+        // delivered ahead of the release, `set` or log line its call made before it ended
+        // (what the ring holds from before is read at the next report or doorbell).
+        if !matches!(
+            msg,
+            FromWorker::Call { .. } | FromWorker::CallFor { .. } | FromWorker::Log(_)
+        ) {
+            self.drain_ring();
+        }
         match msg {
             FromWorker::Started { task_id } => {
                 if let Some(flight) = self.in_flight.get_mut(&task_id) {

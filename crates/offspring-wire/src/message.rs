@@ -148,8 +148,10 @@ pub enum FromWorker {
     },
     /// Outcomes wait in the worker's ring (see [`ring`](crate::ring)): read them. Sent when
     /// the ring fills up, while the worker waits for room, and a few milliseconds after an
-    /// outcome no other frame announced. Every other frame from the worker announces the
-    /// ring too: the parent reads it before it handles the frame.
+    /// outcome no other frame announced. Every other report (`Started`, `Item`, `Finished`,
+    /// `LogsDropped`) announces the ring too: the parent reads it before it handles the frame.
+    /// A `Call`, `CallFor` or `Log` does not: the parent handles it first, so what a call did
+    /// before it ended is seen before its outcome.
     Doorbell,
     /// An operation on a primitive that a descendant of this worker made: the worker is a
     /// parent too, and passes its workers' operations on to its own parent, which holds the

@@ -915,3 +915,23 @@ fn a_closed_connection_ends_the_worker_instead_of_a_made_up_answer() -> offsprin
     assert!(lock.try_lock().is_some(), "the lock was left held");
     Ok(())
 }
+
+#[offspring::task]
+fn take_and_give_back(sem: Semaphore) -> u32 {
+    let _permit = sem.acquire();
+    7
+}
+
+/// What a task did to a primitive before it ended is seen before its value: a permit it gave
+/// back as it returned is free the moment the caller has the value (the release travels as a
+/// frame, the value through the ring, and the parent handles the frame first).
+#[test]
+fn a_permit_given_back_as_a_task_ends_is_free_when_its_value_arrives() -> offspring::Result<()> {
+    let sem = Semaphore::new(1)?;
+    let pool = Pool::new(1)?;
+    for round in 0..300 {
+        assert_eq!(pool.apply(take_and_give_back, sem.clone())?, 7);
+        assert_eq!(sem.available(), 1, "round {round}: the permit is still out");
+    }
+    Ok(())
+}
