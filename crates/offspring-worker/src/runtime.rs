@@ -197,21 +197,31 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn call(entry: &crate::TaskEntry, task_id: u64, index: u32, args: &[u8]) -> Outcome {
+/// Runs `f` as part of call `index` of batch `task_id`: its log records go out under that
+/// call, and a panic in it is the call's `Panicked` outcome.
+fn in_call<R>(task_id: u64, index: u32, f: impl FnOnce() -> R) -> Result<R, Outcome> {
     CURRENT_TASK.with(|c| c.set(Some((task_id, index))));
     IN_TASK.with(|c| c.set(true));
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| entry.run(args)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
     IN_TASK.with(|c| c.set(false));
     CURRENT_TASK.with(|c| c.set(None));
+    result.map_err(|payload| Outcome::Panicked {
+        message: panic_message(payload.as_ref()),
+        location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
+    })
+}
+
+/// The outcome of a call whose body returned.
+fn outcome_of(result: Result<Vec<u8>, RunError>) -> Outcome {
     match result {
-        Ok(Ok(bytes)) => Outcome::Value(bytes),
-        Ok(Err(RunError::BadArgs(e))) => Outcome::BadArgs(e),
-        Ok(Err(RunError::BadResult(e))) => Outcome::BadResult(e),
-        Err(payload) => Outcome::Panicked {
-            message: panic_message(payload.as_ref()),
-            location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
-        },
+        Ok(bytes) => Outcome::Value(bytes),
+        Err(RunError::BadArgs(e)) => Outcome::BadArgs(e),
+        Err(RunError::BadResult(e)) => Outcome::BadResult(e),
     }
+}
+
+fn call(entry: &crate::TaskEntry, task_id: u64, index: u32, args: &[u8]) -> Outcome {
+    in_call(task_id, index, || entry.run(args)).map_or_else(|panicked| panicked, outcome_of)
 }
 
 fn serve(
@@ -600,20 +610,10 @@ fn start_call(
     index: u32,
     args: &[u8],
 ) -> Result<Caught, Outcome> {
-    CURRENT_TASK.with(|c| c.set(Some((task_id, index))));
-    IN_TASK.with(|c| c.set(true));
-    let started = std::panic::catch_unwind(AssertUnwindSafe(|| entry.start(args)));
-    IN_TASK.with(|c| c.set(false));
-    CURRENT_TASK.with(|c| c.set(None));
-    match started {
-        Ok(Some(Ok(future))) => Ok(Caught::new(future, task_id, index)),
-        Ok(Some(Err(RunError::BadArgs(e)))) => Err(Outcome::BadArgs(e)),
-        Ok(Some(Err(RunError::BadResult(e)))) => Err(Outcome::BadResult(e)),
-        Ok(None) => Err(Outcome::UnknownTask),
-        Err(payload) => Err(Outcome::Panicked {
-            message: panic_message(payload.as_ref()),
-            location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
-        }),
+    match in_call(task_id, index, || entry.start(args))? {
+        Some(Ok(future)) => Ok(Caught::new(future, task_id, index)),
+        Some(Err(e)) => Err(outcome_of(Err(e))),
+        None => Err(Outcome::UnknownTask),
     }
 }
 
@@ -657,24 +657,10 @@ impl std::future::Future for Caught {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Outcome> {
         let (task_id, index) = (self.task_id, self.index);
-        CURRENT_TASK.with(|c| c.set(Some((task_id, index))));
-        IN_TASK.with(|c| c.set(true));
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx)));
-        IN_TASK.with(|c| c.set(false));
-        CURRENT_TASK.with(|c| c.set(None));
-        match polled {
+        match in_call(task_id, index, || self.future.as_mut().poll(cx)) {
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(std::task::Poll::Ready(Ok(bytes))) => std::task::Poll::Ready(Outcome::Value(bytes)),
-            Ok(std::task::Poll::Ready(Err(RunError::BadArgs(e)))) => {
-                std::task::Poll::Ready(Outcome::BadArgs(e))
-            }
-            Ok(std::task::Poll::Ready(Err(RunError::BadResult(e)))) => {
-                std::task::Poll::Ready(Outcome::BadResult(e))
-            }
-            Err(payload) => std::task::Poll::Ready(Outcome::Panicked {
-                message: panic_message(payload.as_ref()),
-                location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
-            }),
+            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(outcome_of(result)),
+            Err(panicked) => std::task::Poll::Ready(panicked),
         }
     }
 }
