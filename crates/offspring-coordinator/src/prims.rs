@@ -168,6 +168,12 @@ enum ObjectState {
     Condition {
         sleepers: VecDeque<(Waiting, u64)>,
     },
+    /// A shared-memory object: the OS object, closed when the last lease goes (the memory
+    /// goes once no process maps it either).
+    Shared {
+        object: offspring_transport::shm::SharedObject,
+        sealed: bool,
+    },
 }
 
 struct Object {
@@ -228,6 +234,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Queue => "queue",
         Kind::PipeEnd => "pipe end",
         Kind::Condition => "condition",
+        Kind::Shared => "shared-memory object",
     }
 }
 
@@ -548,6 +555,11 @@ impl Registry {
                             "pipe ends are created in pairs".into(),
                         ));
                     }
+                    Kind::Shared => {
+                        return Step::Done(PrimReply::Error(
+                            "shared-memory objects are created with their size".into(),
+                        ));
+                    }
                 };
                 let id = insert(&mut inner, kind, holder, state);
                 Step::Done(PrimReply::Id(id))
@@ -588,6 +600,47 @@ impl Registry {
                 drop_lease(&mut inner, id, holder);
                 Step::Done(PrimReply::Unit)
             }
+            PrimOp::SharedCreate { len, writable } => {
+                let object = match offspring_transport::shm::SharedObject::create(len, writable) {
+                    Ok(object) => object,
+                    Err(e) => {
+                        return Step::Done(PrimReply::Error(format!(
+                            "cannot create a shared-memory object of {len} bytes: {e}"
+                        )));
+                    }
+                };
+                let locator = object.locator();
+                let state = ObjectState::Shared {
+                    object,
+                    sealed: writable,
+                };
+                let id = insert(&mut inner, Kind::Shared, holder, state);
+                Step::Done(PrimReply::Shared {
+                    id,
+                    pid: locator.pid,
+                    handle: locator.handle,
+                    tag: locator.tag,
+                })
+            }
+            PrimOp::SharedSeal { id } => {
+                let Some(ObjectState::Shared { object, sealed }) =
+                    inner.objects.get_mut(&id).map(|o| &mut o.state)
+                else {
+                    return Step::Done(no_such(id, Kind::Shared));
+                };
+                if *sealed {
+                    return Step::Done(PrimReply::Unit);
+                }
+                match object.seal() {
+                    Ok(()) => {
+                        *sealed = true;
+                        Step::Done(PrimReply::Unit)
+                    }
+                    Err(e) => Step::Done(PrimReply::Error(format!(
+                        "cannot seal the shared-memory object: {e}"
+                    ))),
+                }
+            }
             PrimOp::CondWait { id, lock, .. } => cond_wait(&mut inner, id, lock, waiting),
             PrimOp::CondNotify { id, n } => cond_notify(&mut inner, id, n),
             op => {
@@ -621,7 +674,9 @@ fn op_id(op: &PrimOp) -> u64 {
         PrimOp::Create { .. }
         | PrimOp::CreatePipe
         | PrimOp::EndInFlight { .. }
+        | PrimOp::SharedCreate { .. }
         | PrimOp::Gone { .. } => 0,
+        PrimOp::SharedSeal { id } => *id,
         PrimOp::LeaseInFlight { id }
         | PrimOp::Adopt { id, .. }
         | PrimOp::Release { id }
@@ -892,6 +947,7 @@ fn waits(state: &ObjectState) -> usize {
         } => getters.len() + putters.len() + joiners.len(),
         ObjectState::PipeEnd { receivers, .. } => receivers.len(),
         ObjectState::Condition { sleepers } => sleepers.len(),
+        ObjectState::Shared { .. } => 0,
     }
 }
 
@@ -912,6 +968,7 @@ fn retain_waits(state: &mut ObjectState, keep: impl Fn(&Waiting) -> bool) {
         }
         ObjectState::PipeEnd { receivers, .. } => receivers.retain(&keep),
         ObjectState::Condition { sleepers } => sleepers.retain(|(w, _)| keep(w)),
+        ObjectState::Shared { .. } => {}
     }
 }
 

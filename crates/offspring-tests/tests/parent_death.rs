@@ -123,6 +123,11 @@ fn settle(pid: u32, state: char) {
 /// Starts the helper in `mode`, brings its workers to the state under test, SIGKILLs the
 /// parent, and returns how long the last worker outlived it.
 fn parent_death(mode: &str, without_pdeathsig: bool) -> Duration {
+    parent_death_then(mode, without_pdeathsig, || {})
+}
+
+/// As [`parent_death`], running `before_kill` once the workers are in their state.
+fn parent_death_then(mode: &str, without_pdeathsig: bool, before_kill: impl FnOnce()) -> Duration {
     become_subreaper();
     let go = std::env::temp_dir().join(format!(
         "offspring-go-{}-{mode}-{without_pdeathsig}",
@@ -168,6 +173,9 @@ fn parent_death(mode: &str, without_pdeathsig: bool) -> Duration {
                 settle(pid, 'S');
             }
         }
+        "shared" => {
+            lines.expect("holding", count);
+        }
         "write" => {
             // The call must have reached its worker before the parent stops: a stopped parent
             // dispatches nothing, and no worker would ever write.
@@ -186,6 +194,7 @@ fn parent_death(mode: &str, without_pdeathsig: bool) -> Duration {
     for &pid in &reap.workers {
         assert!(process_running(pid), "worker {pid} is not running");
     }
+    before_kill();
     assert!(signal(parent_pid, libc::SIGKILL));
     let killed = Instant::now();
     let _ = reap.parent.wait();
@@ -302,4 +311,59 @@ fn ctrl_c_to_the_process_group_ends_the_parent_and_then_its_busy_workers() {
         took.as_secs_f64() * 1e3
     );
     drop(reap);
+}
+
+/// The machine's shared memory in use (`Shmem` in `/proc/meminfo`), in MiB.
+fn shmem_mib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("Shmem:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib / 1024)
+        .expect("a Shmem line")
+}
+
+fn dev_shm() -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn no_shared_memory_outlives_a_killed_parent() {
+    let before = shmem_mib();
+    let files_before = dev_shm();
+    let mut held = 0;
+    let took = parent_death_then("shared", false, || held = shmem_mib());
+    // The three workers and their parent map one copy of 256 MiB.
+    assert!(
+        held >= before + 200 && held < before + 400,
+        "Shmem was {before} MiB before, {held} MiB while three workers held 256 MiB"
+    );
+    let back = offspring_tests::wait_until(BOUND, || shmem_mib() < before + 64);
+    let after = shmem_mib();
+    assert!(
+        back.is_some(),
+        "Shmem {before} MiB before, {held} MiB held, still {after} MiB after the tree died"
+    );
+    let new_files: Vec<String> = dev_shm()
+        .into_iter()
+        .filter(|f| !files_before.contains(f))
+        .collect();
+    assert!(new_files.is_empty(), "left in /dev/shm: {new_files:?}");
+    println!(
+        "shared memory: Shmem {before} MiB before, {held} MiB while held, {after} MiB after; the \
+         workers were gone {:.1} ms after the parent was SIGKILLed",
+        took.as_secs_f64() * 1e3
+    );
 }

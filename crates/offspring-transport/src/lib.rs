@@ -22,6 +22,7 @@ mod error;
 mod frame;
 mod identity;
 mod segment;
+pub mod shm;
 mod spawn;
 pub mod sys;
 

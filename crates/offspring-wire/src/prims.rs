@@ -21,6 +21,9 @@ pub enum Kind {
     PipeEnd,
     /// `Condition` (its lock is a `Semaphore` of its own)
     Condition,
+    /// A shared-memory object (`SharedBytes`, `SharedSlice`, `SharedArray`, `Value`): the
+    /// registry owns the OS object and frees it with the last lease.
+    Shared,
 }
 
 /// An operation on a primitive. `timeout_ms`: `None` waits without limit, `Some(0)` only
@@ -218,6 +221,18 @@ pub enum PrimOp {
         /// Whether it exited cleanly.
         clean: bool,
     },
+    /// Create a shared-memory object of `len` bytes → `Shared`.
+    SharedCreate {
+        /// Its length in bytes.
+        len: u64,
+        /// Writable (an array or a value), or bytes sealed read-only once filled.
+        writable: bool,
+    },
+    /// The creator of a read-only shared object filled it: seal it → `Unit`.
+    SharedSeal {
+        /// The object.
+        id: u64,
+    },
 }
 
 /// The answer to a [`PrimOp`].
@@ -245,6 +260,18 @@ pub enum PrimReply {
     /// To the last party of a barrier with an action: run the action now, in this process,
     /// then send `BarrierActionDone`; the other parties stay parked until then.
     RunAction,
+    /// A new shared-memory object: its id, and where it lives (see the transport's
+    /// `shm::Locator`).
+    Shared {
+        /// Its id.
+        id: u64,
+        /// The pid of the process that owns it.
+        pid: u32,
+        /// The owner's descriptor for it (Linux).
+        handle: u64,
+        /// The random tag in its name.
+        tag: u64,
+    },
 }
 
 /// The bit of a barrier's `Create` parameter that says it has an action.

@@ -489,6 +489,8 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::LeaseInFlight { .. } => 26,
         PrimOp::EndInFlight { .. } => 27,
         PrimOp::Gone { .. } => 28,
+        PrimOp::SharedCreate { .. } => 29,
+        PrimOp::SharedSeal { .. } => 30,
     }
 }
 
@@ -504,6 +506,7 @@ fn prim_reply_variant(reply: &PrimReply) -> usize {
         PrimReply::Error(_) => 7,
         PrimReply::ShutDown => 8,
         PrimReply::RunAction => 9,
+        PrimReply::Shared { .. } => 10,
     }
 }
 
@@ -522,6 +525,7 @@ fn kind_variant(kind: &Kind) -> usize {
         Kind::Queue => 3,
         Kind::PipeEnd => 4,
         Kind::Condition => 5,
+        Kind::Shared => 6,
     }
 }
 
@@ -535,13 +539,14 @@ fn level_variant(level: &Level) -> usize {
     }
 }
 
-const KINDS: [Kind; 6] = [
+const KINDS: [Kind; 7] = [
     Kind::Event,
     Kind::Semaphore,
     Kind::Barrier,
     Kind::Queue,
     Kind::PipeEnd,
     Kind::Condition,
+    Kind::Shared,
 ];
 
 const LEVELS: [Level; 5] = [
@@ -567,13 +572,19 @@ fn prim_replies() -> Vec<PrimReply> {
         PrimReply::Error("the other end is gone".to_owned()),
         PrimReply::ShutDown,
         PrimReply::RunAction,
+        PrimReply::Shared {
+            id: 7,
+            pid: u32::MAX,
+            handle: 12,
+            tag: u64::MAX,
+        },
     ];
-    assert_covers(&replies, prim_reply_variant, 10);
+    assert_covers(&replies, prim_reply_variant, 11);
     replies
 }
 
 fn prim_ops() -> Vec<PrimOp> {
-    assert_covers(&KINDS, kind_variant, 6);
+    assert_covers(&KINDS, kind_variant, 7);
     let mut ops: Vec<PrimOp> = KINDS
         .iter()
         .map(|&kind| PrimOp::Create { kind, param: 3 })
@@ -675,8 +686,17 @@ fn prim_ops() -> Vec<PrimOp> {
             path: Vec::new(),
             clean: true,
         },
+        PrimOp::SharedCreate {
+            len: u64::MAX,
+            writable: true,
+        },
+        PrimOp::SharedCreate {
+            len: 0,
+            writable: false,
+        },
+        PrimOp::SharedSeal { id: 3 },
     ]);
-    assert_covers(&ops, prim_op_variant, 29);
+    assert_covers(&ops, prim_op_variant, 31);
     ops
 }
 
@@ -775,7 +795,7 @@ fn to_worker_seeds() -> Vec<ToWorker> {
             .into_iter()
             .enumerate()
             .map(|(i, reply)| ToWorker::Reply {
-                call_id: 1 << (i * 5),
+                call_id: 1 << ((i * 5) % 64),
                 reply,
             }),
     );

@@ -39,7 +39,7 @@ pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> std::result::Re
             .map(|boxed| *boxed)
             .map_err(|_| "a byte vector is not the type asked for".to_owned());
     }
-    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+    postcard::from_bytes(bytes).map_err(|e| crate::leases::decode_message(&e))
 }
 
 /// `bytes` as postcard writes a byte sequence: its length as a varint, then the bytes.
@@ -134,7 +134,10 @@ pub(crate) fn encode_item<T: Serialize>(item: &T) -> Result<Vec<u8>> {
 /// Decodes an item taken from a queue or a pipe.
 pub(crate) fn decode_item<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::Primitive {
-        reason: format!("cannot decode the item: {e}"),
+        reason: format!(
+            "cannot decode the item: {}",
+            crate::leases::decode_message(&e)
+        ),
     })
 }
 

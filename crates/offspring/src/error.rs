@@ -150,6 +150,13 @@ pub enum Error {
         /// What went wrong, in one sentence.
         reason: String,
     },
+    /// A shared-memory object could not be made, mapped or decoded: the OS refused it, it
+    /// is larger than allowed, or a handle names no live object.
+    #[error("{reason}")]
+    SharedMemory {
+        /// What went wrong, in one sentence.
+        reason: String,
+    },
     /// The queue was shut down ([`Queue::shutdown`](crate::Queue::shutdown)): a put after
     /// it, or a get once nothing is left (Python's `ShutDown`).
     #[error("the queue is shut down")]

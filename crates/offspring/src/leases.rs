@@ -11,6 +11,8 @@ use std::sync::{Mutex, PoisonError};
 thread_local! {
     /// The reason a handle refused to serialize (postcard keeps no custom message).
     static REFUSED: RefCell<Option<&'static str>> = const { RefCell::new(None) };
+    /// Why a handle refused to decode (postcard keeps no custom message either way).
+    static UNDECODABLE: RefCell<Option<String>> = const { RefCell::new(None) };
     /// In-flight lease tokens taken while encoding one call's arguments.
     static COLLECTING: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
 }
@@ -49,6 +51,19 @@ pub(crate) fn refuse(reason: &'static str) -> &'static str {
 /// The reason a handle refused to serialize, taken by the encoder.
 pub(crate) fn take_refusal() -> Option<&'static str> {
     REFUSED.with(|e| e.borrow_mut().take())
+}
+
+/// Remembers why a handle refused to decode, for the decoder's error; returns `reason`.
+pub(crate) fn undecodable(reason: String) -> String {
+    UNDECODABLE.with(|e| *e.borrow_mut() = Some(reason.clone()));
+    reason
+}
+
+/// The message of a decoding error: a handle's own reason if one refused, else postcard's.
+pub(crate) fn decode_message(error: &postcard::Error) -> String {
+    UNDECODABLE
+        .with(|e| e.borrow_mut().take())
+        .unwrap_or_else(|| error.to_string())
 }
 
 /// Ends the in-flight leases of a call that ended (those its worker adopted are unaffected).

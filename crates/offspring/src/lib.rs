@@ -61,6 +61,7 @@ mod leases;
 mod pool;
 mod prims;
 mod process;
+mod shared;
 mod slot;
 mod task_trait;
 
@@ -68,6 +69,8 @@ mod task_trait;
 pub mod __private;
 
 pub use async_result::{AsyncResult, AsyncResultFuture};
+/// The crate of [`bytemuck::Pod`], which every element type of shared memory implements.
+pub use bytemuck;
 pub use current::{ProcessInfo, active_children, current_process};
 pub use error::{Direction, Error, Result};
 pub use init::init;
@@ -80,4 +83,5 @@ pub use prims::{
     RLockGuard, Semaphore, SemaphorePermit, pipe,
 };
 pub use process::{Process, ProcessHandle};
+pub use shared::{SharedArray, SharedArrayGuard, SharedBytes, SharedSlice, Value, ValueType};
 pub use task_trait::Task;

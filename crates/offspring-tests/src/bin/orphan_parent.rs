@@ -9,6 +9,9 @@
 //!   returns a 60 MiB value once `<go-file>` exists (the test stops this parent between the
 //!   two, so the worker blocks writing to a parent that reads nothing).
 //!
+//! - `shared`: three workers each holding a 256 MiB `SharedBytes` the parent made, every page
+//!   read, say `holding <pid>` and sleep.
+//!
 //! Each worker prints `up <pid>` once started (from the pool's initializer), and the state it
 //! reached (`busy <pid>`, `waiting <pid>`, `started <pid>`, `writing <pid>`) on the shared stdout, so the test
 //! kills this parent when the workers are provably there.
@@ -17,7 +20,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use offspring::{Event, Pool};
+use offspring::{Event, Pool, SharedBytes};
 
 /// The size of the value the `write` worker returns.
 const LARGE: usize = 60 * 1024 * 1024;
@@ -69,6 +72,20 @@ fn large_after(go: PathBuf) -> String {
     value
 }
 
+/// The size of the `shared` mode's object.
+const SHARED: usize = 256 * 1024 * 1024;
+
+/// Reads every page of `data`, says so, and holds it until the process ends.
+#[offspring::task]
+fn hold_shared(data: SharedBytes) {
+    let sum: u64 = data.iter().step_by(4096).map(|b| u64::from(*b)).sum();
+    std::hint::black_box(sum);
+    say("holding");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 fn fail(message: &str) -> ! {
     eprintln!("orphan_parent: {message}");
     std::process::exit(1);
@@ -97,6 +114,12 @@ fn main() {
                 .map(drop)
         }
         "awaiting" => pool.map(await_long, 0..60).map(drop),
+        "shared" => {
+            let data =
+                SharedBytes::from_vec(vec![1; SHARED]).unwrap_or_else(|e| fail(&e.to_string()));
+            pool.map_chunked(hold_shared, vec![data; workers], 1)
+                .map(drop)
+        }
         "write" => {
             let go = args
                 .next()

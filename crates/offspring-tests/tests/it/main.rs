@@ -16,4 +16,5 @@ mod prims;
 mod process;
 mod reexec;
 mod ring;
+mod shared;
 mod tasks;

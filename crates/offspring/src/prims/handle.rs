@@ -72,6 +72,18 @@ impl Drop for HandleCore {
 pub(crate) struct Handle(pub(super) Arc<HandleCore>);
 
 impl Handle {
+    /// A handle to a primitive just created by `op`, whose reply is `Id`, or for a
+    /// shared-memory object `Shared` (also returned).
+    pub(crate) fn create_with(op: PrimOp, kind: Kind) -> Result<(Self, PrimReply)> {
+        let backend = backend()?;
+        match backend.call(op) {
+            reply @ (PrimReply::Id(id) | PrimReply::Shared { id, .. }) => {
+                Ok((Self(Arc::new(HandleCore { id, kind, backend })), reply))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub(super) fn create(kind: Kind, param: u64) -> Result<Self> {
         let backend = backend()?;
         match backend.call(PrimOp::Create { kind, param }) {
@@ -80,11 +92,11 @@ impl Handle {
         }
     }
 
-    pub(super) fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.0.id
     }
 
-    pub(super) fn call(&self, op: PrimOp) -> PrimReply {
+    pub(crate) fn call(&self, op: PrimOp) -> PrimReply {
         self.0.backend.call(op)
     }
 
@@ -124,6 +136,7 @@ fn kind_code(kind: Kind) -> u8 {
         Kind::Queue => 3,
         Kind::PipeEnd => 4,
         Kind::Condition => 5,
+        Kind::Shared => 6,
     }
 }
 
@@ -131,6 +144,13 @@ pub(crate) fn serialize_handle<S: Serializer>(
     handle: &Handle,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
+    let token = lease_token(handle).map_err(serde::ser::Error::custom)?;
+    (kind_code(handle.0.kind), handle.id(), token).serialize(serializer)
+}
+
+/// Takes the in-flight lease a handle being serialized travels under, and records it for the
+/// call being encoded; refuses where a handle cannot go.
+pub(crate) fn lease_token(handle: &Handle) -> Result<u64, &'static str> {
     let token = match handle.0.backend {
         Backend::Parent(registry) => registry.lease_in_flight(handle.id()).unwrap_or_default(),
         // A worker passing a handle on to a worker of its own takes the lease from its
@@ -142,12 +162,10 @@ pub(crate) fn serialize_handle<S: Serializer>(
                 _ => 0,
             }
         }
-        Backend::Worker(_) => {
-            return Err(serde::ser::Error::custom(crate::leases::refuse(UPWARDS)));
-        }
+        Backend::Worker(_) => return Err(crate::leases::refuse(UPWARDS)),
     };
     crate::leases::record(token);
-    (kind_code(handle.0.kind), handle.id(), token).serialize(serializer)
+    Ok(token)
 }
 
 pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(
@@ -160,7 +178,12 @@ pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(
             "expected a handle to a {kind:?}, found another kind"
         )));
     }
-    let backend = backend().map_err(serde::de::Error::custom)?;
+    adopt(kind, id, token).map_err(serde::de::Error::custom)
+}
+
+/// The handle of a process that received one: it takes the lease the sender's took.
+pub(crate) fn adopt(kind: Kind, id: u64, token: u64) -> Result<Handle> {
+    let backend = backend()?;
     // Taking the lease cannot fail in a way that matters here: a handle that names nothing
     // reports that on use.
     backend.notify(PrimOp::Adopt { id, token });
