@@ -18,6 +18,7 @@ exception.
 """
 
 import multiprocessing
+from multiprocessing import shared_memory
 import sys
 import time
 
@@ -60,6 +61,31 @@ def nothing(*_args):
 
 def echo(payload):
     return payload
+
+
+def sample_shm(name, length):
+    """Attaches to a SharedMemory block by name and reads 256 bytes spread over it."""
+    block = shared_memory.SharedMemory(name=name)
+    try:
+        step = max(length // 256, 1)
+        return sum(block.buf[i] for i in range(0, length, step))
+    finally:
+        block.close()
+
+
+def increment_many(count):
+    value = _SHARED_VALUE
+    for _ in range(count):
+        with value.get_lock():
+            value.value += 1
+
+
+_SHARED_VALUE = None
+
+
+def _adopt_value(value):
+    global _SHARED_VALUE
+    _SHARED_VALUE = value
 
 
 def rss_kib():
@@ -332,6 +358,54 @@ def semaphore_pairs_per_second(spawn, s):
         pool.join()
 
 
+def shm_256mib_call(pool, s):
+    figure(
+        "shm_256mib_call",
+        "us",
+        True,
+        "apply of a task that attaches a 256 MiB SharedMemory by name and reads 256 bytes of it",
+    )
+    length = 256 * MIB
+    block = shared_memory.SharedMemory(create=True, size=length)
+    try:
+        block.buf[:length] = b"\x03" * length
+        pool.apply(sample_shm, (block.name, length))
+        calls = max(s["round_trips"] // 20, 100)
+        for _ in range(s["samples"]):
+            started = time.perf_counter()
+            for _ in range(calls):
+                pool.apply(sample_shm, (block.name, length))
+            sample("shm_256mib_call", (time.perf_counter() - started) / calls * 1e6)
+    finally:
+        block.close()
+        block.unlink()
+
+
+def value_increment_rate(spawn, s):
+    figure(
+        "value_increment_rate",
+        "ops/s",
+        False,
+        "Value('Q') incremented under its lock from 2 spawn pool workers at once",
+    )
+    count = s["semaphore_rounds"]
+    value = spawn.Value("Q", 0)
+    pool = spawn.Pool(2, initializer=_adopt_value, initargs=(value,))
+    try:
+        pool.map(nothing, [None] * 100, chunksize=1)
+        for _ in range(min(s["samples"], 5)):
+            value.value = 0
+            started = time.perf_counter()
+            pool.map(increment_many, [count, count], chunksize=1)
+            took = time.perf_counter() - started
+            if value.value != 2 * count:
+                raise RuntimeError(f"increments lost: {value.value} of {2 * count}")
+            sample("value_increment_rate", 2 * count / took)
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 def main(argv):
     unknown = [arg for arg in argv if arg != "--quick"]
     if unknown:
@@ -357,6 +431,7 @@ def main(argv):
             s,
         )
         payload_64mib(pool, s)
+        shm_256mib_call(pool, s)
         worker_rss(
             pool,
             "worker_rss_after_64mib",
@@ -371,6 +446,7 @@ def main(argv):
     queue_ping_pong(spawn, s)
     event_ping_pong(spawn, s)
     semaphore_pairs_per_second(spawn, s)
+    value_increment_rate(spawn, s)
     return 0
 
 

@@ -40,6 +40,32 @@ async fn wait_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// Reads 256 bytes spread over the data (as a lookup in a table would).
+#[offspring::task]
+fn sample_shared(data: offspring::SharedBytes) -> u64 {
+    let step = (data.len() / 256).max(1);
+    data.iter().step_by(step).map(|b| u64::from(*b)).sum()
+}
+
+#[offspring::task]
+fn echo_u64(n: u64) -> u64 {
+    n
+}
+
+/// As `sample_shared`, for bytes passed by value.
+#[offspring::task]
+fn sample_value(data: serde_bytes::ByteBuf) -> u64 {
+    let step = (data.len() / 256).max(1);
+    data.iter().step_by(step).map(|b| u64::from(*b)).sum()
+}
+
+#[offspring::task]
+fn add_many(value: offspring::Value<u64>, count: u64) {
+    for _ in 0..count {
+        value.fetch_add(1);
+    }
+}
+
 #[offspring::task]
 fn worker_rss_kib() -> u64 {
     rss_kib(std::process::id()).unwrap_or_default()
@@ -292,6 +318,7 @@ fn main() -> offspring::Result<()> {
     }
 
     primitives(&pool, &settings)?;
+    shared_memory(&pool, &settings)?;
     targets();
     Ok(())
 }
@@ -382,6 +409,82 @@ fn map_throughput(pool: &offspring::Pool, settings: &Settings) -> offspring::Res
         for &rate in samples {
             sample("map_throughput_best", rate);
         }
+    }
+    Ok(())
+}
+
+/// A 256 MiB `SharedBytes` passed to calls, next to the same bytes passed by value, and
+/// `Value::fetch_add` from two workers at once.
+fn shared_memory(pool: &offspring::Pool, settings: &Settings) -> offspring::Result<()> {
+    const LEN: usize = 256 * 1024 * 1024;
+    figure(
+        "shared_256mib_call",
+        "us",
+        true,
+        "apply of a task reading 256 bytes of a 256 MiB SharedBytes argument",
+    );
+    figure(
+        "shared_256mib_added",
+        "us",
+        true,
+        "what the 256 MiB SharedBytes adds to an apply (the same loop's u64 applies subtracted)",
+    );
+    figure(
+        "limit.shared_256mib_added",
+        "us",
+        true,
+        "the bound a SharedBytes argument must stay within: 1 ms per call",
+    );
+    sample("limit.shared_256mib_added", 1000.0);
+    figure(
+        "value_256mib_call",
+        "us",
+        true,
+        "apply of the same task with the 256 MiB passed by value (as four 64 MiB calls: a frame holds 65 MiB)",
+    );
+    let data = offspring::SharedBytes::from_vec(vec![3; LEN])?;
+    pool.map_chunked(sample_shared, vec![data.clone(); 2], 1)?;
+    let calls = (settings.round_trips / 20).max(100);
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        for _ in 0..calls {
+            pool.apply(echo_u64, 1)?;
+        }
+        let base = micros(started.elapsed()) / calls as f64;
+        let started = Instant::now();
+        for _ in 0..calls {
+            pool.apply(sample_shared, data.clone())?;
+        }
+        let shared = micros(started.elapsed()) / calls as f64;
+        sample("shared_256mib_call", shared);
+        sample("shared_256mib_added", (shared - base).max(0.0));
+    }
+    drop(data);
+    let quarter = serde_bytes::ByteBuf::from(vec![3; LEN / 4]);
+    for _ in 0..settings.samples.min(3) {
+        let arguments: Vec<_> = (0..4).map(|_| quarter.clone()).collect();
+        let started = Instant::now();
+        for argument in arguments {
+            pool.apply(sample_value, argument)?;
+        }
+        sample("value_256mib_call", micros(started.elapsed()));
+    }
+
+    figure(
+        "value_fetch_add_rate",
+        "ops/s",
+        false,
+        "Value<u64>::fetch_add from 2 pool workers at once on one value",
+    );
+    let value = offspring::Value::<u64>::new(0)?;
+    let count = 2_000_000u64;
+    for _ in 0..settings.samples.min(5) {
+        value.store(0);
+        let started = Instant::now();
+        pool.map_chunked(add_many, vec![(value.clone(), count); 2], 1)?;
+        let took = started.elapsed();
+        assert_eq!(value.load(), 2 * count, "no increment lost");
+        sample("value_fetch_add_rate", 2.0 * count as f64 / took.as_secs_f64());
     }
     Ok(())
 }
@@ -477,6 +580,34 @@ fn targets() {
         ">=",
         10.0,
         "pool of 2 to first result at least 10x faster than Python's with spawn",
+    );
+    ratio(
+        "shared_256mib_added",
+        "limit.shared_256mib_added",
+        "<=",
+        1.0,
+        "a 256 MiB SharedBytes argument adds less than 1 ms to a call",
+    );
+    ratio(
+        "value_256mib_call",
+        "shared_256mib_call",
+        ">=",
+        100.0,
+        "256 MiB by handle at least 100x faster than by value",
+    );
+    ratio(
+        "python.shm_256mib_call",
+        "shared_256mib_call",
+        ">=",
+        2.0,
+        "a call with 256 MiB shared at least 2x faster than Python's with SharedMemory attached by name",
+    );
+    ratio(
+        "value_fetch_add_rate",
+        "python.value_increment_rate",
+        ">=",
+        2.0,
+        "Value increments from 2 workers at least 2x Python's Value under its lock",
     );
     ratio(
         "python.idle_worker_rss",
