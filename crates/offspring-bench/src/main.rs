@@ -484,7 +484,10 @@ fn shared_memory(pool: &offspring::Pool, settings: &Settings) -> offspring::Resu
         pool.map_chunked(add_many, vec![(value.clone(), count); 2], 1)?;
         let took = started.elapsed();
         assert_eq!(value.load(), 2 * count, "no increment lost");
-        sample("value_fetch_add_rate", 2.0 * count as f64 / took.as_secs_f64());
+        sample(
+            "value_fetch_add_rate",
+            2.0 * count as f64 / took.as_secs_f64(),
+        );
     }
     Ok(())
 }

@@ -41,6 +41,13 @@
 //! (`my_crate::jobs::f`), or the one given by `#[offspring::task(name = "...")]`; two tasks
 //! under one name are an error when the first worker starts.
 //!
+//! # Shared memory
+//!
+//! [`SharedBytes`], [`SharedSlice`], [`SharedArray`] and [`Value`] pass by handle: the
+//! receiving process maps the same pages, and nothing is copied. The [`shared`] module's
+//! docs say where each lives, when it is freed, and why a worker cannot change read-only
+//! memory under another process's feet.
+//!
 //! # Tests
 //!
 //! Put [`test_support!()`](test_support) once in a test crate: workers started from tests then
@@ -61,7 +68,7 @@ mod leases;
 mod pool;
 mod prims;
 mod process;
-mod shared;
+pub mod shared;
 mod slot;
 mod task_trait;
 

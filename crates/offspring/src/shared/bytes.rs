@@ -27,7 +27,7 @@ impl ReadOnly {
 ///
 /// Passing one to a worker (in task arguments, `Process` arguments, a queue or a pipe) sends a
 /// handle: the worker maps the same pages, and nothing is copied. The memory is freed when
-/// the last handle in any process is gone. See [the module docs](crate::SharedSlice) for
+/// the last handle in any process is gone. See [the module docs](crate::shared) for
 /// where it lives and what keeps it read-only.
 ///
 /// ```no_run
