@@ -1,7 +1,7 @@
 //! What shared memory costs in memory, measured on Linux: a 256 MiB `SharedBytes` read in full
 //! by two workers adds one copy to the proportional set size of the parent and its workers
 //! (passing it by value adds three), and the machine's `Shmem` is back once the last handle
-//! is gone. A binary of its own: it measures the whole process's memory.
+//! is gone, also when the last holder was killed. A binary of its own: it measures the whole process's memory.
 
 // Helpers of tests expect too: a failed expectation there is the test failing.
 #![allow(clippy::expect_used)]
@@ -134,5 +134,26 @@ fn a_shared_table_costs_one_copy_and_is_freed_with_its_last_handle() -> offsprin
         shmem() / MIB
     );
     println!("Shmem back {back:?} after the last handle went");
+
+    // The only handle left is held by a worker that is killed: its lease goes with it.
+    let data = SharedBytes::from_vec(vec![1; LEN])?;
+    let pids = Queue::new()?;
+    let go = Event::new()?;
+    let holder = Process::spawn(hold_shared, (data, pids.clone(), go))?;
+    pids.get_timeout(Duration::from_secs(120))?;
+    assert!(
+        shmem() > idle_shmem + 200 * MIB,
+        "the worker holds the object"
+    );
+    holder.kill()?;
+    let back =
+        offspring_tests::wait_until(Duration::from_secs(10), || shmem() < idle_shmem + 64 * MIB);
+    assert!(
+        back.is_some(),
+        "Shmem {} MiB idle, still {} MiB after the only holder was killed",
+        idle_shmem / MIB,
+        shmem() / MIB
+    );
+    println!("Shmem back {back:?} after the only holder was killed");
     Ok(())
 }

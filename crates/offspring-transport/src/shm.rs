@@ -106,6 +106,16 @@ impl SharedObject {
             len,
             writable,
         };
+        // Linux hands out shared pages only as they are touched, so an object larger than the
+        // machine would be made, and fail (killed, or SIGBUS) only once filled: refuse it now.
+        if let Some(limit) = imp::memory_limit()
+            && len > limit
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("it is larger than this machine's memory and swap ({limit} bytes)"),
+            ));
+        }
         imp::create(locator)
     }
 
@@ -385,6 +395,27 @@ mod imp {
         Ok(())
     }
 
+    /// Memory and swap together, in bytes (Linux: `sysinfo`).
+    #[cfg(target_os = "linux")]
+    pub(super) fn memory_limit() -> Option<u64> {
+        // SAFETY: `sysinfo` fills the zeroed struct we own and touches nothing else.
+        let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `info` is a valid out-pointer.
+        if unsafe { libc::sysinfo(&mut info) } != 0 {
+            return None;
+        }
+        let unit = u64::from(info.mem_unit.max(1));
+        (info.totalram as u64)
+            .checked_add(info.totalswap as u64)?
+            .checked_mul(unit)
+    }
+
+    /// Elsewhere the OS reserves the memory when the object is made, and refuses then.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn memory_limit() -> Option<u64> {
+        None
+    }
+
     #[cfg(target_os = "linux")]
     pub(super) fn still_names(locator: &Locator) -> bool {
         std::fs::read_link(format!("/proc/{}/fd/{}", locator.pid, locator.handle)).is_ok_and(
@@ -541,6 +572,12 @@ mod imp {
         false
     }
 
+    /// Windows commits a pagefile-backed mapping when it is made, and refuses one beyond the
+    /// commit limit then.
+    pub(super) fn memory_limit() -> Option<u64> {
+        None
+    }
+
     pub(super) fn map(locator: &Locator, map_len: usize, write: bool) -> io::Result<NonNull<u8>> {
         let name = wide_name(locator);
         let access = if write {
@@ -609,6 +646,29 @@ mod tests {
             fill(&locator, &data).is_err(),
             "a sealed object takes no writes"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sealed_object_refuses_writes_and_writable_mappings() {
+        let object = SharedObject::create(4096, false).expect("an object");
+        let locator = object.locator();
+        fill(&locator, b"sealed").expect("filled");
+        object.seal().expect("sealed");
+        // A receiver that goes around `Mapping` and asks for a writable mapping, or writes
+        // through a descriptor opened for writing, is refused by the kernel.
+        assert!(imp::map(&locator, PAGE, true).is_err());
+        assert!(fill(&locator, b"changed").is_err());
+        let mapping = Mapping::open(&locator).expect("mapped read-only");
+        assert_eq!(&mapping.bytes()[..6], b"sealed");
+    }
+
+    #[test]
+    fn an_object_larger_than_the_machine_is_refused() {
+        if let Some(limit) = imp::memory_limit() {
+            let error = SharedObject::create(limit + 1, true).expect_err("larger than memory");
+            assert_eq!(error.kind(), io::ErrorKind::OutOfMemory);
+        }
     }
 
     #[test]

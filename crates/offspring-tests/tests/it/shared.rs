@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use offspring::{Error, Event, Pool, Process, Queue, SharedArray, SharedBytes, SharedSlice, Value};
+use offspring::{
+    Connection, Error, Event, Pool, Process, Queue, SharedArray, SharedBytes, SharedSlice, Value,
+    pipe,
+};
 
 /// Reads 256 bytes spread over the data; their sum and how long the reads took (ns).
 #[offspring::task]
@@ -208,6 +211,10 @@ fn forged_freed_and_mistyped_handles_give_errors() -> offspring::Result<()> {
         SharedArray::<u64>::zeroed(1 << 60),
         Err(Error::SharedMemory { .. })
     ));
+    // 8 TiB: within the format's bound, beyond this machine.
+    let huge = SharedArray::<u64>::zeroed(1 << 40);
+    println!("an 8 TiB array: {huge:?}");
+    assert!(matches!(huge, Err(Error::SharedMemory { .. })));
     Ok(())
 }
 
@@ -216,6 +223,15 @@ fn sum_from_queue(queue: Queue<SharedSlice<f32>>) -> f32 {
     match queue.get_timeout(Duration::from_secs(60)) {
         Ok(table) => table.iter().sum(),
         Err(_) => -1.0,
+    }
+}
+
+/// Receives shared bytes through a pipe and sends back their sum.
+#[offspring::task]
+fn sum_from_pipe(end: Connection<SharedBytes>, back: Connection<u64>) -> bool {
+    match end.recv_timeout(Duration::from_secs(60)) {
+        Ok(data) => back.send(&data.iter().map(|b| u64::from(*b)).sum()).is_ok(),
+        Err(_) => false,
     }
 }
 
@@ -247,6 +263,13 @@ fn shared_memory_travels_in_queues_processes_and_further_down() -> offspring::Re
     let sum = pool.apply_async(sum_from_queue, queue.clone());
     queue.put(&table)?;
     assert_eq!(sum.get()?, 500.0);
+
+    let (ours, theirs) = pipe::<SharedBytes>()?;
+    let (sums, sums_theirs) = pipe::<u64>()?;
+    let summer = Process::spawn(sum_from_pipe, (theirs, sums_theirs))?;
+    ours.send(&SharedBytes::from_vec(vec![2; 1000])?)?;
+    assert_eq!(sums.recv_timeout(Duration::from_secs(60))?, 2000);
+    assert!(summer.join()?);
 
     let data = SharedBytes::from_vec(vec![3; 10])?;
     let child = Process::spawn(share_further_down, data.clone())?;

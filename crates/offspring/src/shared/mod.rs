@@ -34,6 +34,15 @@
 //! Windows frees with its last handle. (On macOS it is a POSIX shared-memory object whose
 //! name its owner unlinks when it frees it; a parent killed outright leaves the name behind.)
 //!
+//! A handle names its object privately to the owner (on Linux `/proc/<owner>/fd/<n>`, which
+//! only processes of the same user can open, checked against a random tag; on Windows a name
+//! with that tag) rather than passing a descriptor along with it (`SCM_RIGHTS`,
+//! `DuplicateHandle`). A handle is serialized bytes inside task arguments, queue items and
+//! pipe messages, which reach workers two or three levels down through every process in
+//! between: a name travels with the bytes, where a descriptor would need a side channel to
+//! each receiving process and a hop through each middle one. The owner keeps the only
+//! reference that names it; when it frees the object, the name names nothing.
+//!
 //! Handles travel as primitives' handles do: from a process to its workers (any number of
 //! levels down) inside task and `Process` arguments, and from the parent to workers through
 //! queues and pipes. A worker that serializes one anywhere else (a result, a queue item for
