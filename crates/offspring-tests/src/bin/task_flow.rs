@@ -2,8 +2,9 @@
 //! parent's log goes to stdout through an `EnvFilter` taken from `RUST_LOG`, like a user's
 //! program would set it up. It runs 12 calls of `step` (the first 3 meet at a barrier, so
 //! they run on 3 different workers), one call that logs and panics, and one that logs and
-//! exits its process; then a burst of 400 `apply_async` calls of `tagged`, which the
-//! scheduler may put together in shared batches; then prints
+//! exits its process; then a burst of 400 `apply_async` calls of `tagged`, submitted while
+//! every worker is held busy, so that the scheduler puts them together in shared batches
+//! once the workers are free; then prints
 //! `counters forwarded=<n> dropped=<n> calls=<n> batches=<n>` and the results.
 
 use std::time::Duration;
@@ -25,6 +26,13 @@ fn step(n: u64, meet: Option<offspring::Barrier>) -> u64 {
 fn tagged(n: u64) -> u64 {
     tracing::info!(target: "flow::work", n, "tagged call");
     n + 1
+}
+
+/// Says it runs, then keeps its worker busy until `gate` is set.
+#[offspring::task]
+fn hold(running: offspring::Queue<u32>, gate: offspring::Event) {
+    let _ = running.put(&std::process::id());
+    gate.wait_timeout(Duration::from_secs(60));
 }
 
 #[offspring::task]
@@ -56,8 +64,22 @@ fn main() -> offspring::Result<()> {
     }
     println!("result last_words = {:?}", pool.apply(last_words, ()));
     println!("result exit_words = {:?}", pool.apply(exit_words, ()));
+    // Every worker busy: the burst queues behind them (on a loaded machine a free worker
+    // could otherwise take each call as it comes, one batch each).
+    let running = offspring::Queue::new()?;
+    let gate = offspring::Event::new()?;
+    let holds: Vec<_> = (0..3)
+        .map(|_| pool.apply_async(hold, (running.clone(), gate.clone())))
+        .collect();
+    for _ in 0..3 {
+        running.get_timeout(Duration::from_secs(60))?;
+    }
     let before = pool.counters();
     let burst: Vec<_> = (0..400u64).map(|n| pool.apply_async(tagged, n)).collect();
+    gate.set();
+    for held in holds {
+        held.get()?;
+    }
     for (n, result) in burst.into_iter().enumerate() {
         assert_eq!(result.get()?, n as u64 + 1, "tagged {n}");
     }
