@@ -279,3 +279,14 @@ fn shared_memory_travels_in_queues_processes_and_further_down() -> offspring::Re
     assert_eq!(Process::spawn(first_byte, empty)?.join()?, 0);
     Ok(())
 }
+
+#[test]
+fn every_shared_type_is_clone_send_sync_and_serde() {
+    fn check<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned>() {}
+    check::<SharedBytes>();
+    check::<SharedSlice<f32>>();
+    check::<SharedArray<f64>>();
+    check::<Value<u64>>();
+    check::<Value<i32>>();
+    check::<Value<usize>>();
+}
