@@ -76,7 +76,9 @@ impl Locator {
 /// once no process maps it.
 pub struct SharedObject {
     locator: Locator,
+    /// Keeps the object alive (and on Linux seals it); elsewhere it is only held.
     #[cfg(unix)]
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fd: std::os::fd::OwnedFd,
     #[cfg(windows)]
     _handle: std::os::windows::io::OwnedHandle,
@@ -384,10 +386,8 @@ mod imp {
 
     #[cfg(not(target_os = "linux"))]
     fn shm_name(locator: &Locator) -> io::Result<std::ffi::CString> {
-        // macOS keeps names to 31 bytes.
-        let access = if locator.writable { 'w' } else { 'r' };
-        std::ffi::CString::new(format!("/osp{:016x}{access}", locator.tag))
-            .map_err(io::Error::other)
+        // macOS keeps names to 31 bytes: this one has 29.
+        std::ffi::CString::new(format!("/{}", locator.name())).map_err(io::Error::other)
     }
 
     #[cfg(not(target_os = "linux"))]
