@@ -415,6 +415,15 @@ impl Registry {
                         frames: frames.clone(),
                     }
                     .complete(reply);
+                } else if let PrimReply::Error(reason) = reply {
+                    // A one-way operation (an event's set, a queue's task_done) has no caller
+                    // to tell: the parent's log says it failed, and for whom.
+                    tracing::warn!(
+                        target: "offspring",
+                        ?holder,
+                        reason,
+                        "a one-way primitive operation from a worker failed"
+                    );
                 }
             }
             Step::Waiting(wait_id) => {

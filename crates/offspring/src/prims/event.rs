@@ -30,24 +30,29 @@ impl Event {
         Handle::create(Kind::Event, 0).map(Self::from_handle)
     }
 
-    /// Sets the flag and wakes every waiter.
+    /// Sets the flag and wakes every waiter. From a worker this sends one message and waits
+    /// for no answer; the parent applies this process's operations in the order they were
+    /// made, so anything this thread does afterwards through the parent (a `put`, another
+    /// event's `wait`) is seen after the flag is set. Shared memory is not in that order: a
+    /// [`Value`](crate::Value) stored after a `set` can be seen by another process before
+    /// the flag is.
     pub fn set(&self) {
-        let reply = self.handle.call(PrimOp::EventSet {
-            id: self.handle.id(),
-        });
-        if reply != PrimReply::Unit {
-            log_failure("Event::set", &reply);
-        }
+        self.handle.one_way(
+            "Event::set",
+            PrimOp::EventSet {
+                id: self.handle.id(),
+            },
+        );
     }
 
-    /// Clears the flag.
+    /// Clears the flag (one message from a worker, as [`Event::set`]).
     pub fn clear(&self) {
-        let reply = self.handle.call(PrimOp::EventClear {
-            id: self.handle.id(),
-        });
-        if reply != PrimReply::Unit {
-            log_failure("Event::clear", &reply);
-        }
+        self.handle.one_way(
+            "Event::clear",
+            PrimOp::EventClear {
+                id: self.handle.id(),
+            },
+        );
     }
 
     /// Whether the flag is set.

@@ -103,6 +103,23 @@ impl Handle {
     pub(super) fn notify(&self, op: PrimOp) {
         self.0.backend.notify(op);
     }
+
+    /// Runs an operation whose caller needs no answer (an event's `set`, a queue's
+    /// `task_done`): in a worker it is sent without waiting, and the parent applies it in
+    /// the order this process sent its messages (so a `set` then a `put` from one thread are
+    /// seen in that order), logging a failure; in the parent it runs at once and a failure
+    /// is logged here.
+    pub(super) fn one_way(&self, what: &str, op: PrimOp) {
+        match self.0.backend {
+            Backend::Parent(registry) => {
+                let reply = registry.local(op);
+                if reply != PrimReply::Unit {
+                    log_failure(what, &reply);
+                }
+            }
+            Backend::Worker(client) => client.notify(op),
+        }
+    }
 }
 
 pub(crate) fn unexpected(reply: PrimReply) -> Error {

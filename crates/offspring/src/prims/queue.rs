@@ -142,14 +142,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.len() == 0
     }
 
-    /// Marks one item taken from the queue as processed (for [`join`](Self::join)).
+    /// Marks one item taken from the queue as processed (for [`join`](Self::join)). From a
+    /// worker this sends one message and waits for no answer, in order with this process's
+    /// other operations (see [`Event::set`](crate::Event::set)).
     pub fn task_done(&self) {
-        let reply = self.handle.call(PrimOp::TaskDone {
-            id: self.handle.id(),
-        });
-        if reply != PrimReply::Unit {
-            log_failure("Queue::task_done", &reply);
-        }
+        self.handle.one_way(
+            "Queue::task_done",
+            PrimOp::TaskDone {
+                id: self.handle.id(),
+            },
+        );
     }
 
     /// Waits until every item put has been marked done.

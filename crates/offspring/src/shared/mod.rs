@@ -48,6 +48,15 @@
 //! queues and pipes. A worker that serializes one anywhere else (a result, a queue item for
 //! its parent) gets an error. They are local to one machine.
 //!
+//! # Order
+//!
+//! Shared memory changes as soon as a process writes it, while an operation on a primitive
+//! from a worker is a message the parent applies in that worker's order. So a [`Value`]
+//! stored after an [`Event::set`](crate::Event::set) can be seen changed before the event
+//! is set; to publish data through shared memory, change it first and then signal through a
+//! primitive that the reader waits on (a `Queue` item, an `Event` the reader waits for, the
+//! array's own lock), which the reader observes after the write.
+//!
 //! # Trust
 //!
 //! Memory another process writes is untrusted input, as a frame is.
