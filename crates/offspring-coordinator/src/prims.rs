@@ -110,8 +110,33 @@ impl Waiter {
                     call_id: *call_id,
                     reply,
                 };
-                let Ok(frame) = encode(&message) else {
-                    return Ok(());
+                let frame = match encode(&message) {
+                    Ok(frame) => frame,
+                    // A reply that cannot be framed (too large) reaches its waiter as an error,
+                    // and what it carried is given back, never lost.
+                    Err(e) => {
+                        let error = ToWorker::Reply {
+                            call_id: *call_id,
+                            reply: PrimReply::Error(format!(
+                                "the parent could not send the answer: {e}"
+                            )),
+                        };
+                        if let Ok(frame) = encode(&error)
+                            && frames.send(frame).is_ok()
+                        {
+                            return match message {
+                                ToWorker::Reply {
+                                    reply: reply @ PrimReply::Item(_),
+                                    ..
+                                } => Err(reply),
+                                _ => Ok(()),
+                            };
+                        }
+                        return Err(match message {
+                            ToWorker::Reply { reply, .. } => reply,
+                            _ => PrimReply::Unit,
+                        });
+                    }
                 };
                 frames.send(frame).map_err(|_| match message {
                     ToWorker::Reply { reply, .. } => reply,
@@ -1411,6 +1436,33 @@ fn admit_putter(
         if putter.waiter.complete(PrimReply::Unit).is_ok() {
             *unfinished += 1;
             hand_over(items, getters, item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_too_large_for_a_frame_reaches_its_waiter_as_an_error_and_is_given_back() {
+        let (frames, mut sent) = tokio::sync::mpsc::unbounded_channel();
+        let waiter = Waiter::Remote { call_id: 9, frames };
+        let item = vec![7u8; offspring_wire::MAX_FRAME as usize + 1];
+        let back = waiter.complete(PrimReply::Item(item));
+        assert!(
+            matches!(&back, Err(PrimReply::Item(bytes)) if bytes.len() == offspring_wire::MAX_FRAME as usize + 1),
+            "the item is given back"
+        );
+        let frame = sent.try_recv().expect("the waiter was told");
+        let message: ToWorker =
+            offspring_wire::decode(&frame[4..]).expect("the error reply decodes");
+        match message {
+            ToWorker::Reply {
+                call_id: 9,
+                reply: PrimReply::Error(reason),
+            } => assert!(reason.contains("could not send"), "{reason}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 }

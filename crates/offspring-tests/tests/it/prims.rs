@@ -976,11 +976,20 @@ fn one_way_operations_are_seen_before_what_their_process_does_next() -> offsprin
     }
     for _ in 0..events.len() {
         let i: usize = said.get_timeout(Duration::from_secs(60))?;
-        assert!(!events[i].is_set(), "event {i} was said clear before it was");
+        assert!(
+            !events[i].is_set(),
+            "event {i} was said clear before it was"
+        );
     }
     assert_eq!(said.get_timeout(Duration::from_secs(60))?, usize::MAX);
-    assert!(work.join_timeout(Duration::ZERO), "task_done was applied before the put");
+    assert!(
+        work.join_timeout(Duration::ZERO),
+        "task_done was applied before the put"
+    );
     assert!(child.join()?);
-    println!("400 one-way operations, each followed by a put, in {:?}", started.elapsed());
+    println!(
+        "400 one-way operations, each followed by a put, in {:?}",
+        started.elapsed()
+    );
     Ok(())
 }
