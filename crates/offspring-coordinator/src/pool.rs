@@ -143,6 +143,83 @@ pub trait JobSink: Send + Sync + 'static {
     }
 }
 
+/// The in-flight leases of a job's calls, by input index. Each ends when its call is
+/// delivered (saying whether its worker died) or cancelled; what is left ends when the job
+/// is gone.
+struct JobLeases {
+    registry: Arc<crate::Registry>,
+    by_call: Mutex<HashMap<usize, Vec<u64>>>,
+}
+
+impl JobLeases {
+    fn new(registry: Arc<crate::Registry>) -> Arc<Self> {
+        Arc::new(Self {
+            registry,
+            by_call: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn add(&self, leases: Vec<(usize, Vec<u64>)>) {
+        let mut by_call = lock(&self.by_call);
+        for (index, tokens) in leases {
+            if !tokens.is_empty() {
+                by_call.insert(index, tokens);
+            }
+        }
+    }
+
+    fn end(&self, index: usize, worker_died: bool) {
+        let tokens = lock(&self.by_call).remove(&index);
+        if let Some(tokens) = tokens {
+            self.registry.end_in_flight(&tokens, worker_died);
+        }
+    }
+}
+
+impl Drop for JobLeases {
+    fn drop(&mut self) {
+        let all = std::mem::take(&mut *lock(&self.by_call));
+        for tokens in all.values() {
+            self.registry.end_in_flight(tokens, false);
+        }
+    }
+}
+
+/// A job's sink that ends each call's leases before the call's result goes on, so a handle
+/// the call carried is released by the time its caller has the value.
+struct LeasedSink {
+    inner: Arc<dyn JobSink>,
+    leases: Arc<JobLeases>,
+}
+
+impl LeasedSink {
+    fn wrap(inner: Arc<dyn JobSink>, leases: Arc<JobLeases>) -> Arc<dyn JobSink> {
+        Arc::new(Self { inner, leases })
+    }
+}
+
+/// Whether a call ended because its worker died (or was killed for its timeout).
+fn worker_died(result: &CallResult) -> bool {
+    matches!(
+        result.outcome,
+        Err(PoolFailure::Task(Failure::Died { .. })) | Err(PoolFailure::TimedOut(_))
+    )
+}
+
+impl JobSink for LeasedSink {
+    fn deliver(&self, index: usize, result: CallResult) {
+        self.leases.end(index, worker_died(&result));
+        self.inner.deliver(index, result);
+    }
+
+    fn deliver_many(&self, results: Vec<(usize, CallResult)>) {
+        for (index, result) in &results {
+            self.leases.end(*index, worker_died(result));
+        }
+        self.inner.deliver_many(results);
+    }
+}
+
 /// Calls of one task to run.
 pub struct JobSpec {
     /// The task's stable name.
@@ -163,6 +240,10 @@ pub struct JobSpec {
     /// The job's span (see [`PoolHandle::job_span`]); ignored for more calls of a job
     /// already submitted.
     pub span: tracing::Span,
+    /// The in-flight lease tokens the handles inside each call's arguments took, by input
+    /// index (see the registry's module docs): the scheduler ends them as each call is
+    /// delivered, cancelled or dropped, and at once when the pool refuses the job.
+    pub leases: Vec<(usize, Vec<u64>)>,
 }
 
 impl std::fmt::Debug for JobSpec {
@@ -229,6 +310,8 @@ struct PoolShared {
     drained_cv: Condvar,
     /// Pids of the workers that ran a batch and have not been seen to exit.
     serving: Mutex<Vec<u32>>,
+    /// The registry that holds the leases of handles in flight in calls' arguments.
+    registry: Arc<crate::Registry>,
 }
 
 /// A handle to a pool's scheduler. Clones share it; the scheduler lives until it is
@@ -299,6 +382,7 @@ impl PoolHandle {
             drained: Mutex::new(false),
             drained_cv: Condvar::new(),
             serving: Mutex::new(Vec::new()),
+            registry: Arc::clone(coordinator.registry()),
         });
         if let Some(timeout) = config.task_timeout {
             let ticks = events.clone();
@@ -336,9 +420,9 @@ impl PoolHandle {
     /// # Errors
     ///
     /// The job itself when the pool is closed or terminated.
-    pub fn submit(&self, job: JobSpec) -> Result<JobId, JobSpec> {
+    pub fn submit(&self, job: JobSpec) -> Result<JobId, Box<JobSpec>> {
         if self.shared.closed.load(Ordering::SeqCst) {
-            return Err(job);
+            return Err(self.refuse(job));
         }
         let id = self.reserve();
         self.submit_as(id, job)?;
@@ -356,9 +440,9 @@ impl PoolHandle {
     /// # Errors
     ///
     /// The job itself when the pool is closed or terminated.
-    pub fn submit_as(&self, id: JobId, job: JobSpec) -> Result<(), JobSpec> {
+    pub fn submit_as(&self, id: JobId, job: JobSpec) -> Result<(), Box<JobSpec>> {
         if self.shared.closed.load(Ordering::SeqCst) {
-            return Err(job);
+            return Err(self.refuse(job));
         }
         self.shared
             .counters
@@ -366,10 +450,18 @@ impl PoolHandle {
             .fetch_add(job.items.len() as u64, Ordering::Relaxed);
         match self.events.send(ActorEvent::Submit(id, job)) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(ActorEvent::Submit(_, job))) => Err(job),
+            Err(mpsc::error::SendError(ActorEvent::Submit(_, job))) => Err(self.refuse(job)),
             // Only a Submit was sent, so only a Submit can come back.
             Err(_) => Ok(()),
         }
+    }
+
+    /// A job the pool will not run: its leases end now, and it goes back without them.
+    fn refuse(&self, mut job: JobSpec) -> Box<JobSpec> {
+        for (_, tokens) in std::mem::take(&mut job.leases) {
+            self.shared.registry.end_in_flight(&tokens, false);
+        }
+        Box::new(job)
     }
 
     /// Drops the calls of a job that have not started; they are never delivered.
@@ -455,6 +547,9 @@ struct Job {
     /// See [`JobSpec::is_async`].
     is_async: bool,
     sink: Arc<dyn JobSink>,
+    /// The in-flight leases of its calls, once a part of it carried any (`sink` then ends
+    /// them as it delivers).
+    leases: Option<Arc<JobLeases>>,
     /// Calls submitted and not yet delivered (pending or running).
     outstanding: usize,
     span: tracing::Span,
@@ -828,15 +923,19 @@ impl Actor {
         }
     }
 
-    fn submit(&mut self, id: JobId, spec: JobSpec) {
+    fn submit(&mut self, id: JobId, mut spec: JobSpec) {
         if self.terminated || self.broken.is_some() {
             let failure = match &self.broken {
                 Some(failure) => failure.clone(),
                 None => PoolFailure::Closed,
             };
+            for (_, tokens) in &spec.leases {
+                self.shared.registry.end_in_flight(tokens, false);
+            }
             self.fail_job_items(&spec.sink, spec.items, &failure);
             return;
         }
+        let leases = std::mem::take(&mut spec.leases);
         let count = spec.items.len();
         tracing::debug!(target: "offspring::task", parent: &spec.span, calls = count, "queued");
         let pending = spec.items.into_iter().map(|(index, args)| Pending {
@@ -846,6 +945,14 @@ impl Actor {
         });
         match self.jobs.get_mut(&id) {
             Some(job) => {
+                if !leases.is_empty() {
+                    let table = job.leases.get_or_insert_with(|| {
+                        let table = JobLeases::new(Arc::clone(&self.shared.registry));
+                        job.sink = LeasedSink::wrap(Arc::clone(&job.sink), Arc::clone(&table));
+                        table
+                    });
+                    table.add(leases);
+                }
                 job.pending.extend(pending);
                 job.outstanding += count;
                 job.calls += count;
@@ -858,6 +965,13 @@ impl Actor {
                 // A new job is in no queue yet: no scan (a burst of `apply_async` queues
                 // thousands of jobs, and a scan each would be quadratic).
                 self.queue.push_back(id);
+                let (sink, table) = if leases.is_empty() {
+                    (spec.sink, None)
+                } else {
+                    let table = JobLeases::new(Arc::clone(&self.shared.registry));
+                    table.add(leases);
+                    (LeasedSink::wrap(spec.sink, Arc::clone(&table)), Some(table))
+                };
                 self.jobs.insert(
                     id,
                     Job {
@@ -866,7 +980,8 @@ impl Actor {
                         chunk: spec.chunk.max(1),
                         concurrent: spec.concurrent.max(1),
                         is_async: spec.is_async,
-                        sink: spec.sink,
+                        sink,
+                        leases: table,
                         outstanding: count,
                         span: spec.span,
                         submitted: Instant::now(),
@@ -882,6 +997,11 @@ impl Actor {
     fn cancel(&mut self, id: JobId) {
         if let Some(job) = self.jobs.get_mut(&id) {
             let dropped = job.pending.len();
+            if let Some(leases) = &job.leases {
+                for call in &job.pending {
+                    leases.end(call.index, false);
+                }
+            }
             job.pending.clear();
             job.outstanding -= dropped;
             bump(&self.shared.counters.queued, -(dropped as i64));

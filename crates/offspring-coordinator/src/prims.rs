@@ -481,6 +481,18 @@ impl Registry {
     /// When the call ended because its worker died, a barrier among them breaks: the party it
     /// was sent to is gone (it may have died before its adoption reached the parent).
     pub fn end_in_flight(&self, tokens: &[u64], worker_died: bool) {
+        if tokens.is_empty() {
+            return;
+        }
+        // In a worker, the leases were taken from its parent's registry.
+        if let Some(upstream) = self.upstream.get() {
+            let op = PrimOp::EndInFlight {
+                tokens: tokens.to_vec(),
+                worker_died,
+            };
+            upstream.forward(Vec::new(), op, None);
+            return;
+        }
         let mut inner = lock(&self.inner);
         end_tokens(&mut inner, tokens, worker_died, None);
     }

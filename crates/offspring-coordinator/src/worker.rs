@@ -55,6 +55,63 @@ pub trait BatchSink: Send + 'static {
     fn died(self: Box<Self>, death: Death);
 }
 
+/// A one-call batch's sink that ends the call's in-flight leases as it reports or its
+/// worker dies (and, should neither happen, when it is dropped).
+struct LeasedCall {
+    inner: Box<dyn BatchSink>,
+    registry: Arc<crate::Registry>,
+    tokens: Vec<u64>,
+}
+
+impl LeasedCall {
+    fn end(&mut self, worker_died: bool) {
+        let tokens = std::mem::take(&mut self.tokens);
+        self.registry.end_in_flight(&tokens, worker_died);
+    }
+}
+
+impl Drop for LeasedCall {
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
+
+impl BatchSink for LeasedCall {
+    fn started(&mut self, pid: u32) {
+        self.inner.started(pid);
+    }
+
+    fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, pid: u32) {
+        self.end(false);
+        self.inner.item(index, outcome, pid);
+    }
+
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
+
+    fn finished(mut self: Box<Self>, pid: u32) {
+        self.end(false);
+        let inner = std::mem::replace(&mut self.inner, Box::new(Nothing));
+        inner.finished(pid);
+    }
+
+    fn died(mut self: Box<Self>, death: Death) {
+        self.end(true);
+        let inner = std::mem::replace(&mut self.inner, Box::new(Nothing));
+        inner.died(death);
+    }
+}
+
+/// A sink that wants nothing (what a [`LeasedCall`] leaves behind as it hands on).
+struct Nothing;
+
+impl BatchSink for Nothing {
+    fn item(&mut self, _index: usize, _outcome: Result<Vec<u8>, Failure>, _pid: u32) {}
+    fn finished(self: Box<Self>, _pid: u32) {}
+    fn died(self: Box<Self>, _death: Death) {}
+}
+
 /// How a batch ended when its worker died before every call reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Death {
@@ -207,6 +264,27 @@ impl WorkerHandle {
     ///
     /// The frame is encoded here, from the borrowed arguments: the caller keeps its own copy
     /// (to run a call again elsewhere), and the frame is the only other one.
+    /// As [`WorkerHandle::submit`] for one call whose arguments carry handles: `leases`
+    /// (their in-flight lease tokens) end when the call reports or the worker dies, before
+    /// `sink` hears of it.
+    pub fn submit_leased(
+        &self,
+        task_id: u64,
+        name: &str,
+        args: &[u8],
+        context: BatchContext,
+        leases: (Arc<crate::Registry>, Vec<u64>),
+        sink: Box<dyn BatchSink>,
+    ) {
+        let (registry, tokens) = leases;
+        let sink = Box::new(LeasedCall {
+            inner: sink,
+            registry,
+            tokens,
+        });
+        self.submit(task_id, name, &[args], context, sink);
+    }
+
     pub fn submit(
         &self,
         task_id: u64,

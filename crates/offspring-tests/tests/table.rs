@@ -47,5 +47,34 @@ fn the_table_is_empty_after_100_000_events_some_sent_to_killed_workers() -> offs
         "{} primitives left",
         offspring::live_primitives()
     );
+
+    // Handles sent to a pool that refuses the calls (closed), to `map` and `imap` calls that
+    // end, and through a process: every lease they took ends with the calls.
+    let pool = Pool::new(1)?;
+    let running = Queue::<u32>::new()?;
+    let event = Event::new()?;
+    event.set();
+    let values = pool.map(wait_event, (0..5).map(|_| (event.clone(), running.clone())))?;
+    assert!(values.iter().all(|set| *set));
+    let inputs: Vec<_> = (0..5).map(|_| (event.clone(), running.clone())).collect();
+    let streamed: Vec<bool> = pool
+        .imap(wait_event, inputs)
+        .collect::<offspring::Result<_>>()?;
+    assert_eq!(streamed.len(), 5);
+    let child = offspring::Process::spawn(wait_event, (event.clone(), running.clone()))?;
+    assert!(child.join()?);
+    pool.close();
+    let refused = pool.apply_async(wait_event, (event.clone(), running.clone()));
+    assert!(matches!(refused.get(), Err(offspring::Error::PoolClosed)));
+    pool.join()?;
+    drop((event, running));
+    let cleared = offspring_tests::wait_until(Duration::from_secs(30), || {
+        offspring::live_primitives() == 0
+    });
+    assert!(
+        cleared.is_some(),
+        "{} primitives left after calls that ended and one that was refused",
+        offspring::live_primitives()
+    );
     Ok(())
 }

@@ -1,12 +1,10 @@
 //! In-flight leases: serializing a handle in the parent takes a lease that the receiving
 //! worker inherits when it decodes the handle, and that ends with the call if it never did.
-//! Encoding a call collects the tokens of the leases its arguments took ([`collect`]), and
-//! the call's sink ends them as the call ends ([`CallLeases`]).
+//! Encoding a call collects the tokens of the leases its arguments took ([`collect`]); they
+//! travel with the call in its job, and the coordinator's scheduler ends them as the call is
+//! delivered or its worker dies.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 thread_local! {
     /// The reason a handle refused to serialize (postcard keeps no custom message).
@@ -66,72 +64,13 @@ pub(crate) fn decode_message(error: &postcard::Error) -> String {
         .unwrap_or_else(|| error.to_string())
 }
 
-/// Ends the in-flight leases of a call that ended (those its worker adopted are unaffected).
+/// Ends in-flight leases taken for a call that never reached a pool (its arguments, or a
+/// later call's, failed to encode): those of calls that did are the scheduler's to end.
 pub(crate) fn end(tokens: &[u64]) {
-    end_after(tokens, false);
-}
-
-/// As [`end`], saying whether the call's worker died.
-pub(crate) fn end_after(tokens: &[u64], worker_died: bool) {
     if tokens.is_empty() {
         return;
     }
-    // In a worker, the leases were taken from its parent's registry (see `prims::handle`).
-    if let Some(client) = offspring_worker::client() {
-        let op = offspring_wire::PrimOp::EndInFlight {
-            tokens: tokens.to_vec(),
-            worker_died,
-        };
-        client.forward(Vec::new(), op, None);
-        return;
-    }
     if let Ok(coordinator) = crate::init::coordinator() {
-        coordinator.registry().end_in_flight(tokens, worker_died);
-    }
-}
-
-/// The in-flight leases of a job's calls, by input index, ended as each call is delivered.
-#[derive(Default)]
-pub(crate) struct CallLeases {
-    by_call: Mutex<HashMap<usize, Vec<u64>>>,
-    /// Whether any call has leases: most jobs carry no handles, and their calls skip the lock.
-    any: AtomicBool,
-}
-
-impl CallLeases {
-    pub(crate) fn add(&self, index: usize, tokens: Vec<u64>) {
-        if !tokens.is_empty() {
-            self.any.store(true, Ordering::Release);
-            self.by_call
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(index, tokens);
-        }
-    }
-
-    pub(crate) fn end_all(&self) {
-        let all = std::mem::take(&mut *self.by_call.lock().unwrap_or_else(PoisonError::into_inner));
-        for tokens in all.values() {
-            end(tokens);
-        }
-    }
-
-    pub(crate) fn end(&self, index: usize) {
-        self.end_after(index, false);
-    }
-
-    pub(crate) fn end_after(&self, index: usize, worker_died: bool) {
-        // Leases are added before their call is submitted, so a call with leases sees `any`.
-        if !self.any.load(Ordering::Acquire) {
-            return;
-        }
-        let tokens = self
-            .by_call
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&index);
-        if let Some(tokens) = tokens {
-            end_after(&tokens, worker_died);
-        }
+        coordinator.registry().end_in_flight(tokens, false);
     }
 }

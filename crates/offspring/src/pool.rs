@@ -16,7 +16,6 @@ use serde::de::DeserializeOwned;
 
 use crate::async_result::{CallbackCount, Cell};
 use crate::codec::EncodedCall;
-use crate::leases::CallLeases;
 use crate::{AsyncResult, Error, Result, Task};
 
 /// How long dropping the last clone of a pool waits for its killed workers to be reaped.
@@ -307,25 +306,13 @@ impl std::fmt::Debug for Pool {
 /// A pool's counters: see [`Pool::counters`].
 pub type PoolCounters = offspring_coordinator::PoolCounters;
 
-/// Whether a call ended because its worker died (or was killed for its timeout).
-fn died(result: &CallResult) -> bool {
-    matches!(
-        result.outcome,
-        Err(offspring_coordinator::PoolFailure::Task(
-            offspring_coordinator::Failure::Died { .. }
-        )) | Err(offspring_coordinator::PoolFailure::TimedOut(_))
-    )
-}
-
 struct OneSink<R> {
     cell: Arc<Cell<R>>,
     task: &'static str,
-    leases: Vec<u64>,
 }
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for OneSink<R> {
     fn deliver(&self, _index: usize, result: CallResult) {
-        crate::leases::end_after(&self.leases, died(&result));
         self.cell.resolve(convert(self.task, None, result));
     }
 }
@@ -335,7 +322,6 @@ struct MapSink<R> {
     task: &'static str,
     results: Mutex<Vec<Option<CallResult>>>,
     remaining: AtomicUsize,
-    leases: CallLeases,
 }
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
@@ -350,7 +336,6 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (index, result) in delivered {
-            self.leases.end_after(index, died(&result));
             if let Some(slot) = results.get_mut(index) {
                 *slot = Some(result);
             }
@@ -373,12 +358,10 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
 
 struct ChannelSink {
     results: Mutex<Sender<(usize, CallResult)>>,
-    leases: CallLeases,
 }
 
 impl JobSink for ChannelSink {
     fn deliver(&self, index: usize, result: CallResult) {
-        self.leases.end_after(index, died(&result));
         let sender = self
             .results
             .lock()
@@ -423,10 +406,13 @@ impl Pool {
     }
 
     /// Submits a new job, with its span made here, in the caller's thread.
+    /// Submits a job whose calls' in-flight leases are `leases` (ended by the scheduler, also
+    /// when it refuses the job).
     fn submit(
         &self,
         task: &'static str,
         items: Vec<(usize, Vec<u8>)>,
+        leases: Vec<(usize, Vec<u64>)>,
         chunk: usize,
         sink: Arc<dyn JobSink>,
     ) -> std::result::Result<JobId, ()> {
@@ -441,6 +427,7 @@ impl Pool {
             is_async: is_async(task),
             sink,
             span,
+            leases,
         };
         handle.submit_as(id, spec).map(|()| id).map_err(|_| ())
     }
@@ -468,11 +455,11 @@ impl Pool {
                 let sink = Arc::new(OneSink {
                     cell: Arc::clone(&cell),
                     task: name,
-                    leases,
                 });
-                let job_sink = Arc::clone(&sink) as Arc<dyn JobSink>;
-                if self.submit(name, vec![(0, bytes)], 1, job_sink).is_err() {
-                    crate::leases::end(&sink.leases);
+                if self
+                    .submit(name, vec![(0, bytes)], vec![(0, leases)], 1, sink)
+                    .is_err()
+                {
                     cell.resolve(Err(Error::PoolClosed));
                 }
             }
@@ -564,13 +551,15 @@ impl Pool {
                 return AsyncResult::from_cell(cell);
             }
         };
-        let leases = CallLeases::default();
+        let mut leases = Vec::new();
         let items = iter
             .into_iter()
             .enumerate()
             .map(|(i, args)| {
                 crate::codec::encode_call(name, Some(i), &args).map(|(bytes, tokens)| {
-                    leases.add(i, tokens);
+                    if !tokens.is_empty() {
+                        leases.push((i, tokens));
+                    }
                     (i, bytes)
                 })
             })
@@ -578,7 +567,10 @@ impl Pool {
         let items = match items {
             Ok(items) => items,
             Err(e) => {
-                leases.end_all();
+                // The calls encoded before the failing one never reach the pool.
+                for (_, tokens) in &leases {
+                    crate::leases::end(tokens);
+                }
                 cell.resolve(Err(e));
                 return AsyncResult::from_cell(cell);
             }
@@ -594,11 +586,8 @@ impl Pool {
             task: name,
             results: Mutex::new((0..len).map(|_| None).collect()),
             remaining: AtomicUsize::new(len),
-            leases,
         });
-        let job_sink = Arc::clone(&sink) as Arc<dyn JobSink>;
-        if self.submit(name, items, chunk, job_sink).is_err() {
-            sink.leases.end_all();
+        if self.submit(name, items, leases, chunk, sink).is_err() {
             cell.resolve(Err(Error::PoolClosed));
         }
         AsyncResult::from_cell(cell)
@@ -762,7 +751,6 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             input_done: false,
             sink: Arc::new(ChannelSink {
                 results: Mutex::new(tx),
-                leases: CallLeases::default(),
             }),
             results: rx,
             ready: BTreeMap::new(),
@@ -820,6 +808,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
     /// groups of `chunk` calls (fewer at the end of the input or of the window).
     fn top_up(&mut self) {
         let mut group: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut leases: Vec<(usize, Vec<u64>)> = Vec::new();
         while !self.input_done && self.submitted - self.yielded < self.window {
             let pulled =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.input.next()));
@@ -846,20 +835,22 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
                     self.ready.insert(index, Err(e));
                 }
                 Ok((bytes, tokens)) => {
-                    self.sink.leases.add(index, tokens);
+                    if !tokens.is_empty() {
+                        leases.push((index, tokens));
+                    }
                     group.push((index, bytes));
                     if group.len() >= self.chunk {
-                        self.submit(std::mem::take(&mut group));
+                        self.submit(std::mem::take(&mut group), std::mem::take(&mut leases));
                     }
                 }
             }
         }
         if !group.is_empty() {
-            self.submit(group);
+            self.submit(group, leases);
         }
     }
 
-    fn submit(&mut self, items: Vec<(usize, Vec<u8>)>) {
+    fn submit(&mut self, items: Vec<(usize, Vec<u8>)>, leases: Vec<(usize, Vec<u64>)>) {
         let indices: Vec<usize> = items.iter().map(|(index, _)| *index).collect();
         let spec = JobSpec {
             name: Arc::from(self.task),
@@ -869,10 +860,11 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
             is_async: is_async(self.task),
             sink: Arc::clone(&self.sink) as Arc<dyn JobSink>,
             span: self.span.clone(),
+            leases,
         };
+        // A refused part's leases were ended by the pool.
         if self.pool.inner.handle.submit_as(self.job, spec).is_err() {
             for index in indices {
-                self.sink.leases.end(index);
                 self.ready.insert(index, Err(Error::PoolClosed));
             }
         }

@@ -56,14 +56,20 @@ pub(crate) fn spawn_with<S, T: Task<S>>(
     let sink = OneCall {
         slot: Arc::clone(&slot),
         worker: worker.clone(),
-        leases,
     };
     let task_id = coordinator.next_task_id();
     let context = BatchContext::new(
         task_id,
         tracing::info_span!(target: "offspring::task", "task", task = name, task_id, worker_pid = worker.pid()),
     );
-    worker.submit(task_id, name, &[args.as_slice()], context, Box::new(sink));
+    worker.submit_leased(
+        task_id,
+        name,
+        &args,
+        context,
+        (Arc::clone(coordinator.registry()), leases),
+        Box::new(sink),
+    );
     Ok(ProcessHandle {
         worker,
         slot,
@@ -81,12 +87,10 @@ struct Report {
 struct OneCall {
     slot: Arc<Slot<Report>>,
     worker: WorkerHandle,
-    leases: Vec<u64>,
 }
 
 impl BatchSink for OneCall {
     fn item(&mut self, _index: usize, outcome: std::result::Result<Vec<u8>, Failure>, pid: u32) {
-        crate::leases::end(&std::mem::take(&mut self.leases));
         self.slot.fill(Report { outcome, pid });
     }
 
@@ -96,7 +100,6 @@ impl BatchSink for OneCall {
     }
 
     fn died(self: Box<Self>, death: Death) {
-        crate::leases::end_after(&self.leases, true);
         let failure = match death.misbehaved {
             Some(reason) => Failure::Misbehaved(reason),
             None => Failure::Died {
