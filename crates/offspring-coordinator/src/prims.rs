@@ -668,6 +668,7 @@ impl Registry {
                     tag: locator.tag,
                 })
             }
+            PrimOp::Sync => Step::Done(PrimReply::Unit),
             PrimOp::SharedSeal { id } => {
                 let Some(ObjectState::Shared { object, sealed }) =
                     inner.objects.get_mut(&id).map(|o| &mut o.state)
@@ -721,6 +722,7 @@ fn op_id(op: &PrimOp) -> u64 {
         | PrimOp::CreatePipe
         | PrimOp::EndInFlight { .. }
         | PrimOp::SharedCreate { .. }
+        | PrimOp::Sync
         | PrimOp::Gone { .. } => 0,
         PrimOp::SharedSeal { id } => *id,
         PrimOp::LeaseInFlight { id }

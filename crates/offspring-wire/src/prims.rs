@@ -233,6 +233,11 @@ pub enum PrimOp {
         /// The object.
         id: u64,
     },
+    /// → `Unit` once every operation this process sent before it was applied: a worker
+    /// sends it before publishing, in its ring, the outcome of a call that made one-way
+    /// operations (an event's `set`, a permit's release), so the parent never delivers the
+    /// outcome ahead of them.
+    Sync,
 }
 
 /// The answer to a [`PrimOp`].

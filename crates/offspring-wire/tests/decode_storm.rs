@@ -491,6 +491,7 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::Gone { .. } => 28,
         PrimOp::SharedCreate { .. } => 29,
         PrimOp::SharedSeal { .. } => 30,
+        PrimOp::Sync => 31,
     }
 }
 
@@ -695,8 +696,9 @@ fn prim_ops() -> Vec<PrimOp> {
             writable: false,
         },
         PrimOp::SharedSeal { id: 3 },
+        PrimOp::Sync,
     ]);
-    assert_covers(&ops, prim_op_variant, 31);
+    assert_covers(&ops, prim_op_variant, 32);
     ops
 }
 

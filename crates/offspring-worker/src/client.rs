@@ -29,6 +29,9 @@ pub struct Client {
     pending: Mutex<HashMap<u64, Waiting>>,
     /// Whether calls behave as if the connection were closed (see [`ENV_TEST_CLOSED_CLIENT`]).
     closed_for_test: bool,
+    /// Whether a one-way operation that others can observe (a `set`, a permit's release)
+    /// was sent since the last [`Client::sync_one_way`].
+    one_way: std::sync::atomic::AtomicBool,
 }
 
 /// A call waiting for its reply: a thread of this process, or an operation this process
@@ -63,6 +66,7 @@ pub(crate) fn install(outbox: Arc<Outbox>) {
         next_call: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
         closed_for_test: std::env::var_os(ENV_TEST_CLOSED_CLIENT).is_some(),
+        one_way: std::sync::atomic::AtomicBool::new(false),
     });
 }
 
@@ -125,9 +129,24 @@ impl Client {
         }
     }
 
-    /// Sends `op` without waiting for a reply (releases).
+    /// Sends `op` without waiting for a reply (releases, an event's `set` and `clear`, a
+    /// queue's `task_done`).
     pub fn notify(&self, op: PrimOp) {
+        // A handle's lease changing is not something another process waits to see.
+        if !matches!(op, PrimOp::Release { .. } | PrimOp::Adopt { .. }) {
+            self.one_way.store(true, Ordering::Release);
+        }
         let _ = self.send(0, op);
+    }
+
+    /// Waits until the parent applied every one-way operation sent so far, if any was: run
+    /// before a call's outcome goes into the ring, which the parent may read before frames
+    /// sent earlier, so that an outcome is never delivered ahead of what its call did (the
+    /// permit it released, the event it set). Frames need none: they arrive in order.
+    pub(crate) fn sync_one_way(&self) {
+        if self.one_way.swap(false, Ordering::AcqRel) {
+            let _ = self.call(PrimOp::Sync);
+        }
     }
 
     /// Passes on an operation that a descendant of this process made (this process is a

@@ -381,6 +381,11 @@ impl Published {
         tail: &mut Vec<Vec<u8>>,
     ) {
         if let Some(ring) = ring {
+            // The parent may read the ring before frames sent earlier: what this call did
+            // through one-way operations is applied first.
+            if let Some(client) = crate::client::client() {
+                client.sync_one_way();
+            }
             ring.publish(
                 out,
                 self.task_id,

@@ -993,3 +993,26 @@ fn one_way_operations_are_seen_before_what_their_process_does_next() -> offsprin
     );
     Ok(())
 }
+
+#[offspring::task]
+fn set_one(event: Event) {
+    event.set();
+}
+
+/// Calls in batches report through the worker's ring, which the parent may read before
+/// frames sent earlier: each call's one-way `set` is applied before its outcome is delivered.
+#[test]
+fn an_outcome_in_the_ring_is_delivered_after_its_calls_one_way_operations() -> offspring::Result<()>
+{
+    let pool = Pool::new(2)?;
+    for round in 0..5 {
+        let events: Vec<Event> = (0..200).map(|_| Event::new()).collect::<Result<_, _>>()?;
+        pool.map_chunked(set_one, events.clone(), 50)?;
+        let unset: Vec<usize> = (0..events.len()).filter(|&i| !events[i].is_set()).collect();
+        assert!(
+            unset.is_empty(),
+            "round {round}: events {unset:?} not set yet"
+        );
+    }
+    Ok(())
+}
