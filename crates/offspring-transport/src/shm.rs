@@ -264,7 +264,7 @@ mod imp {
 
     use super::{Locator, SharedObject, bad};
 
-    fn sized(fd: &OwnedFd, map_len: usize) -> io::Result<()> {
+    pub(super) fn sized(fd: &OwnedFd, map_len: usize) -> io::Result<()> {
         let size = libc::off_t::try_from(map_len).map_err(io::Error::other)?;
         // SAFETY: ftruncate on a descriptor we own; it touches no memory of ours.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
@@ -342,13 +342,16 @@ mod imp {
         }
         // SAFETY: F_GET_SEALS on a descriptor we own; it touches no memory of ours.
         let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
-        let needed = if locator.writable {
-            libc::F_SEAL_SHRINK
-        } else {
-            libc::F_SEAL_SHRINK | libc::F_SEAL_WRITE
+        // Every object must be unable to shrink (a mapping of it could fault otherwise), and
+        // a read-only one unable to change, whoever made the descriptor the locator names.
+        // Only the creator of a read-only object opens it for writing, to fill it before it
+        // is sealed.
+        let needed = match (locator.writable, write) {
+            (true, _) => libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+            (false, false) => libc::F_SEAL_SHRINK | libc::F_SEAL_WRITE,
+            (false, true) => 0,
         };
-        // A read-only object is opened for writing only by its creator, before it is sealed.
-        if seals < 0 || (seals & needed != needed && !write) {
+        if seals < 0 || seals & needed != needed {
             return Err(bad("the shared object is not sealed as its kind requires"));
         }
         if usize::try_from(file.metadata()?.size()).ok() != Some(map_len) {
@@ -661,6 +664,35 @@ mod tests {
         assert!(fill(&locator, b"changed").is_err());
         let mapping = Mapping::open(&locator).expect("mapped read-only");
         assert_eq!(&mapping.bytes()[..6], b"sealed");
+    }
+
+    /// A descriptor made to look like an object (its name, a forged locator), but without
+    /// the seals, is refused: mapping it would let its maker shrink it under the mapper.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unsealed_look_alike_is_refused() {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        for writable in [true, false] {
+            let locator = Locator {
+                pid: std::process::id(),
+                handle: 0,
+                tag: 0x1234,
+                len: 4096,
+                writable,
+            };
+            let name = std::ffi::CString::new(locator.name()).expect("a name");
+            // SAFETY: memfd_create with a NUL-terminated name; the result is checked.
+            let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+            assert!(raw >= 0);
+            // SAFETY: a descriptor just returned to us.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            imp::sized(&fd, PAGE).expect("sized");
+            let forged = Locator {
+                handle: fd.as_raw_fd() as u64,
+                ..locator
+            };
+            assert!(Mapping::open(&forged).is_err(), "writable: {writable}");
+        }
     }
 
     #[test]
