@@ -117,12 +117,16 @@ pub fn thread_states(pid: u32) -> Vec<char> {
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`, ...); 0 if absent.
 pub fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
+    proc_kib("/proc/self/status", field).unwrap_or(0)
+}
+
+/// A `Field:   123 kB` line of a `/proc` file (`/proc/meminfo`, `/proc/<pid>/smaps_rollup`,
+/// a status file), in KiB; `None` if the file or the field is missing.
+pub fn proc_kib(path: impl AsRef<std::path::Path>, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// How many descriptors this process has open.

@@ -315,19 +315,8 @@ fn ctrl_c_to_the_process_group_ends_the_parent_and_then_its_busy_workers() {
 
 /// The machine's shared memory in use (`Shmem` in `/proc/meminfo`), in MiB.
 fn shmem_mib() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("Shmem:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib / 1024)
-        .expect("a Shmem line")
+    offspring_tests::proc_kib("/proc/meminfo", "Shmem").expect("a Shmem line in /proc/meminfo")
+        / 1024
 }
 
 fn dev_shm() -> Vec<String> {

@@ -38,36 +38,12 @@ fn hold_value(data: String, pids: Queue<u32>, go: Event) -> u64 {
 
 /// The proportional set size of `pid`, in bytes.
 fn pss(pid: u32) -> u64 {
-    let rollup =
-        std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).expect("smaps_rollup");
-    rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Pss:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
-        .expect("a Pss line")
+    offspring_tests::proc_kib(format!("/proc/{pid}/smaps_rollup"), "Pss").expect("a Pss line")
+        * 1024
 }
 
 fn shmem() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("Shmem:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
-        .expect("a Shmem line")
+    offspring_tests::proc_kib("/proc/meminfo", "Shmem").expect("a Shmem line") * 1024
 }
 
 /// Starts two holders with `spawn`, waits until both have read everything, and returns the

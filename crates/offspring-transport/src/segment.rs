@@ -184,23 +184,9 @@ mod imp {
         let token = crate::auth::random_hex(8)?;
         let name = std::ffi::CString::new(format!("/offspring-{token}"))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: shm_open with a NUL-terminated name; it returns a new descriptor or -1.
-        let raw = unsafe {
-            libc::shm_open(
-                name.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-                0o600 as libc::c_uint,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = crate::shm::imp::shm_create(&name)?;
         // SAFETY: unlinking the name we just created; the descriptor keeps the object alive.
         unsafe { libc::shm_unlink(name.as_ptr()) };
-        // SAFETY: `raw` is a descriptor just returned to us and owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: setting close-on-exec on a descriptor we own.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
         sized(fd, len)
     }
 

@@ -257,7 +257,7 @@ fn bad(what: &str) -> io::Error {
 }
 
 #[cfg(unix)]
-mod imp {
+pub(crate) mod imp {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::ptr::NonNull;
@@ -364,6 +364,19 @@ mod imp {
     pub(super) fn create(locator: Locator) -> io::Result<SharedObject> {
         let map_len = locator.map_len()?;
         let name = shm_name(&locator)?;
+        let fd = shm_create(&name)?;
+        if let Err(e) = sized(&fd, map_len) {
+            // SAFETY: unlinking the name we just created.
+            unsafe { libc::shm_unlink(name.as_ptr()) };
+            return Err(e);
+        }
+        Ok(SharedObject { locator, fd })
+    }
+
+    /// Creates a new POSIX shared-memory object under `name` (which must not exist), owner
+    /// read-write only, its descriptor close-on-exec.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn shm_create(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
         // SAFETY: shm_open with a NUL-terminated name; it returns a new descriptor or -1.
         let raw = unsafe {
             libc::shm_open(
@@ -379,12 +392,7 @@ mod imp {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: setting close-on-exec on a descriptor we own.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-        if let Err(e) = sized(&fd, map_len) {
-            // SAFETY: unlinking the name we just created.
-            unsafe { libc::shm_unlink(name.as_ptr()) };
-            return Err(e);
-        }
-        Ok(SharedObject { locator, fd })
+        Ok(fd)
     }
 
     #[cfg(not(target_os = "linux"))]
