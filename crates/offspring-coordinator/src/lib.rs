@@ -15,6 +15,8 @@
 
 mod coordinator;
 mod error;
+#[cfg(feature = "live")]
+pub mod live;
 mod logs;
 mod pool;
 mod prims;

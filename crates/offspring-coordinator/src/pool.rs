@@ -52,6 +52,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::coordinator::{lock, wait_for};
+#[cfg(feature = "live")]
+use crate::live::{Doing, LiveBoard};
 use crate::trace::{Timeline, Timelines};
 use crate::{
     BatchContext, BatchSink, Coordinator, Death, Failure, LogCounts, SpawnError, SpawnOptions,
@@ -93,6 +95,9 @@ pub struct PoolConfig {
     /// How many calls of an async task a worker runs at once (see
     /// [`JobSpec::concurrent`]); 0 means 1.
     pub async_concurrency: usize,
+    /// Keep a live board of the pool for its live view ([`PoolHandle::live_board`]); only
+    /// with the `live` feature, and ignored without it.
+    pub live: bool,
 }
 
 /// Why a call of a pool produced no value.
@@ -314,12 +319,32 @@ struct PoolShared {
     registry: Arc<crate::Registry>,
 }
 
+impl PoolShared {
+    fn counters(&self) -> PoolCounters {
+        let c = &self.counters;
+        PoolCounters {
+            queued: c.queued.load(Ordering::Relaxed),
+            running: c.running.load(Ordering::Relaxed),
+            done: c.done.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            restarted: c.restarted.load(Ordering::Relaxed),
+            spawned: c.spawned.load(Ordering::Relaxed),
+            logs_forwarded: self.logs.forwarded.load(Ordering::Relaxed),
+            logs_dropped: self.logs.dropped.load(Ordering::Relaxed),
+            died_running: c.died_running.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A handle to a pool's scheduler. Clones share it; the scheduler lives until it is
 /// terminated or drained after `close`.
 #[derive(Clone)]
 pub struct PoolHandle {
     events: mpsc::UnboundedSender<ActorEvent>,
     shared: Arc<PoolShared>,
+    #[cfg(feature = "live")]
+    live: Option<Arc<LiveBoard>>,
 }
 
 impl std::fmt::Debug for PoolHandle {
@@ -394,7 +419,18 @@ impl PoolHandle {
                 }
             });
         }
+        #[cfg(feature = "live")]
+        let live = config.live.then(|| {
+            let counted = Arc::clone(&shared);
+            LiveBoard::new(
+                shared.id,
+                config.processes,
+                Box::new(move || counted.counters()),
+            )
+        });
         let actor = Actor {
+            #[cfg(feature = "live")]
+            live: live.clone(),
             coordinator,
             timelines: Timelines::new(coordinator.timeline(), config.timeline.as_ref()),
             config,
@@ -412,7 +448,18 @@ impl PoolHandle {
             times: CallTimes::default(),
         };
         coordinator.runtime().spawn(actor.run(rx));
-        Self { events, shared }
+        Self {
+            events,
+            shared,
+            #[cfg(feature = "live")]
+            live,
+        }
+    }
+
+    /// The pool's live board, when it was started with one ([`PoolConfig::live`]).
+    #[cfg(feature = "live")]
+    pub fn live_board(&self) -> Option<&Arc<LiveBoard>> {
+        self.live.as_ref()
     }
 
     /// Submits a job. A closed pool gives the job back.
@@ -498,19 +545,7 @@ impl PoolHandle {
 
     /// The pool's counters.
     pub fn counters(&self) -> PoolCounters {
-        let c = &self.shared.counters;
-        PoolCounters {
-            queued: c.queued.load(Ordering::Relaxed),
-            running: c.running.load(Ordering::Relaxed),
-            done: c.done.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            restarted: c.restarted.load(Ordering::Relaxed),
-            spawned: c.spawned.load(Ordering::Relaxed),
-            logs_forwarded: self.shared.logs.forwarded.load(Ordering::Relaxed),
-            logs_dropped: self.shared.logs.dropped.load(Ordering::Relaxed),
-            died_running: c.died_running.load(Ordering::Relaxed),
-            batches: c.batches.load(Ordering::Relaxed),
-        }
+        self.shared.counters()
     }
 
     /// Pids of the workers that have run a batch and are not known to have exited: connected
@@ -661,6 +696,8 @@ struct Slot {
 }
 
 struct Actor {
+    #[cfg(feature = "live")]
+    live: Option<Arc<LiveBoard>>,
     coordinator: &'static Coordinator,
     timelines: Timelines,
     config: PoolConfig,
@@ -833,6 +870,7 @@ impl Actor {
                 // Stop: dropping the receiver makes later submissions fail at the sender, where
                 // the facade reports them as closed.
                 self.timelines.each(Timeline::write_logged);
+                self.live_drained();
                 *lock(&self.shared.drained) = true;
                 self.shared.drained_cv.notify_all();
                 return;
@@ -854,19 +892,29 @@ impl Actor {
             ActorEvent::Close => {
                 self.closed = true;
                 self.maybe_retire_idle();
+                self.live_all();
             }
-            ActorEvent::Terminate => self.terminate(),
+            ActorEvent::Terminate => {
+                self.terminate();
+                self.live_all();
+            }
             ActorEvent::Spawned(result) => self.spawned(result),
             ActorEvent::Exited(worker) => {
                 if let Some(slot) = self.workers.get(&worker)
                     && matches!(slot.state, SlotState::Idle | SlotState::Retiring)
                 {
-                    if matches!(slot.state, SlotState::Idle) && !self.closed {
+                    let died = matches!(slot.state, SlotState::Idle) && !self.closed;
+                    if died {
                         // An idle worker died (killed from outside): replace it.
                         bump(&self.shared.counters.restarted, 1);
                     }
                     if let Some(slot) = self.workers.remove(&worker) {
                         self.forget_serving(slot.handle.pid());
+                        self.live_ended(worker, died, false, || match slot.handle.exit_status() {
+                            Some(status) if died => format!("died while idle ({status})"),
+                            Some(status) => format!("exited ({status})"),
+                            None => "exited".to_owned(),
+                        });
                     }
                     self.maintain();
                     self.dispatch();
@@ -1237,6 +1285,7 @@ impl Actor {
             SlotState::Busy(batches) => batches.push(batch),
             state => *state = SlotState::Busy(vec![batch]),
         }
+        self.live_worker(worker, false);
         bump(&self.shared.counters.batches, 1);
         bump(&self.shared.counters.queued, -count);
         bump(&self.shared.counters.running, count);
@@ -1255,6 +1304,7 @@ impl Actor {
             return;
         };
         batch.since = Instant::now();
+        let name = Arc::clone(&batch.name);
         // Runs of calls of one job: (job, sink, its results).
         let mut groups: Vec<Delivery> = Vec::new();
         let mut failures = Vec::new();
@@ -1284,12 +1334,14 @@ impl Actor {
         for (job, sink, results) in groups {
             let count = results.len();
             let failed = results.iter().filter(|(_, r)| r.outcome.is_err()).count();
+            self.live_calls(worker, &name, job, count, failed);
             bump(&self.shared.counters.running, -(count as i64));
             bump(&self.shared.counters.done, (count - failed) as i64);
             bump(&self.shared.counters.failed, failed as i64);
             sink.deliver_many(results);
             self.settle(job, count);
         }
+        self.live_worker(worker, false);
     }
 
     /// Call `index` of job `id`, run by worker `pid`, failed: told in the job's span.
@@ -1297,6 +1349,8 @@ impl Actor {
         if let Some(job) = self.jobs.get_mut(&id) {
             job.failed += 1;
             tracing::warn!(target: "offspring::task", parent: &job.span, worker_pid = pid, index, error = %failure, "call failed");
+            let name = Arc::clone(&job.name);
+            self.live_failure(&name, id, index, pid, failure);
         }
     }
 
@@ -1352,6 +1406,7 @@ impl Actor {
             self.times
                 .record(&batch.name, began.elapsed(), batch.items.len());
         }
+        self.live_worker(worker, false);
         if more {
             // Calls still run on it: the freed slot takes the next such call.
             self.dispatch();
@@ -1368,6 +1423,7 @@ impl Actor {
             slot.state = SlotState::Retiring;
             slot.handle.shutdown();
             bump(&self.shared.counters.restarted, 1);
+            self.live_worker(worker, false);
             self.maintain();
         }
         self.dispatch();
@@ -1386,8 +1442,8 @@ impl Actor {
         };
         let pid = slot.handle.pid();
         self.forget_serving(pid);
+        let mut blamed = false;
         if let SlotState::Busy(batches) = slot.state {
-            let mut blamed = false;
             for batch in batches {
                 blamed |= if batch.task_id == task_id {
                     self.batch_died(batch, death, pid)
@@ -1403,6 +1459,7 @@ impl Actor {
                 bump(&self.shared.counters.died_running, 1);
             }
         }
+        self.live_ended(worker, true, blamed, || death_text(death));
         let winding_down = self.terminated || (self.closed && self.queue.is_empty());
         if !winding_down {
             bump(&self.shared.counters.restarted, 1);
@@ -1560,11 +1617,15 @@ impl Actor {
                 if let Some(slot) = self.workers.get_mut(&worker) {
                     slot.state = SlotState::Idle;
                 }
+                self.live_worker(worker, false);
                 self.dispatch();
             }
             Some(reason) => {
                 if let Some(slot) = self.workers.remove(&worker) {
                     slot.handle.kill();
+                    self.live_ended(worker, true, false, || {
+                        format!("its initializer failed: {reason}")
+                    });
                 }
                 self.start_failed(StartStep::Initializer, reason);
             }
@@ -1650,6 +1711,7 @@ impl Actor {
                 batches: 0,
             },
         );
+        self.live_worker(worker, true);
         self.dispatch();
     }
 
@@ -1692,11 +1754,16 @@ impl Actor {
         if !self.closed || !self.queue.is_empty() {
             return;
         }
-        for slot in self.workers.values_mut() {
+        let mut retired = Vec::new();
+        for (&worker, slot) in &mut self.workers {
             if matches!(slot.state, SlotState::Idle) {
                 slot.state = SlotState::Retiring;
                 slot.handle.shutdown();
+                retired.push(worker);
             }
+        }
+        for worker in retired {
+            self.live_worker(worker, false);
         }
     }
 
@@ -1768,6 +1835,116 @@ impl Actor {
             }
             slot.handle.kill();
         }
+    }
+}
+
+/// The live board's side of the scheduler: each method does nothing without the `live`
+/// feature or a board, and takes what it needs by reference so that nothing is computed for
+/// a pool without one.
+impl Actor {
+    /// Worker `worker` joined, or changed what it does.
+    fn live_worker(&self, worker: u64, joined: bool) {
+        #[cfg(feature = "live")]
+        if let (Some(board), Some(slot)) = (&self.live, self.workers.get(&worker)) {
+            let doing = doing(slot);
+            if joined {
+                board.worker_started(worker, slot.handle.pid(), &doing);
+            } else {
+                board.worker_doing(worker, &doing);
+            }
+        }
+        #[cfg(not(feature = "live"))]
+        let _ = (worker, joined);
+    }
+
+    /// Every live worker may have changed what it does (the pool closed or was terminated).
+    fn live_all(&self) {
+        #[cfg(feature = "live")]
+        if let Some(board) = &self.live {
+            if self.closed {
+                board.closed();
+            }
+            for (&worker, slot) in &self.workers {
+                board.worker_doing(worker, &doing(slot));
+            }
+        }
+    }
+
+    /// Worker `worker` reported `calls` calls of `job`, `failed` of them failed.
+    fn live_calls(&self, worker: u64, task: &Arc<str>, job: JobId, calls: usize, failed: usize) {
+        #[cfg(feature = "live")]
+        if let Some(board) = &self.live {
+            board.calls(worker, task, job.0, calls, failed);
+        }
+        #[cfg(not(feature = "live"))]
+        let _ = (worker, task, job, calls, failed);
+    }
+
+    /// Call `index` of job `id` (task `task`) failed on worker `pid`.
+    fn live_failure(&self, task: &str, id: JobId, index: usize, pid: u32, failure: &PoolFailure) {
+        #[cfg(feature = "live")]
+        if let Some(board) = &self.live {
+            board.failure(task, id.0, index, pid, failure.to_string());
+        }
+        #[cfg(not(feature = "live"))]
+        let _ = (task, id, index, pid, failure);
+    }
+
+    /// Worker `worker` is gone; it `died` unasked, as `exit` tells, and was `blamed` for the
+    /// call it was running.
+    fn live_ended(&self, worker: u64, died: bool, blamed: bool, exit: impl FnOnce() -> String) {
+        #[cfg(feature = "live")]
+        if let Some(board) = &self.live {
+            board.worker_ended(worker, died, blamed, exit());
+        }
+        #[cfg(not(feature = "live"))]
+        let _ = (worker, died, blamed, exit);
+    }
+
+    /// The pool is drained.
+    fn live_drained(&self) {
+        #[cfg(feature = "live")]
+        if let Some(board) = &self.live {
+            board.drained();
+        }
+    }
+}
+
+/// What a worker's slot says it does, for the live board.
+#[cfg(feature = "live")]
+fn doing(slot: &Slot) -> Doing {
+    let (state, task, running) = match &slot.state {
+        SlotState::Initializing => ("initializing", None, 0),
+        SlotState::Idle => ("idle", None, 0),
+        SlotState::Retiring => ("retiring", None, 0),
+        SlotState::Busy(batches) => {
+            let current = batches
+                .iter()
+                .find(|b| b.reported < b.items.len())
+                .and_then(|b| {
+                    let item = b.items.get(b.reported)?;
+                    Some((Arc::clone(&b.name), b.part(b.reported).job.0, item.index))
+                });
+            let running = batches
+                .iter()
+                .filter(|b| b.reported < b.items.len())
+                .count();
+            ("busy", current, running)
+        }
+    };
+    Doing {
+        state,
+        task,
+        running,
+    }
+}
+
+/// How a worker's death reads on the live board.
+fn death_text(death: &Death) -> String {
+    match (&death.misbehaved, death.status) {
+        (Some(what), _) => format!("killed for breaking the protocol: {what}"),
+        (None, Some(status)) => format!("died ({status})"),
+        (None, None) => "died (its connection closed)".to_owned(),
     }
 }
 

@@ -1,0 +1,615 @@
+//! What a pool's live view shows (cargo feature `live`): a board its scheduler keeps up to
+//! date as it goes, and snapshots of it that a reader takes without ever holding the
+//! scheduler up. Plain data: the view (`offspring-dashboard`) encodes it.
+//!
+//! The scheduler writes to the board under a short lock at the events it already handles (a
+//! worker started, a batch sent, calls reported, a worker gone); a reader copies a
+//! [`PoolSnapshot`] under the same lock and does everything else (encoding, network writes)
+//! after letting go. Nothing is recorded unless the pool was started with a board, and the
+//! board keeps bounded history: the last [`WINDOW`] of timeline slices (at most
+//! [`MAX_SLICES`]), the last [`MAX_FAILURES`] failures and [`MAX_ENDED`] ended workers.
+//!
+//! Workers are shown by *lane*: a lane is one of the pool's `processes` places, taken by each
+//! new worker in turn (the lowest lane without a live worker), so a lane's deaths and
+//! restarts say how often that place lost its worker. Timeline slices are those of the
+//! timeline file (one track per worker process), except that the calls one report carried
+//! (one drain of a worker's ring, one frame) are one slice with their count, so a `map` of
+//! millions of small calls stays a few slices per second.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::coordinator::lock;
+use crate::pool::PoolCounters;
+
+/// How much of the past the timeline keeps.
+pub const WINDOW: Duration = Duration::from_secs(60);
+
+/// Timeline slices kept at most.
+pub const MAX_SLICES: usize = 4_000;
+
+/// Failures kept (the newest).
+pub const MAX_FAILURES: usize = 50;
+
+/// Ended workers kept (the newest).
+pub const MAX_ENDED: usize = 32;
+
+/// A pool's live board: written by its scheduler, read by the live view.
+pub struct LiveBoard {
+    pool: u64,
+    processes: usize,
+    epoch: Instant,
+    counters: Box<dyn Fn() -> PoolCounters + Send + Sync>,
+    state: Mutex<BoardState>,
+}
+
+impl std::fmt::Debug for LiveBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveBoard")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct BoardState {
+    lanes: Vec<Lane>,
+    workers: Vec<Row>,
+    ended: VecDeque<Row>,
+    failures: VecDeque<FailureSnapshot>,
+    failures_total: u64,
+    slices: VecDeque<SliceSnapshot>,
+    /// Calls that ended, per whole second since the epoch: (second, count), the newest last.
+    per_second: VecDeque<(u64, u64)>,
+    closed: bool,
+    drained: bool,
+}
+
+#[derive(Default)]
+struct Lane {
+    live: bool,
+    generations: u64,
+    deaths: u64,
+}
+
+struct Row {
+    snapshot: WorkerSnapshot,
+    /// Where the worker's next timeline slice starts.
+    busy_since: Option<Instant>,
+    /// Its newest slice, still growing while reports of the same job follow each other
+    /// closely (see [`MERGE_SPAN`]).
+    open: Option<SliceSnapshot>,
+}
+
+/// Reports of one job that follow each other on a worker with no gap go into one slice
+/// while it is shorter than this (about a pixel of the page's minute), so a `map` of tiny
+/// calls is a few slices per second per worker, not one per report.
+const MERGE_SPAN: f64 = 0.05;
+
+/// Two reports closer than this (in seconds) follow each other with no gap.
+const NO_GAP: f64 = 0.001;
+
+/// A worker as the live view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerSnapshot {
+    /// The worker's number in its pool.
+    pub worker: u64,
+    /// Its lane (see the module docs).
+    pub lane: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// `initializing`, `idle`, `busy`, `retiring`, `exited` or `died`.
+    pub state: &'static str,
+    /// The task of the call it runs (or runs next, while its batch waits to begin).
+    pub task: Option<Arc<str>>,
+    /// That call's job (the task id of logs and timelines).
+    pub job: Option<u64>,
+    /// That call's index in its job.
+    pub call: Option<usize>,
+    /// Calls running at once on it (an async task's), or 1.
+    pub running: usize,
+    /// Its calls that returned a value.
+    pub calls_done: u64,
+    /// Its calls that failed.
+    pub calls_failed: u64,
+    /// Deaths of workers in its lane, this one included.
+    pub deaths: u64,
+    /// Workers started in its lane before this one.
+    pub restarts: u64,
+    /// When it was started, in seconds since the pool began.
+    pub started: f64,
+    /// When it ended, and how.
+    pub ended: Option<f64>,
+    /// How it ended: its exit status, or why it died.
+    pub exit: Option<String>,
+}
+
+/// A failed call as the live view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureSnapshot {
+    /// When it was reported, in seconds since the pool began.
+    pub at: f64,
+    /// Its task.
+    pub task: Arc<str>,
+    /// Its job.
+    pub job: u64,
+    /// Its index in the job.
+    pub call: usize,
+    /// The worker that ran it.
+    pub pid: u32,
+    /// The error, as the caller gets it.
+    pub error: String,
+}
+
+/// Calls of one job that one report of a worker carried, on the worker's timeline track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceSnapshot {
+    /// The worker's process id (the track).
+    pub pid: u32,
+    /// Its lane.
+    pub lane: usize,
+    /// Start and end, in seconds since the pool began.
+    pub start: f64,
+    /// See `start`.
+    pub end: f64,
+    /// The task.
+    pub task: Arc<str>,
+    /// The job.
+    pub job: u64,
+    /// Calls in the slice.
+    pub calls: usize,
+    /// How many of them failed.
+    pub failed: usize,
+}
+
+/// Everything the live view shows of one pool, at one moment.
+#[derive(Debug, Clone)]
+pub struct PoolSnapshot {
+    /// The pool's number in its process.
+    pub pool: u64,
+    /// How many workers it keeps.
+    pub processes: usize,
+    /// The moment of the snapshot, in seconds since the pool began.
+    pub now: f64,
+    /// `running`, `closed` (no new calls) or `ended` (drained).
+    pub state: &'static str,
+    /// The pool's counters.
+    pub counters: PoolCounters,
+    /// Calls that ended per second, over the last 4 to 5 seconds.
+    pub calls_per_second: f64,
+    /// Calls that ended in each of the last 60 whole seconds, oldest first.
+    pub per_second: Vec<u64>,
+    /// Live workers, by lane, then the ended ones, newest first.
+    pub workers: Vec<WorkerSnapshot>,
+    /// The newest failures, newest first.
+    pub failures: Vec<FailureSnapshot>,
+    /// Failures in all.
+    pub failures_total: u64,
+    /// The last minute of the timeline.
+    pub slices: Vec<SliceSnapshot>,
+}
+
+/// What a live worker is doing, as the scheduler tells the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Doing {
+    pub(crate) state: &'static str,
+    pub(crate) task: Option<(Arc<str>, u64, usize)>,
+    pub(crate) running: usize,
+}
+
+impl LiveBoard {
+    pub(crate) fn new(
+        pool: u64,
+        processes: usize,
+        counters: Box<dyn Fn() -> PoolCounters + Send + Sync>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            processes,
+            epoch: Instant::now(),
+            counters,
+            state: Mutex::new(BoardState::default()),
+        })
+    }
+
+    /// The pool's number.
+    pub fn pool(&self) -> u64 {
+        self.pool
+    }
+
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.epoch).as_secs_f64()
+    }
+
+    /// Worker `worker` (process `pid`) joined the pool.
+    pub(crate) fn worker_started(&self, worker: u64, pid: u32, doing: &Doing) {
+        let now = Instant::now();
+        let started = self.secs(now);
+        let mut state = lock(&self.state);
+        let lane = match state.lanes.iter().position(|lane| !lane.live) {
+            Some(lane) => lane,
+            None => {
+                state.lanes.push(Lane::default());
+                state.lanes.len() - 1
+            }
+        };
+        let entry = &mut state.lanes[lane];
+        entry.live = true;
+        entry.generations += 1;
+        let (deaths, restarts) = (entry.deaths, entry.generations - 1);
+        let mut row = Row {
+            snapshot: WorkerSnapshot {
+                worker,
+                lane,
+                pid,
+                state: "idle",
+                task: None,
+                job: None,
+                call: None,
+                running: 0,
+                calls_done: 0,
+                calls_failed: 0,
+                deaths,
+                restarts,
+                started,
+                ended: None,
+                exit: None,
+            },
+            busy_since: None,
+            open: None,
+        };
+        apply(&mut row, doing, now);
+        state.workers.push(row);
+        state.workers.sort_by_key(|row| row.snapshot.lane);
+    }
+
+    /// What worker `worker` does now.
+    pub(crate) fn worker_doing(&self, worker: u64, doing: &Doing) {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        if let Some(row) = state
+            .workers
+            .iter_mut()
+            .find(|r| r.snapshot.worker == worker)
+        {
+            apply(row, doing, now);
+        }
+    }
+
+    /// Worker `worker` reported `calls` calls of `job` (`failed` of them failed).
+    pub(crate) fn calls(
+        &self,
+        worker: u64,
+        task: &Arc<str>,
+        job: u64,
+        calls: usize,
+        failed: usize,
+    ) {
+        let now = Instant::now();
+        let end = self.secs(now);
+        let mut state = lock(&self.state);
+        let second = end as u64;
+        match state.per_second.back_mut() {
+            Some((at, count)) if *at == second => *count += calls as u64,
+            _ => state.per_second.push_back((second, calls as u64)),
+        }
+        while state
+            .per_second
+            .front()
+            .is_some_and(|(at, _)| *at + WINDOW.as_secs() < second)
+        {
+            state.per_second.pop_front();
+        }
+        let Some(row) = state
+            .workers
+            .iter_mut()
+            .find(|r| r.snapshot.worker == worker)
+        else {
+            return;
+        };
+        row.snapshot.calls_done += (calls - failed.min(calls)) as u64;
+        row.snapshot.calls_failed += failed as u64;
+        let start = row
+            .busy_since
+            .map_or(end, |since| self.secs(since))
+            .min(end);
+        row.busy_since = Some(now);
+        match &mut row.open {
+            Some(open)
+                if open.job == job
+                    && start - open.end < NO_GAP
+                    && end - open.start < MERGE_SPAN =>
+            {
+                open.end = end;
+                open.calls += calls;
+                open.failed += failed;
+                return;
+            }
+            _ => {}
+        }
+        let slice = SliceSnapshot {
+            pid: row.snapshot.pid,
+            lane: row.snapshot.lane,
+            start,
+            end,
+            task: Arc::clone(task),
+            job,
+            calls,
+            failed,
+        };
+        if let Some(closed) = row.open.replace(slice) {
+            state.push_slice(closed);
+        }
+    }
+
+    /// A call failed.
+    pub(crate) fn failure(&self, task: &str, job: u64, call: usize, pid: u32, error: String) {
+        let at = self.secs(Instant::now());
+        let mut state = lock(&self.state);
+        state.failures_total += 1;
+        state.failures.push_front(FailureSnapshot {
+            at,
+            task: Arc::from(task),
+            job,
+            call,
+            pid,
+            error,
+        });
+        state.failures.truncate(MAX_FAILURES);
+    }
+
+    /// Worker `worker` is gone: it `died` (was not asked to go), as `exit` says; `blamed`:
+    /// the call it was running is blamed on its death.
+    pub(crate) fn worker_ended(&self, worker: u64, died: bool, blamed: bool, exit: String) {
+        let ended = self.secs(Instant::now());
+        let mut state = lock(&self.state);
+        let Some(at) = state
+            .workers
+            .iter()
+            .position(|r| r.snapshot.worker == worker)
+        else {
+            return;
+        };
+        let mut row = state.workers.remove(at);
+        if let Some(open) = row.open.take() {
+            state.push_slice(open);
+        }
+        if blamed && let (Some(task), Some(job)) = (&row.snapshot.task, row.snapshot.job) {
+            // The call its death is blamed on never reported: its slice ends here, failed.
+            let start = row
+                .busy_since
+                .map_or(ended, |since| self.secs(since))
+                .min(ended);
+            state.push_slice(SliceSnapshot {
+                pid: row.snapshot.pid,
+                lane: row.snapshot.lane,
+                start,
+                end: ended,
+                task: Arc::clone(task),
+                job,
+                calls: 1,
+                failed: 1,
+            });
+        }
+        if let Some(lane) = state.lanes.get_mut(row.snapshot.lane) {
+            lane.live = false;
+            if died {
+                lane.deaths += 1;
+            }
+        }
+        let snapshot = &mut row.snapshot;
+        if died {
+            snapshot.deaths += 1;
+        }
+        if blamed {
+            snapshot.calls_failed += 1;
+        }
+        snapshot.state = if died { "died" } else { "exited" };
+        snapshot.ended = Some(ended);
+        snapshot.exit = Some(exit);
+        snapshot.running = 0;
+        state.ended.push_front(row);
+        state.ended.truncate(MAX_ENDED);
+    }
+
+    /// The pool takes no more calls.
+    pub(crate) fn closed(&self) {
+        lock(&self.state).closed = true;
+    }
+
+    /// The pool is drained: every call delivered, every worker gone.
+    pub(crate) fn drained(&self) {
+        lock(&self.state).drained = true;
+    }
+
+    /// The board as it stands.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let counters = (self.counters)();
+        let now = self.secs(Instant::now());
+        let state = lock(&self.state);
+        let second = now as u64;
+        let count_at = |at: u64| {
+            state
+                .per_second
+                .iter()
+                .find(|(s, _)| *s == at)
+                .map_or(0, |(_, n)| *n)
+        };
+        let per_second: Vec<u64> = (0..WINDOW.as_secs())
+            .rev()
+            .map(|back| second.checked_sub(back + 1).map_or(0, count_at))
+            .collect();
+        // The rate over the current second and the four before it, over the time they span.
+        let from = second.saturating_sub(4);
+        let recent: u64 = (from..=second).map(count_at).sum();
+        let span = (now - from as f64).max(0.001);
+        PoolSnapshot {
+            pool: self.pool,
+            processes: self.processes,
+            now,
+            state: if state.drained {
+                "ended"
+            } else if state.closed {
+                "closed"
+            } else {
+                "running"
+            },
+            counters,
+            calls_per_second: recent as f64 / span,
+            per_second,
+            workers: state
+                .workers
+                .iter()
+                .chain(state.ended.iter())
+                .map(|row| row.snapshot.clone())
+                .collect(),
+            failures: state.failures.iter().cloned().collect(),
+            failures_total: state.failures_total,
+            slices: state
+                .slices
+                .iter()
+                .chain(state.workers.iter().filter_map(|row| row.open.as_ref()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether the pool has ended (the view may let it go).
+    pub fn has_ended(&self) -> bool {
+        lock(&self.state).drained
+    }
+}
+
+impl BoardState {
+    /// Keeps `slice`, and lets go of what is older than [`WINDOW`] or beyond [`MAX_SLICES`].
+    fn push_slice(&mut self, slice: SliceSnapshot) {
+        let oldest = slice.end - WINDOW.as_secs_f64();
+        self.slices.push_back(slice);
+        while self.slices.len() > MAX_SLICES || self.slices.front().is_some_and(|s| s.end < oldest)
+        {
+            self.slices.pop_front();
+        }
+    }
+}
+
+fn apply(row: &mut Row, doing: &Doing, now: Instant) {
+    let snapshot = &mut row.snapshot;
+    snapshot.state = doing.state;
+    snapshot.running = doing.running;
+    match &doing.task {
+        Some((task, job, call)) => {
+            if snapshot.task.as_ref() != Some(task) {
+                snapshot.task = Some(Arc::clone(task));
+            }
+            snapshot.job = Some(*job);
+            snapshot.call = Some(*call);
+            if row.busy_since.is_none() {
+                row.busy_since = Some(now);
+            }
+        }
+        None => {
+            snapshot.task = None;
+            snapshot.job = None;
+            snapshot.call = None;
+            row.busy_since = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board() -> Arc<LiveBoard> {
+        LiveBoard::new(1, 2, Box::new(PoolCounters::default))
+    }
+
+    fn idle() -> Doing {
+        Doing {
+            state: "idle",
+            task: None,
+            running: 0,
+        }
+    }
+
+    #[test]
+    fn a_replacement_takes_the_free_lane_and_counts_its_deaths_and_restarts() {
+        let board = board();
+        board.worker_started(1, 100, &idle());
+        board.worker_started(2, 101, &idle());
+        board.worker_ended(1, true, true, "signal: 9 (SIGKILL)".into());
+        board.worker_started(3, 102, &idle());
+        let snap = board.snapshot();
+        let live: Vec<_> = snap.workers.iter().filter(|w| w.ended.is_none()).collect();
+        assert_eq!(live.len(), 2);
+        assert_eq!((live[0].pid, live[0].lane), (102, 0));
+        assert_eq!((live[0].deaths, live[0].restarts), (1, 1));
+        assert_eq!((live[1].pid, live[1].lane), (101, 1));
+        let dead = &snap.workers[2];
+        assert_eq!((dead.pid, dead.state), (100, "died"));
+        assert_eq!(dead.exit.as_deref(), Some("signal: 9 (SIGKILL)"));
+        assert_eq!(dead.calls_failed, 1);
+    }
+
+    #[test]
+    fn reports_become_slices_and_counts() {
+        let board = board();
+        let busy = Doing {
+            state: "busy",
+            task: Some((Arc::from("square"), 7, 0)),
+            running: 1,
+        };
+        board.worker_started(1, 100, &busy);
+        let square: Arc<str> = Arc::from("square");
+        board.calls(1, &square, 7, 10, 2);
+        std::thread::sleep(Duration::from_secs_f64(MERGE_SPAN * 1.5));
+        board.calls(1, &square, 7, 5, 0);
+        board.worker_doing(1, &idle());
+        let snap = board.snapshot();
+        assert_eq!(snap.workers[0].calls_done, 13);
+        assert_eq!(snap.workers[0].calls_failed, 2);
+        assert_eq!(snap.slices.len(), 2);
+        assert!(snap.slices[0].end <= snap.slices[1].start);
+        assert_eq!((snap.slices[0].calls, snap.slices[0].failed), (10, 2));
+        assert_eq!(snap.workers[0].state, "idle");
+    }
+
+    #[test]
+    fn reports_that_follow_each_other_closely_share_a_slice() {
+        let board = board();
+        let busy = Doing {
+            state: "busy",
+            task: Some((Arc::from("t"), 1, 0)),
+            running: 1,
+        };
+        board.worker_started(1, 100, &busy);
+        let t: Arc<str> = Arc::from("t");
+        for _ in 0..100 {
+            board.calls(1, &t, 1, 3, 0);
+        }
+        board.calls(1, &t, 2, 1, 1);
+        let snap = board.snapshot();
+        assert_eq!(snap.slices.len(), 2, "{:?}", snap.slices);
+        assert_eq!((snap.slices[0].job, snap.slices[0].calls), (1, 300));
+        assert_eq!((snap.slices[1].job, snap.slices[1].failed), (2, 1));
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let board = board();
+        board.worker_started(1, 100, &idle());
+        let t: Arc<str> = Arc::from("t");
+        for n in 0..(MAX_SLICES + 10) {
+            // Each report of another job: a slice of its own.
+            board.calls(1, &t, n as u64, 1, 0);
+            board.failure("t", 1, n, 100, "boom".into());
+        }
+        let snap = board.snapshot();
+        // The kept ones, and the one still open.
+        assert_eq!(snap.slices.len(), MAX_SLICES + 1);
+        assert_eq!(snap.failures.len(), MAX_FAILURES);
+        assert_eq!(snap.failures_total, (MAX_SLICES + 10) as u64);
+        assert_eq!(snap.failures[0].call, MAX_SLICES + 9);
+    }
+}
