@@ -49,6 +49,10 @@ const DEPENDENCY_RULES: &[(&str, Rule)] = &[
         "offspring-macros",
         Rule::Only(&["syn", "quote", "proc-macro2"]),
     ),
+    (
+        "offspring-dashboard",
+        Rule::Never(&["offspring-worker", "offspring", "postcard"]),
+    ),
     ("offspring", Rule::Never(&["tokio"])),
     ("offspring-timeline", Rule::Only(&[])),
     ("xtask", Rule::Only(&["offspring-timeline"])),

@@ -53,6 +53,9 @@ pub struct PoolBuilder {
     frames_only: bool,
     /// How many calls of an async task a worker runs at once (`None`: 1).
     async_concurrency: Option<usize>,
+    /// Where to serve the live view (see `dashboard`).
+    #[cfg(feature = "dashboard")]
+    dashboard: Option<String>,
 }
 
 impl PoolBuilder {
@@ -62,6 +65,21 @@ impl PoolBuilder {
     /// instead, written at exit.
     pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.trace = Some(path.into());
+        self
+    }
+
+    /// Serves a live view of this pool (and of every other pool of the process that has one)
+    /// at `addr`: a web page of its workers (pid, state, current call, calls done, deaths and
+    /// restarts), its queue, its rate, its failures and the last minute of its timeline,
+    /// updating by itself. `addr` is `host:port`; `":0"` is any free port on the loopback.
+    /// The page needs the random token in [`Pool::dashboard_url`], which is also logged once
+    /// at INFO (target `offspring::dashboard`). One view serves the whole process: the first
+    /// pool's address is the one used. `OFFSPRING_DASHBOARD=addr` turns the view on for a
+    /// program that does not call this. Needs the cargo feature `dashboard`; see
+    /// `docs/dashboard.md`.
+    #[cfg(feature = "dashboard")]
+    pub fn dashboard(mut self, addr: impl Into<String>) -> Self {
+        self.dashboard = Some(addr.into());
         self
     }
 
@@ -198,6 +216,19 @@ impl PoolBuilder {
         };
         let async_concurrency = self.async_concurrency.unwrap_or(1);
         let coordinator = crate::init::coordinator()?;
+        #[cfg(feature = "dashboard")]
+        let dashboard = match self.dashboard.or_else(dashboard_from_env) {
+            Some(addr) => Some(
+                offspring_dashboard::serve(coordinator.runtime(), &addr).map_err(|e| {
+                    Error::InvalidConfig {
+                        reason: format!("cannot serve the live view at `{addr}`: {e}"),
+                    }
+                })?,
+            ),
+            None => None,
+        };
+        #[cfg(not(feature = "dashboard"))]
+        warn_without_dashboard();
         let handle = PoolHandle::start(
             coordinator,
             PoolConfig {
@@ -212,11 +243,25 @@ impl PoolBuilder {
                 frames_only: self.frames_only,
                 timeline: self.trace.map(offspring_coordinator::Timeline::new),
                 async_concurrency,
+                #[cfg(feature = "dashboard")]
+                live: dashboard.is_some(),
+                #[cfg(not(feature = "dashboard"))]
+                live: false,
             },
         );
+        #[cfg(feature = "dashboard")]
+        let dashboard_url = match (dashboard, handle.live_board()) {
+            (Some(dashboard), Some(board)) => {
+                dashboard.show(Arc::clone(board));
+                Some(dashboard.url())
+            }
+            _ => None,
+        };
         Ok(Pool {
             inner: Arc::new(PoolCore {
                 handle,
+                #[cfg(feature = "dashboard")]
+                dashboard_url,
                 processes,
                 async_concurrency,
                 callbacks: Arc::new(CallbackCount::default()),
@@ -225,8 +270,30 @@ impl PoolBuilder {
     }
 }
 
+/// The address `OFFSPRING_DASHBOARD` names, if set.
+#[cfg(feature = "dashboard")]
+fn dashboard_from_env() -> Option<String> {
+    std::env::var(offspring_dashboard::DASHBOARD_ENV)
+        .ok()
+        .filter(|addr| !addr.is_empty())
+}
+
+/// Says once that `OFFSPRING_DASHBOARD` is set in a program built without the view.
+#[cfg(not(feature = "dashboard"))]
+fn warn_without_dashboard() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("OFFSPRING_DASHBOARD").is_some_and(|addr| !addr.is_empty()) {
+        ONCE.call_once(|| {
+            tracing::warn!(target: "offspring::dashboard", "OFFSPRING_DASHBOARD is set, but this program was built without offspring's `dashboard` feature: no live view");
+        });
+    }
+}
+
 struct PoolCore {
     handle: PoolHandle,
+    /// The live view's URL, when this pool is shown in it.
+    #[cfg(feature = "dashboard")]
+    dashboard_url: Option<String>,
     processes: usize,
     /// See [`PoolBuilder::async_concurrency`].
     async_concurrency: usize,
@@ -395,6 +462,13 @@ impl Pool {
     /// spawned; workers that died while running a call.
     pub fn counters(&self) -> PoolCounters {
         self.inner.handle.counters()
+    }
+
+    /// The URL of the live view this pool is shown in, with its access token; `None` when
+    /// the pool was built without [`PoolBuilder::dashboard`] (or `OFFSPRING_DASHBOARD`).
+    #[cfg(feature = "dashboard")]
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.inner.dashboard_url.clone()
     }
 
     pub(crate) fn serving_pids(&self) -> Vec<u32> {
