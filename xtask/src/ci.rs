@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
 //!
-//! Steps (the names `--skip` accepts): `fmt`, `tidy` (the invariants of `docs/ARCHITECTURE.md` that a machine can check: see `tidy.rs`), `clippy`, `test`, `examples`, `doc`, `cross` (the whole suite and every example as Windows binaries under Wine, and both macOS targets checked and linted: see `cross.rs`), `bench` (figures printed, never asserted).
+//! Steps (the names `--skip` accepts): `fmt`, `tidy` (the invariants of `docs/ARCHITECTURE.md` that a machine can check: see `tidy.rs`), `clippy`, `test`, `examples`, `browser` (the live view in headless Chromium: see `browser.rs`), `doc`, `cross` (the whole suite and every example as Windows binaries under Wine, and both macOS targets checked and linted: see `cross.rs`), `bench` (figures printed, never asserted).
 //!
 //! The `examples` step runs every `[[example]]` of `examples/Cargo.toml` except those named in the comma-separated `OFFSPRING_SKIP_EXAMPLES` environment variable.
 
@@ -10,16 +10,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bench::{self, BenchOptions};
+use crate::browser;
 use crate::cross::{self, Part};
 use crate::util::{self, Align, Workspace};
 
 /// The step names, in the order the steps run.
-pub(crate) const STEP_NAMES: [&str; 8] = [
-    "fmt", "tidy", "clippy", "test", "examples", "doc", "cross", "bench",
+pub(crate) const STEP_NAMES: [&str; 9] = [
+    "fmt", "tidy", "clippy", "test", "examples", "browser", "doc", "cross", "bench",
 ];
 
 /// Names of examples that the `examples` step does not run, comma-separated.
 pub(crate) const SKIP_EXAMPLES_ENV: &str = "OFFSPRING_SKIP_EXAMPLES";
+
+/// Arguments the `examples` steps give an example (the others get none): the live view's
+/// example runs for minutes unless told otherwise.
+const EXAMPLE_ARGS: &[(&str, &[&str])] = &[("dashboard", &["--seconds", "6"])];
 
 /// The longest one example may run before it is killed and counted as failed.
 const EXAMPLE_TIME_LIMIT: Duration = Duration::from_secs(300);
@@ -70,6 +75,8 @@ enum Action {
     Tidy,
     /// Build every example, then run each under a time limit.
     Examples,
+    /// `cargo xtask browser`: the live view in a headless browser.
+    Browser,
     /// One part of `cargo xtask cross`.
     Cross(Part),
     /// `cargo xtask bench --quick`, in-process.
@@ -125,6 +132,11 @@ fn plan() -> Vec<Step> {
             name: "examples",
             label: "examples".to_string(),
             action: Action::Examples,
+        },
+        Step {
+            name: "browser",
+            label: "browser".to_string(),
+            action: Action::Browser,
         },
         Step {
             name: "doc",
@@ -208,6 +220,7 @@ fn execute(ws: &Workspace, action: &Action) -> Result<(), String> {
         }
         Action::Tidy => crate::tidy::run(&ws.root),
         Action::Examples => run_examples(ws),
+        Action::Browser => browser::run(ws),
         Action::Cross(part) => cross::run_part(ws, *part),
         Action::Bench => bench::run(
             ws,
@@ -338,7 +351,12 @@ pub(crate) fn run_built_examples(
         }
         println!("--> example {name}");
         let started = Instant::now();
-        let status = command_for(name).and_then(|command| run_example(ws, command));
+        let status = command_for(name).and_then(|mut command| {
+            if let Some((_, args)) = EXAMPLE_ARGS.iter().find(|(example, _)| example == name) {
+                command.args(*args);
+            }
+            run_example(ws, command)
+        });
         let elapsed = util::format_duration(started.elapsed());
         let status = match status {
             Ok(()) => "ok".to_string(),
@@ -457,6 +475,7 @@ path = "src/main.rs"
                 "clippy",
                 "test",
                 "examples",
+                "browser",
                 "doc",
                 "cross setup",
                 "cross windows-test",

@@ -1,10 +1,11 @@
-//! Project automation for offspring, run as `cargo xtask <command>`: `ci` runs every check CI runs, `bench` runs the benchmarks, `timeline` draws a trace file as SVG, `cross` runs the suite as Windows binaries under Wine and checks macOS.
+//! Project automation for offspring, run as `cargo xtask <command>`: `ci` runs every check CI runs, `bench` runs the benchmarks, `timeline` draws a trace file as SVG, `cross` runs the suite as Windows binaries under Wine and checks macOS, `browser` checks the live view in a headless browser.
 //!
 //! The crate is std-only on purpose: it must build quickly on a fresh machine before anything else does. Its one dependency, `offspring-timeline`, is std-only too.
 
 #![forbid(unsafe_code)]
 
 mod bench;
+mod browser;
 mod ci;
 mod cross;
 mod tidy;
@@ -27,13 +28,18 @@ Usage: cargo xtask <command> [options]
 Commands:
   ci [--skip <step>[,<step>...]]
         Run every CI check in order, stopping at the first failure.
-        Steps: fmt, tidy, clippy, test, examples, doc, cross, bench.
+        Steps: fmt, tidy, clippy, test, examples, browser, doc, cross,
+        bench.
   bench [--quick] [--json]
         Build and run offspring-bench, then the Python baseline
         (python3 xtask/bench/baseline.py, skipped with a note if python3 is
         missing); print offspring, Python and the raw-socket floor side by
         side with the targets, or one JSON object with --json.
         --quick takes fewer samples.
+  browser
+        Run the dashboard example and check its live view in headless
+        Chromium: every worker listed by pid after live updates; a
+        screenshot kept at target/dashboard/dashboard.png.
   cross
         Install what is missing (apt: wine, mingw; rustup targets; a Wine
         prefix with the ProcessPrng shim), run the whole test suite and every
@@ -59,6 +65,7 @@ Environment:
 enum Task {
     Ci(CiOptions),
     Bench(BenchOptions),
+    Browser,
     Cross,
     Tidy,
     Timeline(PathBuf),
@@ -96,6 +103,7 @@ fn run(task: Task) -> Result<(), String> {
             print!("{USAGE}");
             Ok(())
         }
+        Task::Browser => browser::run(&Workspace::locate()?),
         Task::Cross => cross::run(&Workspace::locate()?),
         Task::Tidy => tidy::run(&Workspace::locate()?.root),
         Task::Ci(options) => ci::run(&Workspace::locate()?, &options),
@@ -133,6 +141,12 @@ fn parse_args(args: &[OsString]) -> Result<Task, UsageError> {
     match command {
         "ci" => parse_ci(rest).map(Task::Ci),
         "bench" => parse_bench(rest).map(Task::Bench),
+        "browser" => match rest.first() {
+            None => Ok(Task::Browser),
+            Some(arg) => Err(UsageError(format!(
+                "unexpected argument `{arg}` to browser"
+            ))),
+        },
         "cross" => match rest.first() {
             None => Ok(Task::Cross),
             Some(arg) => Err(UsageError(format!("unexpected argument `{arg}` to cross"))),

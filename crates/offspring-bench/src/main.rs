@@ -16,6 +16,8 @@
 
 use std::time::{Duration, Instant};
 
+use offspring_bench::{figure, ratio, sample};
+
 #[offspring::task]
 fn nothing() {}
 
@@ -129,21 +131,6 @@ struct Settings {
     round_trips: usize,
     async_tasks: usize,
     map_items: usize,
-}
-
-fn figure(id: &str, unit: &str, lower_is_better: bool, description: &str) {
-    println!(
-        "figure\t{id}\t{unit}\t{}\t{description}",
-        u8::from(lower_is_better)
-    );
-}
-
-fn sample(id: &str, value: f64) {
-    println!("sample\t{id}\t{value}");
-}
-
-fn ratio(a: &str, b: &str, op: &str, target: f64, description: &str) {
-    println!("ratio\t{a}\t{b}\t{op}\t{target}\t{description}");
 }
 
 fn main() -> offspring::Result<()> {

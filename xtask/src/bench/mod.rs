@@ -48,10 +48,16 @@ pub(crate) fn run(ws: &Workspace, options: BenchOptions) -> Result<(), String> {
     }
     command.current_dir(&ws.root);
     let mut collector = Collector::default();
-    let status = match run_program("offspring-bench", &mut command, TIME_LIMIT, &mut collector) {
+    let mut status = match run_program("offspring-bench", &mut command, TIME_LIMIT, &mut collector)
+    {
         Ok(status) => check_status(status),
         Err(err) => Err(format!("cannot run {}: {err}", exe.display())),
     };
+    // The live view's cost, from a program of its own: the one above is built without the
+    // view, as a program that does not ask for it is.
+    if status.is_ok() {
+        status = run_dashboard(ws, options, &mut collector);
+    }
 
     // The baseline only means something next to offspring's figures, so it is skipped when those failed.
     let python = if status.is_ok() {
@@ -73,6 +79,40 @@ pub(crate) fn run(ws: &Workspace, options: BenchOptions) -> Result<(), String> {
         print!("{}", render_text(&report));
     }
     status
+}
+
+/// Builds and runs `offspring-bench-dashboard` (the live view's cost) into the collector.
+fn run_dashboard(
+    ws: &Workspace,
+    options: BenchOptions,
+    collector: &mut Collector,
+) -> Result<(), String> {
+    eprintln!("bench: building offspring-bench-dashboard (release, feature `dashboard`)");
+    util::run_checked(&mut ws.cargo([
+        "build",
+        "--release",
+        "-p",
+        "offspring-bench",
+        "--features",
+        "dashboard",
+        "--bin",
+        "offspring-bench-dashboard",
+    ]))?;
+    let exe = ws.release_binary("offspring-bench-dashboard");
+    let mut command = Command::new(&exe);
+    if options.quick {
+        command.arg("--quick");
+    }
+    command.current_dir(&ws.root);
+    match run_program(
+        "offspring-bench-dashboard",
+        &mut command,
+        TIME_LIMIT,
+        collector,
+    ) {
+        Ok(status) => check_status(status),
+        Err(err) => Err(format!("cannot run {}: {err}", exe.display())),
+    }
 }
 
 /// Runs the Python baseline into the same collector, turning every way it can fail into a [`PythonStatus`] rather than an error.
