@@ -39,7 +39,9 @@
 //!    (the next call, a report, a primitive call) that could kill it.
 //! 3. An outcome too large for the ring goes as a frame instead, and the lane is cleared only
 //!    after that write returned: the frame is in the socket, which the parent drains before it
-//!    reads the segment of a dead worker.
+//!    reads the segment of a dead worker. The rest of that batch's outcomes go as frames too:
+//!    the parent reads the ring before it handles a report frame, so an outcome published in
+//!    the ring after the frame was written would be read ahead of it.
 //!
 //! The parent loads the head with `Acquire` before it reads entries, and the lane with
 //! `Acquire` once the worker is dead and its socket drained. So for a dead worker: a call with

@@ -8,7 +8,9 @@
 //! while the worker waits for room, and, a few milliseconds after an outcome that nothing
 //! announced yet, a `Doorbell` from the i/o thread, so that `imap`, progress bars and timeouts
 //! stay live during a long batch. An outcome too large for the ring goes as a frame, and the
-//! call counts as done only once that write returned.
+//! call counts as done only once that write returned; the rest of that batch's outcomes go as
+//! frames too. The parent reads the ring before it handles a report frame, so an outcome
+//! published in the ring after the frame was written could be read first and overtake it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +58,8 @@ pub(crate) struct Ring {
     /// Whether the ring was written since its pages were last given back.
     touched: bool,
     payload: Vec<u8>,
+    /// The batch that sent an outcome as a frame: its later outcomes go as frames too.
+    frames_for: Option<u64>,
 }
 
 impl Ring {
@@ -69,6 +73,7 @@ impl Ring {
             epoch: Instant::now(),
             touched: false,
             payload: Vec::new(),
+            frames_for: None,
         })
     }
 
@@ -96,8 +101,12 @@ impl Ring {
         self.touched = true;
         self.payload.clear();
         let max = offspring_wire::ring::max_payload(self.writer.capacity());
+        let after_frame = self.frames_for == Some(task_id);
+        if !after_frame {
+            self.frames_for = None;
+        }
         // A value too large for the ring is not encoded twice: it goes as a frame.
-        let fits = !matches!(&outcome, Outcome::Value(bytes) if bytes.len() > max);
+        let fits = !after_frame && !matches!(&outcome, Outcome::Value(bytes) if bytes.len() > max);
         let encoded = fits && encode_outcome(&outcome, &mut self.payload).is_ok();
         let mut waited = None;
         loop {
@@ -123,6 +132,9 @@ impl Ring {
                     break;
                 }
                 Push::TooLarge => {
+                    // The rest of the batch follows this frame in frames: none of it can be
+                    // read from the ring ahead of it.
+                    self.frames_for = more.then_some(task_id);
                     // The frame is in the socket once `wait_written` returns: only then is
                     // the call done (the lane still names it until then).
                     let item = report(&FromWorker::Item {

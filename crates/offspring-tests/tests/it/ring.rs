@@ -126,3 +126,40 @@ fn a_worker_scribbling_over_its_segment_fails_its_calls_never_a_wrong_value() {
     );
     assert!(misbehaved > 0, "no scribble was ever detected");
 }
+
+/// A value too large for the ring every fifth item (it goes as a frame), tiny ones between.
+#[offspring::task]
+fn sometimes_large(n: u64) -> String {
+    let len = if n % 5 == 1 { 64 * 1024 } else { 8 };
+    char::from(b'a' + (n % 26) as u8).to_string().repeat(len)
+}
+
+#[test]
+fn values_too_large_for_the_ring_inside_a_chunk_keep_their_order() {
+    // Each large value goes as a frame between calls whose values go through the ring; the
+    // calls after it in its batch must not overtake it (the parent would take the worker for
+    // a misbehaving one and kill it).
+    let pool = Pool::new(2).expect("a pool");
+    let rounds = offspring_tests::scaled(200);
+    let started = Instant::now();
+    for round in 0..rounds {
+        let values = pool
+            .map_chunked(sometimes_large, 0..50u64, 50)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        for (n, value) in values.iter().enumerate() {
+            let len = if n % 5 == 1 { 64 * 1024 } else { 8 };
+            assert_eq!(value.len(), len, "round {round}, item {n}");
+            let expected = b'a' + (n % 26) as u8;
+            assert!(
+                value.bytes().all(|b| b == expected),
+                "round {round}, item {n}"
+            );
+        }
+    }
+    assert_eq!(pool.counters().died_running, 0);
+    assert_eq!(pool.counters().restarted, 0);
+    println!(
+        "{rounds} chunks of 50 with 10 large values each in {:?}",
+        started.elapsed()
+    );
+}
