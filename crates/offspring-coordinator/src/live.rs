@@ -7,7 +7,7 @@
 //! [`PoolSnapshot`] under the same lock and does everything else (encoding, network writes)
 //! after letting go. Nothing is recorded unless the pool was started with a board, and the
 //! board keeps bounded history: the last [`WINDOW`] of timeline slices (at most
-//! [`MAX_SLICES`]), the last [`MAX_FAILURES`] failures and [`MAX_ENDED`] ended workers.
+//! [`SLICES_PER_WORKER`] per worker), the last [`MAX_FAILURES`] failures and [`MAX_ENDED`] ended workers.
 //!
 //! Workers are shown by *lane*: a lane is one of the pool's `processes` places, taken by each
 //! new worker in turn (the lowest lane without a live worker), so a lane's deaths and
@@ -26,8 +26,15 @@ use crate::pool::PoolCounters;
 /// How much of the past the timeline keeps.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// Timeline slices kept at most.
-pub const MAX_SLICES: usize = 4_000;
+/// Timeline slices kept per worker the pool keeps (and at least [`MIN_SLICES`] in all): a
+/// busy worker makes at most about 20 a second (see [`MERGE_SPAN`]), so this holds the minute.
+pub const SLICES_PER_WORKER: usize = 1_500;
+
+/// Timeline slices kept at least, whatever the pool's size.
+pub const MIN_SLICES: usize = 4_000;
+
+/// The longest error text kept for a failure; longer ones are cut there.
+pub const MAX_ERROR_TEXT: usize = 4096;
 
 /// Failures kept (the newest).
 pub const MAX_FAILURES: usize = 50;
@@ -54,6 +61,8 @@ impl std::fmt::Debug for LiveBoard {
 
 #[derive(Default)]
 struct BoardState {
+    /// Slices kept at most (see [`SLICES_PER_WORKER`]).
+    max_slices: usize,
     lanes: Vec<Lane>,
     workers: Vec<Row>,
     ended: VecDeque<Row>,
@@ -68,7 +77,8 @@ struct BoardState {
 
 #[derive(Default)]
 struct Lane {
-    live: bool,
+    /// The worker in it, until it ends or starts retiring (then its successor may take it).
+    owner: Option<u64>,
     generations: u64,
     deaths: u64,
 }
@@ -84,8 +94,8 @@ struct Row {
 
 /// Reports of one job that follow each other on a worker with no gap go into one slice
 /// while it is shorter than this (about a pixel of the page's minute), so a `map` of tiny
-/// calls is a few slices per second per worker, not one per report.
-const MERGE_SPAN: f64 = 0.05;
+/// calls is at most about 20 slices per second per worker, not one per report.
+pub const MERGE_SPAN: f64 = 0.05;
 
 /// Two reports closer than this (in seconds) follow each other with no gap.
 const NO_GAP: f64 = 0.001;
@@ -138,8 +148,8 @@ pub struct FailureSnapshot {
     pub call: usize,
     /// The worker that ran it.
     pub pid: u32,
-    /// The error, as the caller gets it.
-    pub error: String,
+    /// The error, as the caller gets it (cut at [`MAX_ERROR_TEXT`] bytes).
+    pub error: Arc<str>,
 }
 
 /// Calls of one job that one report of a worker carried, on the worker's timeline track.
@@ -209,7 +219,10 @@ impl LiveBoard {
             processes,
             epoch: Instant::now(),
             counters,
-            state: Mutex::new(BoardState::default()),
+            state: Mutex::new(BoardState {
+                max_slices: (SLICES_PER_WORKER * processes).max(MIN_SLICES),
+                ..BoardState::default()
+            }),
         })
     }
 
@@ -227,7 +240,7 @@ impl LiveBoard {
         let now = Instant::now();
         let started = self.secs(now);
         let mut state = lock(&self.state);
-        let lane = match state.lanes.iter().position(|lane| !lane.live) {
+        let lane = match state.lanes.iter().position(|lane| lane.owner.is_none()) {
             Some(lane) => lane,
             None => {
                 state.lanes.push(Lane::default());
@@ -235,7 +248,7 @@ impl LiveBoard {
             }
         };
         let entry = &mut state.lanes[lane];
-        entry.live = true;
+        entry.owner = Some(worker);
         entry.generations += 1;
         let (deaths, restarts) = (entry.deaths, entry.generations - 1);
         let mut row = Row {
@@ -264,16 +277,21 @@ impl LiveBoard {
         state.workers.sort_by_key(|row| row.snapshot.lane);
     }
 
-    /// What worker `worker` does now.
+    /// What worker `worker` does now. A retiring worker gives its lane to its successor.
     pub(crate) fn worker_doing(&self, worker: u64, doing: &Doing) {
         let now = Instant::now();
         let mut state = lock(&self.state);
-        if let Some(row) = state
+        let Some(row) = state
             .workers
             .iter_mut()
             .find(|r| r.snapshot.worker == worker)
-        {
-            apply(row, doing, now);
+        else {
+            return;
+        };
+        apply(row, doing, now);
+        let lane = row.snapshot.lane;
+        if doing.state == "retiring" {
+            state.free_lane(lane, worker);
         }
     }
 
@@ -289,18 +307,7 @@ impl LiveBoard {
         let now = Instant::now();
         let end = self.secs(now);
         let mut state = lock(&self.state);
-        let second = end as u64;
-        match state.per_second.back_mut() {
-            Some((at, count)) if *at == second => *count += calls as u64,
-            _ => state.per_second.push_back((second, calls as u64)),
-        }
-        while state
-            .per_second
-            .front()
-            .is_some_and(|(at, _)| *at + WINDOW.as_secs() < second)
-        {
-            state.per_second.pop_front();
-        }
+        state.ended_calls(end, calls - failed.min(calls));
         let Some(row) = state
             .workers
             .iter_mut()
@@ -308,8 +315,8 @@ impl LiveBoard {
         else {
             return;
         };
+        // Failed calls are counted by `failure`, which hears of every one.
         row.snapshot.calls_done += (calls - failed.min(calls)) as u64;
-        row.snapshot.calls_failed += failed as u64;
         let start = row
             .busy_since
             .map_or(end, |since| self.secs(since))
@@ -343,14 +350,23 @@ impl LiveBoard {
         }
     }
 
-    /// A call failed.
-    pub(crate) fn failure(&self, task: &str, job: u64, call: usize, pid: u32, error: String) {
+    /// A call failed, on worker `pid`.
+    pub(crate) fn failure(&self, task: &Arc<str>, job: u64, call: usize, pid: u32, error: &str) {
+        let mut cut = error.len().min(MAX_ERROR_TEXT);
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let error: Arc<str> = Arc::from(&error[..cut]);
         let at = self.secs(Instant::now());
         let mut state = lock(&self.state);
+        state.ended_calls(at, 1);
         state.failures_total += 1;
+        if let Some(row) = state.workers.iter_mut().find(|r| r.snapshot.pid == pid) {
+            row.snapshot.calls_failed += 1;
+        }
         state.failures.push_front(FailureSnapshot {
             at,
-            task: Arc::from(task),
+            task: Arc::clone(task),
             job,
             call,
             pid,
@@ -360,7 +376,8 @@ impl LiveBoard {
     }
 
     /// Worker `worker` is gone: it `died` (was not asked to go), as `exit` says; `blamed`:
-    /// the call it was running is blamed on its death.
+    /// the call it was running is blamed on its death (its failure, if it failed rather than
+    /// ran again, was told to `failure` already).
     pub(crate) fn worker_ended(&self, worker: u64, died: bool, blamed: bool, exit: String) {
         let ended = self.secs(Instant::now());
         let mut state = lock(&self.state);
@@ -392,18 +409,13 @@ impl LiveBoard {
                 failed: 1,
             });
         }
-        if let Some(lane) = state.lanes.get_mut(row.snapshot.lane) {
-            lane.live = false;
-            if died {
-                lane.deaths += 1;
-            }
+        state.free_lane(row.snapshot.lane, worker);
+        if died && let Some(lane) = state.lanes.get_mut(row.snapshot.lane) {
+            lane.deaths += 1;
         }
         let snapshot = &mut row.snapshot;
         if died {
             snapshot.deaths += 1;
-        }
-        if blamed {
-            snapshot.calls_failed += 1;
         }
         snapshot.state = if died { "died" } else { "exited" };
         snapshot.ended = Some(ended);
@@ -482,13 +494,39 @@ impl LiveBoard {
 }
 
 impl BoardState {
-    /// Keeps `slice`, and lets go of what is older than [`WINDOW`] or beyond [`MAX_SLICES`].
+    /// Keeps `slice`, and lets go of what is older than [`WINDOW`] or beyond `max_slices`.
     fn push_slice(&mut self, slice: SliceSnapshot) {
         let oldest = slice.end - WINDOW.as_secs_f64();
         self.slices.push_back(slice);
-        while self.slices.len() > MAX_SLICES || self.slices.front().is_some_and(|s| s.end < oldest)
+        while self.slices.len() > self.max_slices
+            || self.slices.front().is_some_and(|s| s.end < oldest)
         {
             self.slices.pop_front();
+        }
+    }
+
+    /// `calls` calls ended at `at` (seconds since the epoch), for the rate.
+    fn ended_calls(&mut self, at: f64, calls: usize) {
+        let second = at as u64;
+        match self.per_second.back_mut() {
+            Some((s, count)) if *s == second => *count += calls as u64,
+            _ => self.per_second.push_back((second, calls as u64)),
+        }
+        while self
+            .per_second
+            .front()
+            .is_some_and(|(s, _)| *s + WINDOW.as_secs() < second)
+        {
+            self.per_second.pop_front();
+        }
+    }
+
+    /// Worker `worker` no longer holds lane `lane` (if it still did).
+    fn free_lane(&mut self, lane: usize, worker: u64) {
+        if let Some(lane) = self.lanes.get_mut(lane)
+            && lane.owner == Some(worker)
+        {
+            lane.owner = None;
         }
     }
 }
@@ -525,21 +563,22 @@ mod tests {
         LiveBoard::new(1, 2, Box::new(PoolCounters::default))
     }
 
-    fn idle() -> Doing {
+    fn doing(state: &'static str, task: Option<(&str, u64)>) -> Doing {
         Doing {
-            state: "idle",
-            task: None,
-            running: 0,
+            state,
+            task: task.map(|(name, job)| (Arc::from(name), job, 0)),
+            running: usize::from(task.is_some()),
         }
     }
 
     #[test]
     fn a_replacement_takes_the_free_lane_and_counts_its_deaths_and_restarts() {
         let board = board();
-        board.worker_started(1, 100, &idle());
-        board.worker_started(2, 101, &idle());
+        board.worker_started(1, 100, &doing("idle", None));
+        board.worker_started(2, 101, &doing("idle", None));
+        board.failure(&Arc::from("t"), 1, 0, 100, "worker died");
         board.worker_ended(1, true, true, "signal: 9 (SIGKILL)".into());
-        board.worker_started(3, 102, &idle());
+        board.worker_started(3, 102, &doing("idle", None));
         let snap = board.snapshot();
         let live: Vec<_> = snap.workers.iter().filter(|w| w.ended.is_none()).collect();
         assert_eq!(live.len(), 2);
@@ -553,19 +592,36 @@ mod tests {
     }
 
     #[test]
+    fn a_retiring_worker_gives_its_lane_to_its_successor() {
+        let board = board();
+        board.worker_started(1, 100, &doing("idle", None));
+        board.worker_started(2, 101, &doing("idle", None));
+        board.worker_doing(1, &doing("retiring", None));
+        board.worker_started(3, 102, &doing("idle", None));
+        board.worker_ended(1, false, false, "exited (exit status: 0)".into());
+        board.worker_started(4, 103, &doing("idle", None));
+        let snap = board.snapshot();
+        let lanes: Vec<(u32, usize)> = snap
+            .workers
+            .iter()
+            .filter(|w| w.ended.is_none())
+            .map(|w| (w.pid, w.lane))
+            .collect();
+        assert_eq!(lanes, vec![(102, 0), (101, 1), (103, 2)]);
+        assert_eq!((snap.workers[0].restarts, snap.workers[0].deaths), (1, 0));
+    }
+
+    #[test]
     fn reports_become_slices_and_counts() {
         let board = board();
-        let busy = Doing {
-            state: "busy",
-            task: Some((Arc::from("square"), 7, 0)),
-            running: 1,
-        };
-        board.worker_started(1, 100, &busy);
+        board.worker_started(1, 100, &doing("busy", Some(("square", 7))));
         let square: Arc<str> = Arc::from("square");
         board.calls(1, &square, 7, 10, 2);
+        board.failure(&square, 7, 3, 100, "boom");
+        board.failure(&square, 7, 4, 100, "boom");
         std::thread::sleep(Duration::from_secs_f64(MERGE_SPAN * 1.5));
         board.calls(1, &square, 7, 5, 0);
-        board.worker_doing(1, &idle());
+        board.worker_doing(1, &doing("idle", None));
         let snap = board.snapshot();
         assert_eq!(snap.workers[0].calls_done, 13);
         assert_eq!(snap.workers[0].calls_failed, 2);
@@ -573,43 +629,46 @@ mod tests {
         assert!(snap.slices[0].end <= snap.slices[1].start);
         assert_eq!((snap.slices[0].calls, snap.slices[0].failed), (10, 2));
         assert_eq!(snap.workers[0].state, "idle");
+        assert!(snap.calls_per_second > 0.0);
     }
 
     #[test]
     fn reports_that_follow_each_other_closely_share_a_slice() {
         let board = board();
-        let busy = Doing {
-            state: "busy",
-            task: Some((Arc::from("t"), 1, 0)),
-            running: 1,
-        };
-        board.worker_started(1, 100, &busy);
+        board.worker_started(1, 100, &doing("busy", Some(("t", 1))));
         let t: Arc<str> = Arc::from("t");
         for _ in 0..100 {
             board.calls(1, &t, 1, 3, 0);
         }
         board.calls(1, &t, 2, 1, 1);
         let snap = board.snapshot();
-        assert_eq!(snap.slices.len(), 2, "{:?}", snap.slices);
-        assert_eq!((snap.slices[0].job, snap.slices[0].calls), (1, 300));
-        assert_eq!((snap.slices[1].job, snap.slices[1].failed), (2, 1));
+        // A hundred reports take far less than `MERGE_SPAN`: only pauses of the machine
+        // longer than that split them.
+        let (first, second): (Vec<_>, Vec<_>) = snap.slices.iter().partition(|s| s.job == 1);
+        assert!(first.len() < 10, "{:?}", snap.slices);
+        assert_eq!(first.iter().map(|s| s.calls).sum::<usize>(), 300);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].failed, 1);
     }
 
     #[test]
     fn history_is_bounded() {
         let board = board();
-        board.worker_started(1, 100, &idle());
+        board.worker_started(1, 100, &doing("idle", None));
         let t: Arc<str> = Arc::from("t");
-        for n in 0..(MAX_SLICES + 10) {
+        let long = "é".repeat(3 * MAX_ERROR_TEXT);
+        for n in 0..(MIN_SLICES + 10) {
             // Each report of another job: a slice of its own.
             board.calls(1, &t, n as u64, 1, 0);
-            board.failure("t", 1, n, 100, "boom".into());
+            board.failure(&t, 1, n, 100, &long);
         }
         let snap = board.snapshot();
         // The kept ones, and the one still open.
-        assert_eq!(snap.slices.len(), MAX_SLICES + 1);
+        assert_eq!(snap.slices.len(), MIN_SLICES + 1);
         assert_eq!(snap.failures.len(), MAX_FAILURES);
-        assert_eq!(snap.failures_total, (MAX_SLICES + 10) as u64);
-        assert_eq!(snap.failures[0].call, MAX_SLICES + 9);
+        assert_eq!(snap.failures_total, (MIN_SLICES + 10) as u64);
+        assert_eq!(snap.failures[0].call, MIN_SLICES + 9);
+        // Cut at a character boundary at most MAX_ERROR_TEXT bytes in.
+        assert_eq!(snap.failures[0].error.len(), MAX_ERROR_TEXT);
     }
 }

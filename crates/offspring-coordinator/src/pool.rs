@@ -1300,11 +1300,12 @@ impl Actor {
             Failure::TimedOut { after } => PoolFailure::TimedOut(limit.unwrap_or(after)),
             failure => PoolFailure::Task(failure),
         };
+        let live = self.has_live();
         let Some((batch, pid)) = self.batch_mut(worker, task_id) else {
             return;
         };
         batch.since = Instant::now();
-        let name = Arc::clone(&batch.name);
+        let name = live.then(|| Arc::clone(&batch.name));
         // Runs of calls of one job: (job, sink, its results).
         let mut groups: Vec<Delivery> = Vec::new();
         let mut failures = Vec::new();
@@ -1334,7 +1335,7 @@ impl Actor {
         for (job, sink, results) in groups {
             let count = results.len();
             let failed = results.iter().filter(|(_, r)| r.outcome.is_err()).count();
-            self.live_calls(worker, &name, job, count, failed);
+            self.live_calls(worker, name.as_ref(), job, count, failed);
             bump(&self.shared.counters.running, -(count as i64));
             bump(&self.shared.counters.done, (count - failed) as i64);
             bump(&self.shared.counters.failed, failed as i64);
@@ -1349,8 +1350,10 @@ impl Actor {
         if let Some(job) = self.jobs.get_mut(&id) {
             job.failed += 1;
             tracing::warn!(target: "offspring::task", parent: &job.span, worker_pid = pid, index, error = %failure, "call failed");
-            let name = Arc::clone(&job.name);
-            self.live_failure(&name, id, index, pid, failure);
+            #[cfg(feature = "live")]
+            if let Some(board) = &self.live {
+                board.failure(&job.name, id.0, index, pid, &failure.to_string());
+            }
         }
     }
 
@@ -1442,6 +1445,8 @@ impl Actor {
         };
         let pid = slot.handle.pid();
         self.forget_serving(pid);
+        // Killed by `terminate`, or exiting anyway: not a death to count.
+        let unasked = !self.terminated && !matches!(slot.state, SlotState::Retiring);
         let mut blamed = false;
         if let SlotState::Busy(batches) = slot.state {
             for batch in batches {
@@ -1459,7 +1464,7 @@ impl Actor {
                 bump(&self.shared.counters.died_running, 1);
             }
         }
-        self.live_ended(worker, true, blamed, || death_text(death));
+        self.live_ended(worker, unasked, blamed, || death_text(death));
         let winding_down = self.terminated || (self.closed && self.queue.is_empty());
         if !winding_down {
             bump(&self.shared.counters.restarted, 1);
@@ -1842,10 +1847,20 @@ impl Actor {
 /// feature or a board, and takes what it needs by reference so that nothing is computed for
 /// a pool without one.
 impl Actor {
+    /// Whether the pool keeps a live board.
+    fn has_live(&self) -> bool {
+        #[cfg(feature = "live")]
+        return self.live.is_some();
+        #[cfg(not(feature = "live"))]
+        false
+    }
+
     /// Worker `worker` joined, or changed what it does.
     fn live_worker(&self, worker: u64, joined: bool) {
         #[cfg(feature = "live")]
-        if let (Some(board), Some(slot)) = (&self.live, self.workers.get(&worker)) {
+        if let Some(board) = &self.live
+            && let Some(slot) = self.workers.get(&worker)
+        {
             let doing = doing(slot);
             if joined {
                 board.worker_started(worker, slot.handle.pid(), &doing);
@@ -1870,24 +1885,24 @@ impl Actor {
         }
     }
 
-    /// Worker `worker` reported `calls` calls of `job`, `failed` of them failed.
-    fn live_calls(&self, worker: u64, task: &Arc<str>, job: JobId, calls: usize, failed: usize) {
+    /// Worker `worker` reported `calls` calls of `job` (task `task`, named when the pool has
+    /// a board), `failed` of them failed.
+    fn live_calls(
+        &self,
+        worker: u64,
+        task: Option<&Arc<str>>,
+        job: JobId,
+        calls: usize,
+        failed: usize,
+    ) {
         #[cfg(feature = "live")]
-        if let Some(board) = &self.live {
+        if let Some(board) = &self.live
+            && let Some(task) = task
+        {
             board.calls(worker, task, job.0, calls, failed);
         }
         #[cfg(not(feature = "live"))]
         let _ = (worker, task, job, calls, failed);
-    }
-
-    /// Call `index` of job `id` (task `task`) failed on worker `pid`.
-    fn live_failure(&self, task: &str, id: JobId, index: usize, pid: u32, failure: &PoolFailure) {
-        #[cfg(feature = "live")]
-        if let Some(board) = &self.live {
-            board.failure(task, id.0, index, pid, failure.to_string());
-        }
-        #[cfg(not(feature = "live"))]
-        let _ = (task, id, index, pid, failure);
     }
 
     /// Worker `worker` is gone; it `died` unasked, as `exit` tells, and was `blamed` for the

@@ -60,7 +60,6 @@ const ENDED_KEPT: usize = 4;
 const PAGE: &str = include_str!("page.html");
 
 /// The process's live view.
-#[derive(Debug)]
 pub struct Dashboard {
     addr: SocketAddr,
     token: String,
@@ -143,6 +142,15 @@ fn token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token: a debug print is no place to hand it out.
+        f.debug_struct("Dashboard")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Dashboard {
     /// The page's URL, with its token.
     pub fn url(&self) -> String {
@@ -158,13 +166,7 @@ impl Dashboard {
     pub fn show(&self, board: Arc<LiveBoard>) {
         let mut boards = lock(&self.boards);
         boards.push(board);
-        let ended = boards.iter().filter(|b| b.has_ended()).count();
-        let mut extra = ended.saturating_sub(ENDED_KEPT);
-        boards.retain(|b| {
-            let drop = extra > 0 && b.has_ended();
-            extra -= usize::from(drop);
-            !drop
-        });
+        prune(&mut boards);
     }
 
     /// The JSON document `/data` answers with.
@@ -173,7 +175,11 @@ impl Dashboard {
     ///
     /// Encoding failed (it does not, for these types).
     pub fn data(&self) -> serde_json::Result<Vec<u8>> {
-        let boards: Vec<Arc<LiveBoard>> = lock(&self.boards).clone();
+        let boards: Vec<Arc<LiveBoard>> = {
+            let mut boards = lock(&self.boards);
+            prune(&mut boards);
+            boards.clone()
+        };
         let snapshots: Vec<PoolSnapshot> = boards.iter().map(|board| board.snapshot()).collect();
         serde_json::to_vec(&DocumentOut {
             program: program(),
@@ -416,12 +422,29 @@ impl<'a> From<&'a PoolSnapshot> for PoolOut<'a> {
     }
 }
 
+/// Lets go of the oldest ended pools beyond [`ENDED_KEPT`].
+fn prune(boards: &mut Vec<Arc<LiveBoard>>) {
+    let ended = boards.iter().filter(|b| b.has_ended()).count();
+    let mut extra = ended.saturating_sub(ENDED_KEPT);
+    boards.retain(|b| {
+        let drop = extra > 0 && b.has_ended();
+        extra -= usize::from(drop);
+        !drop
+    });
+}
+
+/// A refusal or an error: the connection closes after it, so a client without the token
+/// holds no connection slot past its answer.
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    respond(
+    let mut response = respond(
         status,
         "text/plain; charset=utf-8",
         Bytes::from(text.to_owned()),
-    )
+    );
+    response
+        .headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {

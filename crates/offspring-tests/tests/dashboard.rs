@@ -1,7 +1,7 @@
 //! The live view against its real server, over real TCP: the token is required on every
 //! path, its data agrees with `PoolCounters` while a `map` runs, a killed worker shows up as a
-//! death with its error, and 200 idle connections change neither a pool's results nor its
-//! shutdown. The view is one per process, so the tests take turns (`TURN`) and each reads
+//! death with its error, and 200 idle, half-spoken or garbled connections change neither a
+//! pool's results nor its shutdown. The view is one per process, so the tests take turns (`TURN`) and each reads
 //! the newest pool of the document, its own.
 
 // Helpers of tests expect too: a failed expectation there is the test failing.
@@ -126,7 +126,9 @@ fn the_page_and_its_data_need_the_token() {
         Some(u64::from(std::process::id()))
     );
 
-    let wrong = format!("{}0", &token[..31]);
+    // The token with its last character changed.
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &token[..31]);
     for target in [
         "/".to_owned(),
         "/data".to_owned(),
@@ -202,7 +204,7 @@ fn the_data_agrees_with_the_counters_while_a_map_runs() {
     }
     let workers = seen["workers"].as_array().expect("workers");
     let live: Vec<&Value> = workers.iter().filter(|w| w["ended"].is_null()).collect();
-    assert_eq!(live.len(), 2, "{workers:?}");
+    assert_eq!(live.len() as u64, counters.spawned, "{workers:?}");
     let by_workers: u64 = workers.iter().map(|w| number(w, "calls_done")).sum();
     assert_eq!(by_workers, CALLS);
     let in_slices: u64 = seen["slices"]
@@ -253,9 +255,11 @@ fn a_killed_worker_shows_as_a_death_with_its_error() {
     let mut seen = Value::Null;
     let replaced = offspring_tests::wait_until(Duration::from_secs(30), || {
         seen = newest_pool(addr, &token);
-        seen["workers"]
-            .as_array()
-            .is_some_and(|w| w.iter().filter(|w| w["ended"].is_null()).count() == 2)
+        let workers = seen["workers"].as_array().cloned().unwrap_or_default();
+        workers.iter().filter(|w| w["ended"].is_null()).count() == 2
+            && workers
+                .iter()
+                .any(|w| w["pid"].as_u64() == Some(u64::from(victim)) && w["state"] == "died")
             && seen["failures"].as_array().is_some_and(|f| !f.is_empty())
     });
     assert!(replaced.is_some(), "no replacement shown: {seen}");
@@ -296,8 +300,19 @@ fn idle_connections_change_neither_results_nor_shutdown() {
     let _turn = turn();
     let pool = dashboard_pool(2);
     let (addr, token) = view(&pool);
+    // 200 connections: most say nothing, some send half a request head and stop, some send
+    // bytes that are no HTTP at all.
     let crowd: Vec<TcpStream> = (0..200)
-        .map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect"))
+        .map(|n| {
+            let mut stream =
+                TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+            let _ = match n % 4 {
+                1 => stream.write_all(format!("GET /data?token={token} HTTP/1.1\r\nHo").as_bytes()),
+                2 => stream.write_all(&[0xff, 0x00, 0x13, 0x37, b'\n', b'\n']),
+                _ => Ok(()),
+            };
+            stream
+        })
         .collect();
     let started = Instant::now();
     let values = pool.map(square, 0..20_000u64).expect("the map");
@@ -324,4 +339,28 @@ fn idle_connections_change_neither_results_nor_shutdown() {
     println!(
         "with 200 idle connections: map {mapped:?}, join {joined:?}; view back after {answered:?}"
     );
+}
+
+/// Builds a pool of its own, as a task may, and uses it.
+#[offspring::task]
+fn nested_pool() -> Result<u64, String> {
+    let pool = Pool::new(1).map_err(|e| e.to_string())?;
+    pool.apply(square, 9).map_err(|e| e.to_string())
+}
+
+#[test]
+fn workers_inheriting_offspring_dashboard_build_their_own_pools_without_a_view() {
+    let _turn = turn();
+    // The parent's view holds the address; a worker that tried to serve there too could not
+    // bind, and its pool would fail to build.
+    let pool = dashboard_pool(1);
+    let (addr, _) = view(&pool);
+    let workers = offspring::__private::with_worker_env(
+        Pool::builder().processes(1),
+        "OFFSPRING_DASHBOARD",
+        &addr.to_string(),
+    )
+    .build()
+    .expect("a pool");
+    assert_eq!(workers.apply(nested_pool, ()).expect("the call"), Ok(81));
 }

@@ -102,9 +102,6 @@ impl Ring {
         self.payload.clear();
         let max = offspring_wire::ring::max_payload(self.writer.capacity());
         let after_frame = self.frames_for == Some(task_id);
-        if !after_frame {
-            self.frames_for = None;
-        }
         // A value too large for the ring is not encoded twice: it goes as a frame.
         let fits = !after_frame && !matches!(&outcome, Outcome::Value(bytes) if bytes.len() > max);
         let encoded = fits && encode_outcome(&outcome, &mut self.payload).is_ok();
@@ -157,6 +154,9 @@ impl Ring {
                     std::thread::sleep(pause.max(Duration::from_micros(20)));
                 }
             }
+        }
+        if !more && self.frames_for == Some(task_id) {
+            self.frames_for = None;
         }
         self.writer.idle(self.segment.words(), 0);
         if self.payload.capacity() > 2 * max {

@@ -270,9 +270,14 @@ impl PoolBuilder {
     }
 }
 
-/// The address `OFFSPRING_DASHBOARD` names, if set.
+/// The address `OFFSPRING_DASHBOARD` names, if set, in the parent. Workers inherit the
+/// variable, and a pool a task builds is shown only when it asks itself: the parent's view is
+/// the program's (a second server at the same address could not bind).
 #[cfg(feature = "dashboard")]
 fn dashboard_from_env() -> Option<String> {
+    if crate::current_process().is_worker {
+        return None;
+    }
     std::env::var(offspring_dashboard::DASHBOARD_ENV)
         .ok()
         .filter(|addr| !addr.is_empty())
@@ -282,7 +287,9 @@ fn dashboard_from_env() -> Option<String> {
 #[cfg(not(feature = "dashboard"))]
 fn warn_without_dashboard() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    if std::env::var_os("OFFSPRING_DASHBOARD").is_some_and(|addr| !addr.is_empty()) {
+    if std::env::var_os("OFFSPRING_DASHBOARD").is_some_and(|addr| !addr.is_empty())
+        && !crate::current_process().is_worker
+    {
         ONCE.call_once(|| {
             tracing::warn!(target: "offspring::dashboard", "OFFSPRING_DASHBOARD is set, but this program was built without offspring's `dashboard` feature: no live view");
         });
