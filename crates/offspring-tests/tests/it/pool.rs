@@ -36,6 +36,13 @@ fn sleep_ms_once_running(running: Event, ms: u64) -> u64 {
     ms
 }
 
+/// `a + b` once `go` is set.
+#[offspring::task]
+fn add_after(go: Event, a: i64, b: i64) -> i64 {
+    go.wait();
+    a + b
+}
+
 #[offspring::task]
 fn fail_on(n: u64, bad: u64) -> u64 {
     assert!(n != bad, "item {n} is bad");
@@ -56,12 +63,16 @@ fn apply_map_and_starmap_return_values_in_order() -> offspring::Result<()> {
     let pool = Pool::new(2)?;
     assert_eq!(pool.apply(add, (2, 3))?, 5);
     assert_eq!(pool.starmap(add, vec![(1, 2), (3, 4)])?, vec![3, 7]);
+    // The calls wait for `go`, so the callback is attached before their results arrive (a
+    // callback attached later runs too, but `wait` does not wait for it).
     let (tx, rx) = std::sync::mpsc::channel();
+    let go = Event::new()?;
     let pending = pool
-        .starmap_async(add, vec![(5, 6), (7, 8)])
+        .starmap_async(add_after, vec![(go.clone(), 5, 6), (go.clone(), 7, 8)])
         .callback(move |sums: &Vec<i64>| {
             let _ = tx.send(sums.clone());
         });
+    go.set();
     pending.wait();
     assert_eq!(
         rx.try_recv().ok(),
