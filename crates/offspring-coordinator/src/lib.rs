@@ -34,5 +34,5 @@ pub use pool::{
     PoolCounters, PoolFailure, PoolHandle,
 };
 pub use prims::{Holder, MAX_ITEM, Registry, ReplyFn, Upstream};
-pub use trace::{MAX_EVENTS, TRACE_ENV, Timeline};
+pub use trace::{MAX_EVENTS, TRACE_ENV, Timeline, program_name};
 pub use worker::{BatchContext, BatchSink, Death, WorkerHandle};

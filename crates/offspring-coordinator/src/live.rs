@@ -235,6 +235,14 @@ impl LiveBoard {
         at.saturating_duration_since(self.epoch).as_secs_f64()
     }
 
+    /// Where `row`'s next slice, ending at `end`, starts: when it last became busy or
+    /// reported, never after `end`.
+    fn busy_start(&self, row: &Row, end: f64) -> f64 {
+        row.busy_since
+            .map_or(end, |since| self.secs(since))
+            .min(end)
+    }
+
     /// Worker `worker` (process `pid`) joined the pool.
     pub(crate) fn worker_started(&self, worker: u64, pid: u32, doing: &Doing) {
         let now = Instant::now();
@@ -281,11 +289,7 @@ impl LiveBoard {
     pub(crate) fn worker_doing(&self, worker: u64, doing: &Doing) {
         let now = Instant::now();
         let mut state = lock(&self.state);
-        let Some(row) = state
-            .workers
-            .iter_mut()
-            .find(|r| r.snapshot.worker == worker)
-        else {
+        let Some(row) = state.row_mut(worker) else {
             return;
         };
         apply(row, doing, now);
@@ -306,21 +310,15 @@ impl LiveBoard {
     ) {
         let now = Instant::now();
         let end = self.secs(now);
+        let done = calls.saturating_sub(failed);
         let mut state = lock(&self.state);
-        state.ended_calls(end, calls - failed.min(calls));
-        let Some(row) = state
-            .workers
-            .iter_mut()
-            .find(|r| r.snapshot.worker == worker)
-        else {
+        state.ended_calls(end, done);
+        let Some(row) = state.row_mut(worker) else {
             return;
         };
         // Failed calls are counted by `failure`, which hears of every one.
-        row.snapshot.calls_done += (calls - failed.min(calls)) as u64;
-        let start = row
-            .busy_since
-            .map_or(end, |since| self.secs(since))
-            .min(end);
+        row.snapshot.calls_done += done as u64;
+        let start = self.busy_start(row, end);
         row.busy_since = Some(now);
         match &mut row.open {
             Some(open)
@@ -394,10 +392,7 @@ impl LiveBoard {
         }
         if blamed && let (Some(task), Some(job)) = (&row.snapshot.task, row.snapshot.job) {
             // The call its death is blamed on never reported: its slice ends here, failed.
-            let start = row
-                .busy_since
-                .map_or(ended, |since| self.secs(since))
-                .min(ended);
+            let start = self.busy_start(&row, ended);
             state.push_slice(SliceSnapshot {
                 pid: row.snapshot.pid,
                 lane: row.snapshot.lane,
@@ -519,6 +514,13 @@ impl BoardState {
         {
             self.per_second.pop_front();
         }
+    }
+
+    /// Live worker `worker`'s row.
+    fn row_mut(&mut self, worker: u64) -> Option<&mut Row> {
+        self.workers
+            .iter_mut()
+            .find(|row| row.snapshot.worker == worker)
     }
 
     /// Worker `worker` no longer holds lane `lane` (if it still did).

@@ -183,16 +183,13 @@ impl Timeline {
     pub fn render(&self) -> String {
         let now = self.now();
         let inner = lock(&self.inner);
-        let program = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .unwrap_or_default();
+        let program = program_name();
         let p = self.parent_pid;
         let mut out = String::with_capacity(inner.events.len() * 160 + 1024);
         let _ = write!(
             out,
             r#"{{"displayTimeUnit":"ms","otherData":{{"program":{},"parent_pid":{p},"dropped_events":{}}},"traceEvents":["#,
-            json_string(&program),
+            json_string(program),
             inner.dropped,
         );
         let _ = write!(
@@ -259,6 +256,18 @@ impl Timeline {
             tracing::warn!(target: "offspring", path = %self.path.display(), %error, "cannot write the timeline file");
         }
     }
+}
+
+/// The running program's name (its executable's file stem), as timelines and the live view
+/// show it.
+pub fn program_name() -> &'static str {
+    static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_default()
+    })
 }
 
 /// The timeline named by `OFFSPRING_TRACE`, if set; written when the process exits.

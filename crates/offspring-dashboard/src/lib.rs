@@ -38,10 +38,6 @@ use offspring_coordinator::live::{LiveBoard, PoolSnapshot};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-/// The environment variable that turns the view on for an unchanged program: its value is
-/// the address to serve at, as for [`serve`].
-pub const DASHBOARD_ENV: &str = "OFFSPRING_DASHBOARD";
-
 /// Connections served at once; more are closed as soon as they are accepted.
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -182,7 +178,7 @@ impl Dashboard {
         };
         let snapshots: Vec<PoolSnapshot> = boards.iter().map(|board| board.snapshot()).collect();
         serde_json::to_vec(&DocumentOut {
-            program: program(),
+            program: offspring_coordinator::program_name(),
             pid: std::process::id(),
             host: host(),
             poll_ms: POLL_MS,
@@ -466,17 +462,6 @@ fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Respo
         ),
     );
     response
-}
-
-/// The program's name.
-fn program() -> &'static str {
-    static PROGRAM: OnceLock<String> = OnceLock::new();
-    PROGRAM.get_or_init(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .unwrap_or_default()
-    })
 }
 
 /// This machine's name.

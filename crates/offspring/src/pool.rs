@@ -270,6 +270,10 @@ impl PoolBuilder {
     }
 }
 
+/// The environment variable that turns the live view on for an unchanged program: its
+/// value is the address to serve at, as for [`PoolBuilder::dashboard`].
+const DASHBOARD_ENV: &str = "OFFSPRING_DASHBOARD";
+
 /// The address `OFFSPRING_DASHBOARD` names, if set, in the parent. Workers inherit the
 /// variable, and a pool a task builds is shown only when it asks itself: the parent's view is
 /// the program's (a second server at the same address could not bind).
@@ -278,7 +282,7 @@ fn dashboard_from_env() -> Option<String> {
     if crate::current_process().is_worker {
         return None;
     }
-    std::env::var(offspring_dashboard::DASHBOARD_ENV)
+    std::env::var(DASHBOARD_ENV)
         .ok()
         .filter(|addr| !addr.is_empty())
 }
@@ -287,7 +291,7 @@ fn dashboard_from_env() -> Option<String> {
 #[cfg(not(feature = "dashboard"))]
 fn warn_without_dashboard() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    if std::env::var_os("OFFSPRING_DASHBOARD").is_some_and(|addr| !addr.is_empty())
+    if std::env::var_os(DASHBOARD_ENV).is_some_and(|addr| !addr.is_empty())
         && !crate::current_process().is_worker
     {
         ONCE.call_once(|| {
