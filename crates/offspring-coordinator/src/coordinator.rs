@@ -86,9 +86,16 @@ pub struct SpawnOptions {
     pub task_timeout: Option<Duration>,
 }
 
-/// The size of a worker's outcome segment: a header page and a ring of about 64 KiB. Its
-/// pages cost nothing until the worker writes them.
-pub const SEGMENT_BYTES: usize = 64 * 1024 + 16 * 1024;
+/// The size of a worker's segment: its outcome ring (a header page and about 64 KiB) and, on
+/// Unix, the two arenas of large payloads (`offspring_wire::arena`). Its pages cost nothing
+/// until written. Windows has no arenas: the pages of a pagefile-backed view cannot be given
+/// back while it is mapped, so a worker that once moved 64 MiB would keep 130 MiB committed
+/// (`docs/platforms.md`).
+pub const SEGMENT_BYTES: usize = if cfg!(unix) {
+    offspring_wire::arena::SEGMENT_WORDS * 8
+} else {
+    offspring_wire::arena::RING_WORDS * 8
+};
 
 /// A fresh outcome segment and its reader, or `None` (the worker then reports in frames)
 /// when the OS will not make one.
@@ -99,7 +106,7 @@ fn make_ring(wanted: bool) -> Option<(Segment, RingReader)> {
     let segment = Segment::create(SEGMENT_BYTES)
         .map_err(|e| tracing::debug!(target: "offspring", error = %e, "no outcome segment; the worker reports in frames"))
         .ok()?;
-    let reader = RingReader::init(segment.words())?;
+    let reader = RingReader::init(offspring_wire::arena::parts(segment.words()).ring)?;
     Some((segment, reader))
 }
 

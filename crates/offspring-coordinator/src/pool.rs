@@ -573,6 +573,14 @@ struct Pending {
     attempts: u32,
 }
 
+impl Drop for Pending {
+    /// A call done with its large arguments leaves their buffer for the next large value
+    /// that comes back through an arena.
+    fn drop(&mut self) {
+        crate::worker::SPARE.keep(std::mem::take(&mut self.args));
+    }
+}
+
 struct Job {
     name: Arc<str>,
     pending: VecDeque<Pending>,
@@ -1660,7 +1668,11 @@ impl Actor {
         self.broken = Some(failure.clone());
         for id in std::mem::take(&mut self.queue) {
             if let Some(mut job) = self.jobs.remove(&id) {
-                let items: Vec<_> = job.pending.drain(..).map(|p| (p.index, p.args)).collect();
+                let items: Vec<_> = job
+                    .pending
+                    .drain(..)
+                    .map(|mut p| (p.index, std::mem::take(&mut p.args)))
+                    .collect();
                 self.fail_job_items(&job.sink, items, &failure);
             }
         }
@@ -1777,7 +1789,11 @@ impl Actor {
         self.closed = true;
         for id in std::mem::take(&mut self.queue) {
             if let Some(mut job) = self.jobs.remove(&id) {
-                let items: Vec<_> = job.pending.drain(..).map(|p| (p.index, p.args)).collect();
+                let items: Vec<_> = job
+                    .pending
+                    .drain(..)
+                    .map(|mut p| (p.index, std::mem::take(&mut p.args)))
+                    .collect();
                 self.fail_job_items(&job.sink, items, &PoolFailure::Closed);
             }
         }

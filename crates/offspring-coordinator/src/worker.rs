@@ -15,8 +15,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use offspring_transport::{Conn, FrameReader, Segment, sys};
+use offspring_wire::arena::{self, SharedArg};
 use offspring_wire::ring::RingReader;
-use offspring_wire::{FromWorker, Outcome, ToWorker, WireError, decode, encode, encode_run};
+use offspring_wire::{
+    FromWorker, Outcome, ToWorker, WireError, decode, encode, encode_run, encode_run_shared,
+};
 use tokio::sync::mpsc;
 
 use crate::coordinator::{lock, wait_for};
@@ -33,6 +36,100 @@ const COALESCE: usize = 64 * 1024;
 
 /// How long the actor keeps reading a dead child's connection for its last frames.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// After this long unused, the to-worker arena's pages go back to the OS.
+const ARENA_IDLE_TRIM: Duration = Duration::from_secs(5);
+
+/// The buffer of the last large call arguments the parent is done with, for the next large
+/// value it copies out of a worker's arena (see [`arena::Spare`]).
+pub(crate) static SPARE: arena::Spare = arena::Spare::new();
+
+/// The parent's side of a worker's to-worker arena (see `offspring_wire::arena`): the parent
+/// writes a batch's large arguments there, and nothing else until that batch ended.
+struct ToWorkerArena {
+    segment: Arc<Segment>,
+    state: Mutex<ArenaState>,
+}
+
+#[derive(Default)]
+struct ArenaState {
+    /// The batch whose arguments the arena holds.
+    holder: Option<u64>,
+    /// When the arena was last given back by a batch, if its pages were written since they
+    /// were last trimmed.
+    idle_since: Option<Instant>,
+}
+
+impl ToWorkerArena {
+    /// Writes the large arguments among `items` into the arena for batch `task_id`, if it is
+    /// free: where each lies. `None` (the batch goes in a frame) when no argument is large or
+    /// the arena is taken.
+    fn place(&self, task_id: u64, items: &[&[u8]]) -> Option<Vec<SharedArg>> {
+        if !items.iter().any(|item| item.len() >= arena::MIN_SHARED) {
+            return None;
+        }
+        let to_worker = arena::parts(self.segment.words()).to_worker?;
+        let mut state = lock(&self.state);
+        if state.holder.is_some() {
+            return None;
+        }
+        let mut at = 0;
+        let mut shared = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if item.len() < arena::MIN_SHARED {
+                continue;
+            }
+            // What does not fit after the others goes in the frame.
+            if let Some(bytes) = arena::write(to_worker, at, &[item]) {
+                at = arena::aligned(at + bytes.len);
+                shared.push(SharedArg {
+                    index: u32::try_from(index).ok()?,
+                    bytes,
+                });
+            }
+        }
+        if shared.is_empty() {
+            return None;
+        }
+        state.holder = Some(task_id);
+        state.idle_since = None;
+        Some(shared)
+    }
+
+    /// Batch `task_id` ended: the arena is free again.
+    fn release(&self, task_id: u64) {
+        let mut state = lock(&self.state);
+        if state.holder == Some(task_id) {
+            state.holder = None;
+            state.idle_since = Some(Instant::now());
+        }
+    }
+
+    /// When the arena's pages, or the parent's spare buffer, are due to go back, if they are.
+    fn trim_due(&self) -> Option<Instant> {
+        let state = lock(&self.state);
+        let arena = state.idle_since.map(|since| since + ARENA_IDLE_TRIM);
+        let spare = SPARE.due(ARENA_IDLE_TRIM);
+        arena.into_iter().chain(spare).min()
+    }
+
+    /// Gives the arena's pages back if it has been free long enough, and the spare buffer
+    /// if it has been kept that long.
+    fn trim(&self) {
+        SPARE.trim(ARENA_IDLE_TRIM);
+        let mut state = lock(&self.state);
+        if state.holder.is_none()
+            && let Some(since) = state.idle_since
+            && since.elapsed() >= ARENA_IDLE_TRIM
+            && let Some(to_worker) = arena::parts(self.segment.words()).to_worker
+        {
+            let (_, from) = arena::data_offsets();
+            self.segment
+                .release(from..from + arena::data_bytes(to_worker));
+            state.idle_since = None;
+        }
+    }
+}
 
 /// Receives what becomes of one batch of calls sent to a worker. Its methods run on the
 /// coordinator's thread: keep them short (hand work to another thread).
@@ -207,6 +304,9 @@ struct InFlight {
     /// When the running call began, as far as the parent knows: the batch's start, then each
     /// report (for the timeline slice of a call its worker died in).
     since: Option<Instant>,
+    /// Whether the batch's large arguments are in the to-worker arena (free again once the
+    /// batch finished).
+    shared: bool,
 }
 
 enum Command {
@@ -215,6 +315,8 @@ enum Command {
         name: String,
         /// The encoded `ToWorker::Run` frame, or why there is none.
         frame: Result<Vec<u8>, WireError>,
+        /// Whether the batch's large arguments are in the to-worker arena.
+        shared: bool,
         /// How many calls the batch has.
         calls: usize,
         context: BatchContext,
@@ -243,6 +345,7 @@ struct WorkerShared {
 pub struct WorkerHandle {
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<WorkerShared>,
+    arena: Option<Arc<ToWorkerArena>>,
 }
 
 impl std::fmt::Debug for WorkerHandle {
@@ -293,16 +396,29 @@ impl WorkerHandle {
         context: BatchContext,
         sink: Box<dyn BatchSink>,
     ) {
+        // Large arguments go through the arena when it is free; the frame names them.
+        let placed = self
+            .arena
+            .as_ref()
+            .and_then(|arena| arena.place(task_id, items));
+        let frame = match &placed {
+            Some(shared) => encode_run_shared(task_id, name, items, shared),
+            None => encode_run(task_id, name, items),
+        };
         let command = Command::Run {
             task_id,
             name: name.to_owned(),
-            frame: encode_run(task_id, name, items),
+            frame,
+            shared: placed.is_some(),
             calls: items.len(),
             context,
             sink,
         };
         if let Err(mpsc::error::SendError(Command::Run { sink, .. })) = self.commands.send(command)
         {
+            if let Some(arena) = &self.arena {
+                arena.release(task_id);
+            }
             sink.died(Death::unsent(self.exit_status(), self.shared.pid));
         }
     }
@@ -369,6 +485,15 @@ pub(crate) fn start(
     observers: Observers,
     ring: Option<(Segment, RingReader)>,
 ) -> WorkerHandle {
+    let ring = ring.map(|(segment, reader)| (Arc::new(segment), reader));
+    let arena = ring.as_ref().and_then(|(segment, _)| {
+        arena::parts(segment.words()).to_worker.is_some().then(|| {
+            Arc::new(ToWorkerArena {
+                segment: Arc::clone(segment),
+                state: Mutex::default(),
+            })
+        })
+    });
     observers
         .timelines
         .each(|t| t.worker_started(pid, observers.worker_id, observers.began));
@@ -434,10 +559,16 @@ pub(crate) fn start(
         logs: observers.logs,
         dropped_seen: 0,
         ring,
+        arena: arena.clone(),
+        shared_consumed: 0,
         misbehaved: None,
     };
     runtime.spawn(actor.run(command_rx, event_rx));
-    WorkerHandle { commands, shared }
+    WorkerHandle {
+        commands,
+        shared,
+        arena,
+    }
 }
 
 async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<ConnEvent>) {
@@ -469,7 +600,11 @@ struct Actor {
     /// The worker's last reported total of dropped log records.
     dropped_seen: u64,
     /// The worker's outcome segment and the parent's reader of it.
-    ring: Option<(Segment, RingReader)>,
+    ring: Option<(Arc<Segment>, RingReader)>,
+    /// The segment's to-worker arena, when it has arenas.
+    arena: Option<Arc<ToWorkerArena>>,
+    /// Values the parent copied out of the to-parent arena.
+    shared_consumed: u64,
     /// Why the parent killed the worker, if it broke the protocol.
     misbehaved: Option<String>,
 }
@@ -492,6 +627,13 @@ impl Actor {
             let drain_timer = async move {
                 match drain_deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let trim_at = self.arena.as_ref().and_then(|arena| arena.trim_due());
+            let trim_timer = async move {
+                match trim_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
                     None => std::future::pending().await,
                 }
             };
@@ -526,6 +668,11 @@ impl Actor {
                 }
                 // The connection stays open after the process exited (a descendant holds it):
                 // stop waiting for the rest.
+                () = trim_timer, if trim_at.is_some() && !self.dead => {
+                    if let Some(arena) = &self.arena {
+                        arena.trim();
+                    }
+                }
                 () = drain_timer, if drain_deadline.is_some() && !self.dead => {
                     self.died(reaped.take().flatten());
                 }
@@ -539,10 +686,17 @@ impl Actor {
                 task_id,
                 name,
                 frame,
+                shared,
                 calls,
                 context,
                 mut sink,
             } => {
+                if shared
+                    && (self.dead || frame.is_err())
+                    && let Some(arena) = &self.arena
+                {
+                    arena.release(task_id);
+                }
                 if self.dead {
                     sink.died(Death::unsent(
                         lock(&self.shared.exit).status,
@@ -561,6 +715,7 @@ impl Actor {
                                 reported: 0,
                                 context,
                                 since: None,
+                                shared,
                             },
                         );
                         let _ = self.frames.send(frame);
@@ -633,6 +788,11 @@ impl Actor {
             } => self.item(task_id, index, outcome, elapsed_us),
             FromWorker::Finished { task_id } => {
                 if let Some(flight) = self.in_flight.remove(&task_id) {
+                    if flight.shared
+                        && let Some(arena) = &self.arena
+                    {
+                        arena.release(task_id);
+                    }
                     if flight.reported == flight.calls {
                         flight.sink.finished(self.shared.pid);
                     } else {
@@ -692,6 +852,16 @@ impl Actor {
         if self.misbehaved.is_some() {
             return;
         }
+        let outcome = match outcome {
+            Outcome::Shared { count, bytes } => match self.take_shared(count, bytes) {
+                Ok(value) => Outcome::Value(value),
+                Err(reason) => {
+                    self.misbehave(reason);
+                    return;
+                }
+            },
+            outcome => outcome,
+        };
         let Some(flight) = self.in_flight.get_mut(&task_id) else {
             self.misbehave(format!(
                 "it reported on batch {task_id}, which it was not given"
@@ -728,6 +898,10 @@ impl Actor {
             Outcome::TimedOut { after_ms } => Err(Failure::TimedOut {
                 after: Duration::from_millis(after_ms),
             }),
+            // Resolved above; never here.
+            Outcome::Shared { .. } => Err(Failure::BadResult(
+                "a value left in the worker's arena".to_owned(),
+            )),
         };
         flight.reported = index as usize + 1;
         if !self.timelines.is_empty() {
@@ -735,6 +909,32 @@ impl Actor {
             flight.since = Some(Instant::now());
         }
         flight.sink.item(index as usize, outcome, self.shared.pid);
+    }
+
+    /// Copies value `count` out of the worker's to-parent arena, checked against its
+    /// checksum, and gives the arena back to the worker.
+    fn take_shared(&mut self, count: u64, bytes: arena::SharedBytes) -> Result<Vec<u8>, String> {
+        let to_parent = self
+            .ring
+            .as_ref()
+            .and_then(|(segment, _)| arena::parts(segment.words()).to_parent)
+            .ok_or_else(|| "it reported a value in an arena it does not have".to_owned())?;
+        let expected = self.shared_consumed + 1;
+        if count != expected {
+            return Err(arena::ArenaError::Count {
+                got: count,
+                expected,
+            }
+            .to_string());
+        }
+        let len = usize::try_from(bytes.len)
+            .unwrap_or(0)
+            .min(arena::data_bytes(to_parent));
+        let mut value = SPARE.take(len);
+        arena::read(to_parent, bytes, &mut value).map_err(|e| e.to_string())?;
+        self.shared_consumed = count;
+        arena::consumed(to_parent, count);
+        Ok(value)
     }
 
     /// Reads and delivers what the worker published in its ring. A ring no well-behaved
@@ -749,7 +949,7 @@ impl Actor {
         // Decoded from the reader's copy as they are read (each payload is copied out of
         // the segment once), then delivered in order.
         let mut entries = Vec::new();
-        let read = reader.read(segment.words(), |entry| {
+        let read = reader.read(arena::parts(segment.words()).ring, |entry| {
             let outcome = decode::<Outcome>(entry.payload);
             entries.push((entry.task_id, entry.index, entry.elapsed_us, outcome));
         });
@@ -789,10 +989,11 @@ impl Actor {
         let Some((segment, reader)) = &self.ring else {
             return true;
         };
-        if !reader.worker_ready(segment.words()) {
+        let ring = arena::parts(segment.words()).ring;
+        if !reader.worker_ready(ring) {
             return true;
         }
-        let lanes = reader.running(segment.words());
+        let lanes = reader.running(ring);
         let Some(lane) = lanes.iter().find(|lane| lane.task_id == task_id) else {
             return false;
         };
@@ -911,5 +1112,6 @@ fn describe_outcome(outcome: &Outcome) -> String {
         Outcome::BadArgs(e) => format!("bad arguments: {e}"),
         Outcome::BadResult(e) => format!("bad result: {e}"),
         Outcome::TimedOut { after_ms } => format!("cancelled after {after_ms} ms"),
+        Outcome::Shared { .. } => "ok (through the arena)".to_owned(),
     }
 }

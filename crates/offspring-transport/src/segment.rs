@@ -113,7 +113,18 @@ impl Segment {
     /// Gives the pages of bytes `from..` (whole pages) back to the OS: they read as zero
     /// until written again. Used to trim a ring after a burst of use.
     pub fn release_from(&self, from: usize) {
-        imp::release_from(self, from);
+        self.release(from..self.len);
+    }
+
+    /// Gives the whole pages inside bytes `range` back to the OS, as
+    /// [`release_from`](Self::release_from) does: used to trim one part of a segment while
+    /// another process may be writing a different part.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        let start = range.start.div_ceil(PAGE) * PAGE;
+        let end = range.end.min(self.len) / PAGE * PAGE;
+        if start < end {
+            imp::release(self, start, end);
+        }
     }
 }
 
@@ -217,21 +228,18 @@ mod imp {
         Ok(Segment { ptr, len, fd: None })
     }
 
-    pub(super) fn release_from(segment: &Segment, from: usize) {
-        let page = super::PAGE;
-        let start = from.div_ceil(page) * page;
-        if start >= segment.len {
-            return;
-        }
-        // SAFETY: the range lies inside our own live mapping; MADV_REMOVE (Linux) frees the
-        // shared pages, which then read as zero, and MADV_DONTNEED elsewhere drops our copy.
+    /// `start..end` is page-aligned and inside the mapping (see `Segment::release`).
+    pub(super) fn release(segment: &Segment, start: usize, end: usize) {
+        // SAFETY: the range lies inside our own live mapping (the caller aligned it to pages
+        // and bounded it by the mapping's length); MADV_REMOVE (Linux) frees the shared
+        // pages, which then read as zero, and MADV_DONTNEED elsewhere drops our copy.
         // Neither invalidates the mapping, and all access is atomic.
         unsafe {
             let base = segment.ptr.as_ptr().cast::<u8>().add(start);
             #[cfg(target_os = "linux")]
-            libc::madvise(base.cast(), segment.len - start, libc::MADV_REMOVE);
+            libc::madvise(base.cast(), end - start, libc::MADV_REMOVE);
             #[cfg(not(target_os = "linux"))]
-            libc::madvise(base.cast(), segment.len - start, libc::MADV_DONTNEED);
+            libc::madvise(base.cast(), end - start, libc::MADV_DONTNEED);
         }
     }
 
@@ -344,7 +352,7 @@ mod imp {
         })
     }
 
-    pub(super) fn release_from(_segment: &Segment, _from: usize) {
+    pub(super) fn release(_segment: &Segment, _start: usize, _end: usize) {
         // A pagefile-backed view cannot give pages back while mapped; the pages stay
         // committed (docs/platforms.md).
     }
@@ -381,6 +389,18 @@ mod tests {
         assert_eq!(words[7].load(Ordering::Relaxed), 7);
         #[cfg(target_os = "linux")]
         assert_eq!(words[PAGE / 8 + 1].load(Ordering::Relaxed), 0);
+        // A range keeps what lies outside it, and a partial page.
+        for (i, w) in words.iter().enumerate() {
+            w.store(i as u64 + 1, Ordering::Relaxed);
+        }
+        segment.release(PAGE - 8..2 * PAGE + 8);
+        assert_eq!(words[PAGE / 8 - 1].load(Ordering::Relaxed), PAGE as u64 / 8);
+        assert_eq!(
+            words[2 * PAGE / 8].load(Ordering::Relaxed),
+            2 * PAGE as u64 / 8 + 1
+        );
+        #[cfg(target_os = "linux")]
+        assert_eq!(words[PAGE / 8].load(Ordering::Relaxed), 0);
     }
 
     #[test]

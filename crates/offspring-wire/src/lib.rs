@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod arena;
 mod frame;
 mod handshake;
 mod log;
@@ -41,7 +42,9 @@ pub use handshake::{
     ClientHello, ClientProof, NONCE_LEN, SegmentRef, ServerChallenge, Verdict, WorkerConfig,
 };
 pub use log::{Level, LogField, LogRecord, SpanRecord};
-pub use message::{Args, FromWorker, Outcome, RunTask, ToWorker, encode_run};
+pub use message::{
+    Args, FromWorker, Outcome, RunTask, SharedRun, ToWorker, encode_run, encode_run_shared,
+};
 pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 
 /// The version of the protocol described by this crate. See the extension rule above.
@@ -53,4 +56,6 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 /// 5: `WorkerConfig` says how many async calls the worker runs at once
 ///    (`async_concurrency`) and the task timeout (`task_timeout_ms`);
 ///    `Outcome::TimedOut`; `FromWorker::CallFor`.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: a segment may carry arenas after its ring (`arena`); `ToWorker::RunShared`,
+///    `Outcome::Shared`.
+pub const PROTOCOL_VERSION: u32 = 6;

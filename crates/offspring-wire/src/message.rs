@@ -3,6 +3,7 @@
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::arena::{SharedArg, SharedBytes};
 use crate::{LogRecord, PrimOp, PrimReply, WireError};
 
 /// Parent to worker. Append new variants at the end (see the crate's extension rule).
@@ -20,6 +21,18 @@ pub enum ToWorker {
         /// The answer.
         reply: PrimReply,
     },
+    /// As [`ToWorker::Run`], with some calls' arguments in the worker's to-worker arena
+    /// (see [`arena`](crate::arena)) instead of in the frame.
+    RunShared(SharedRun),
+}
+
+/// A batch whose large arguments lie in the to-worker arena.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedRun {
+    /// The batch; the items named in `shared` are empty here.
+    pub run: RunTask,
+    /// Where each of those calls' arguments lie, in call order.
+    pub shared: Vec<SharedArg>,
 }
 
 /// A batch of calls of one task for a worker (one call for `apply`, a chunk for `map`). The
@@ -54,6 +67,76 @@ pub fn encode_run(task_id: u64, name: &str, items: &[&[u8]]) -> Result<Vec<u8>, 
     })
 }
 
+/// As [`encode_run`] for `ToWorker::RunShared`: `items` holds the calls' arguments, and the
+/// calls `shared` names are sent as empty (their arguments are in the arena).
+///
+/// # Errors
+///
+/// As [`encode_run`].
+pub fn encode_run_shared(
+    task_id: u64,
+    name: &str,
+    items: &[&[u8]],
+    shared: &[SharedArg],
+) -> Result<Vec<u8>, WireError> {
+    let mut kept: Vec<&[u8]> = items.to_vec();
+    for arg in shared {
+        if let Some(item) = kept.get_mut(arg.index as usize) {
+            *item = &[];
+        }
+    }
+    crate::encode(&SharedRunRef {
+        run: RunRef {
+            task_id,
+            name,
+            items: ItemsRef(&kept),
+        },
+        shared,
+    })
+}
+
+/// [`ToWorker::RunShared`]'s position among `ToWorker`'s variants.
+const RUN_SHARED_VARIANT: u32 = 3;
+
+/// Serializes as `ToWorker::RunShared(SharedRun { .. })`, borrowing the arguments.
+struct SharedRunRef<'a> {
+    run: RunRef<'a>,
+    shared: &'a [SharedArg],
+}
+
+impl Serialize for SharedRunRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Run<'b>(&'b SharedRunRef<'b>);
+        impl Serialize for Run<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut run = serializer.serialize_struct("SharedRun", 2)?;
+                run.serialize_field("run", &TaskRef(&self.0.run))?;
+                run.serialize_field("shared", self.0.shared)?;
+                run.end()
+            }
+        }
+        serializer.serialize_newtype_variant(
+            "ToWorker",
+            RUN_SHARED_VARIANT,
+            "RunShared",
+            &Run(self),
+        )
+    }
+}
+
+/// Serializes as a `RunTask`, borrowing the arguments.
+struct TaskRef<'b>(&'b RunRef<'b>);
+
+impl Serialize for TaskRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut task = serializer.serialize_struct("RunTask", 3)?;
+        task.serialize_field("task_id", &self.0.task_id)?;
+        task.serialize_field("name", self.0.name)?;
+        task.serialize_field("items", &self.0.items)?;
+        task.end()
+    }
+}
+
 /// [`ToWorker::Run`]'s position among `ToWorker`'s variants: postcard encodes a variant by its
 /// index. `encode_run_matches_encode` checks it.
 const RUN_VARIANT: u32 = 0;
@@ -69,17 +152,7 @@ struct ItemsRef<'a>(&'a [&'a [u8]]);
 
 impl Serialize for RunRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Task<'b>(&'b RunRef<'b>);
-        impl Serialize for Task<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let mut task = serializer.serialize_struct("RunTask", 3)?;
-                task.serialize_field("task_id", &self.0.task_id)?;
-                task.serialize_field("name", self.0.name)?;
-                task.serialize_field("items", &self.0.items)?;
-                task.end()
-            }
-        }
-        serializer.serialize_newtype_variant("ToWorker", RUN_VARIANT, "Run", &Task(self))
+        serializer.serialize_newtype_variant("ToWorker", RUN_VARIANT, "Run", &TaskRef(self))
     }
 }
 
@@ -191,6 +264,15 @@ pub enum Outcome {
         /// How long it had run, in milliseconds.
         after_ms: u64,
     },
+    /// The task returned, and the encoding of its value is in the worker's to-parent arena
+    /// (see [`arena`](crate::arena)). The parent turns it into [`Outcome::Value`] before
+    /// anything else sees it.
+    Shared {
+        /// The worker's count of values written to the arena, this one included.
+        count: u64,
+        /// Where the bytes are.
+        bytes: SharedBytes,
+    },
 }
 
 #[cfg(test)]
@@ -221,6 +303,34 @@ mod tests {
                 encode_run(task_id, name, &borrowed)?,
                 crate::encode(&owned)?,
                 "case {n}"
+            );
+            let shared: Vec<SharedArg> = (0..items.len())
+                .step_by(2)
+                .map(|index| SharedArg {
+                    index: index as u32,
+                    bytes: SharedBytes {
+                        at: 8 * index as u64,
+                        len: 3,
+                        sum: 9,
+                    },
+                })
+                .collect();
+            let mut kept = items.clone();
+            for arg in &shared {
+                kept[arg.index as usize].clear();
+            }
+            let owned = ToWorker::RunShared(SharedRun {
+                run: RunTask {
+                    task_id,
+                    name: name.to_owned(),
+                    items: kept.into_iter().map(Args).collect(),
+                },
+                shared: shared.clone(),
+            });
+            assert_eq!(
+                encode_run_shared(task_id, name, &borrowed, &shared)?,
+                crate::encode(&owned)?,
+                "shared case {n}"
             );
         }
         Ok(())

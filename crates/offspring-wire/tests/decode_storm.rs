@@ -20,11 +20,12 @@ use std::fmt::Debug;
 use std::io::{self, Read};
 use std::time::Instant;
 
+use offspring_wire::arena::{SharedArg, SharedBytes};
 use offspring_wire::{
     Args, ClientHello, ClientProof, FromWorker, HEADER_LEN, Kind, Level, LogField, LogRecord,
     MAX_FRAME, NONCE_LEN, Outcome, PRE_AUTH_MAX_FRAME, PrimOp, PrimReply, RunTask, SegmentRef,
-    ServerChallenge, SpanRecord, ToWorker, Verdict, WireError, WorkerConfig, decode, encode,
-    frame_len, read_frame,
+    ServerChallenge, SharedRun, SpanRecord, ToWorker, Verdict, WireError, WorkerConfig, decode,
+    encode, frame_len, read_frame,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -431,6 +432,7 @@ fn to_worker_variant(msg: &ToWorker) -> usize {
         ToWorker::Run(_) => 0,
         ToWorker::Shutdown => 1,
         ToWorker::Reply { .. } => 2,
+        ToWorker::RunShared(_) => 3,
     }
 }
 
@@ -455,6 +457,7 @@ fn outcome_variant(outcome: &Outcome) -> usize {
         Outcome::BadArgs(_) => 3,
         Outcome::BadResult(_) => 4,
         Outcome::TimedOut { .. } => 5,
+        Outcome::Shared { .. } => 6,
     }
 }
 
@@ -719,8 +722,16 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::BadResult(String::new()),
         Outcome::TimedOut { after_ms: 1500 },
         Outcome::TimedOut { after_ms: u64::MAX },
+        Outcome::Shared {
+            count: 3,
+            bytes: SharedBytes {
+                at: 64,
+                len: 1 << 20,
+                sum: 0x1234_5678_9abc_def0,
+            },
+        },
     ];
-    assert_covers(&outcomes, outcome_variant, 6);
+    assert_covers(&outcomes, outcome_variant, 7);
     outcomes
 }
 
@@ -791,6 +802,21 @@ fn to_worker_seeds() -> Vec<ToWorker> {
             items: Vec::new(),
         }),
         ToWorker::Shutdown,
+        ToWorker::RunShared(SharedRun {
+            run: RunTask {
+                task_id: 5,
+                name: "app::echo".to_owned(),
+                items: vec![Args(Vec::new()), Args(vec![2])],
+            },
+            shared: vec![SharedArg {
+                index: 0,
+                bytes: SharedBytes {
+                    at: 0,
+                    len: 300_000,
+                    sum: u64::MAX,
+                },
+            }],
+        }),
     ];
     seeds.extend(
         prim_replies()
@@ -801,7 +827,7 @@ fn to_worker_seeds() -> Vec<ToWorker> {
                 reply,
             }),
     );
-    assert_covers(&seeds, to_worker_variant, 3);
+    assert_covers(&seeds, to_worker_variant, 4);
     seeds
 }
 

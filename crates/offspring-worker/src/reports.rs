@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::AtomicU64;
+
 use offspring_transport::Segment;
+use offspring_wire::arena;
 use offspring_wire::ring::{Push, RingWriter, encode_outcome};
 use offspring_wire::{FromWorker, Outcome, encode};
 
@@ -48,9 +51,10 @@ impl Doorbell {
     }
 }
 
-/// The worker's side of its outcome ring.
+/// The worker's side of its outcome ring, and of its segment's arenas when it has them (see
+/// `offspring_wire::arena`).
 pub(crate) struct Ring {
-    segment: Segment,
+    segment: Arc<Segment>,
     writer: RingWriter,
     doorbell: Arc<Doorbell>,
     /// The worker's clock for lane start times.
@@ -60,12 +64,25 @@ pub(crate) struct Ring {
     payload: Vec<u8>,
     /// The batch that sent an outcome as a frame: its later outcomes go as frames too.
     frames_for: Option<u64>,
+    /// Values written to the to-parent arena so far.
+    shared_written: u64,
+    /// Whether that arena was written since its pages were last given back.
+    arena_touched: bool,
+}
+
+/// The buffer of the last large value this worker wrote to its arena, for the next large
+/// argument the i/o thread copies out of the other one.
+pub(crate) static SPARE: arena::Spare = arena::Spare::new();
+
+/// The ring's words of a segment.
+fn ring_of(segment: &Segment) -> &[AtomicU64] {
+    arena::parts(segment.words()).ring
 }
 
 impl Ring {
     /// The ring of a segment the parent set up; `None` if it was not.
-    pub(crate) fn attach(segment: Segment, doorbell: Arc<Doorbell>) -> Option<Self> {
-        let writer = RingWriter::attach(segment.words())?;
+    pub(crate) fn attach(segment: Arc<Segment>, doorbell: Arc<Doorbell>) -> Option<Self> {
+        let writer = RingWriter::attach(ring_of(&segment))?;
         Some(Self {
             segment,
             writer,
@@ -74,6 +91,8 @@ impl Ring {
             touched: false,
             payload: Vec::new(),
             frames_for: None,
+            shared_written: 0,
+            arena_touched: false,
         })
     }
 
@@ -83,7 +102,7 @@ impl Ring {
             u64::try_from(at.duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
         });
         self.writer
-            .start(self.segment.words(), 0, task_id, index as u64, started_us);
+            .start(ring_of(&self.segment), 0, task_id, index as u64, started_us);
     }
 
     /// Publishes a call's outcome (in the ring, or as a frame when it is too large), then
@@ -95,10 +114,11 @@ impl Ring {
         task_id: u64,
         index: u32,
         elapsed_us: u64,
-        outcome: Outcome,
+        mut outcome: Outcome,
         more: bool,
     ) {
         self.touched = true;
+        self.share(&mut outcome);
         self.payload.clear();
         let max = offspring_wire::ring::max_payload(self.writer.capacity());
         let after_frame = self.frames_for == Some(task_id);
@@ -109,7 +129,7 @@ impl Ring {
         loop {
             let push = if encoded {
                 self.writer.push(
-                    self.segment.words(),
+                    ring_of(&self.segment),
                     task_id,
                     index,
                     elapsed_us,
@@ -121,7 +141,7 @@ impl Ring {
             match push {
                 Push::Published => {
                     let half = self.writer.capacity() as u64 / 2;
-                    if self.writer.used(self.segment.words()) > half {
+                    if self.writer.used(ring_of(&self.segment)) > half {
                         self.ring_now(out);
                     } else if more && !self.doorbell.unannounced.swap(true, Ordering::AcqRel) {
                         self.doorbell.wake.notify_one();
@@ -158,11 +178,47 @@ impl Ring {
         if !more && self.frames_for == Some(task_id) {
             self.frames_for = None;
         }
-        self.writer.idle(self.segment.words(), 0);
+        self.writer.idle(ring_of(&self.segment), 0);
         if self.payload.capacity() > 2 * max {
             // A large panic message or error: do not keep its buffer.
             self.payload = Vec::new();
         }
+    }
+
+    /// A value large enough for the to-parent arena goes there when it is free (the parent
+    /// consumed every value written before): `outcome` becomes its `Outcome::Shared`, small
+    /// enough for the ring. The bytes are written before the outcome is published, in the ring
+    /// (whose head's `Release` store orders them) or in a frame.
+    fn share(&mut self, outcome: &mut Outcome) {
+        let Outcome::Value(bytes) = &*outcome else {
+            return;
+        };
+        if bytes.len() < arena::MIN_SHARED {
+            return;
+        }
+        let Some(to_parent) = arena::parts(self.segment.words()).to_parent else {
+            return;
+        };
+        if !arena::free_for_worker(to_parent, self.shared_written) {
+            return;
+        }
+        if let Some(shared) = arena::write(to_parent, 0, &[bytes]) {
+            self.shared_written += 1;
+            self.arena_touched = true;
+            let shared = Outcome::Shared {
+                count: self.shared_written,
+                bytes: shared,
+            };
+            if let Outcome::Value(bytes) = std::mem::replace(outcome, shared) {
+                SPARE.keep(bytes);
+            }
+        }
+    }
+
+    /// The segment, for the i/o thread, which copies a batch's arguments out of the
+    /// to-worker arena.
+    pub(crate) fn segment(&self) -> Arc<Segment> {
+        Arc::clone(&self.segment)
     }
 
     /// Announces the ring now, with a frame the task thread writes itself.
@@ -180,17 +236,29 @@ impl Ring {
 
     /// How long the task thread may wait for work before it trims the ring, if it should.
     pub(crate) fn trim_after(&self) -> Option<Duration> {
-        self.touched.then_some(IDLE_TRIM)
+        (self.touched || self.arena_touched).then_some(IDLE_TRIM)
     }
 
-    /// Idle for a while: once the parent has read everything, give the ring's pages back,
-    /// so the worker's memory returns to its idle size.
+    /// Idle for a while: once the parent has read everything, give the pages of the ring and
+    /// of the to-parent arena back, so the worker's memory returns to its idle size. (The
+    /// parent trims the to-worker arena, which only it writes.)
     pub(crate) fn trim(&mut self) {
-        if self.writer.used(self.segment.words()) == 0 {
+        let parts = arena::parts(self.segment.words());
+        if self.touched && self.writer.used(parts.ring) == 0 {
             self.segment
-                .release_from(offspring_wire::ring::HEADER_WORDS * 8);
+                .release(offspring_wire::ring::HEADER_WORDS * 8..parts.ring.len() * 8);
             self.touched = false;
         }
+        if let Some(to_parent) = parts.to_parent
+            && self.arena_touched
+            && arena::free_for_worker(to_parent, self.shared_written)
+        {
+            let (from, _) = arena::data_offsets();
+            self.segment
+                .release(from..from + arena::data_bytes(to_parent));
+            self.arena_touched = false;
+        }
+        SPARE.trim(Duration::ZERO);
     }
 }
 
@@ -224,13 +292,30 @@ impl Scribble {
 
     /// Counts a call; scribbles when its turn came: mostly over the entries just published
     /// (the parent has not read them yet), sometimes over the header's live words, sometimes
-    /// anywhere.
+    /// anywhere in the ring; after a value went through the to-parent arena, over that value
+    /// (and the arena's consumed count) instead.
     pub(crate) fn after_call(&mut self, ring: &Ring) {
         self.calls += 1;
         if self.calls != self.after {
             return;
         }
-        let words = ring.segment.words();
+        if ring.shared_written > 0
+            && let Some(to_parent) = arena::parts(ring.segment.words()).to_parent
+        {
+            for _ in 0..1 + self.next() % 8 {
+                // Word 0 is the count; the value's first megabyte follows it.
+                let at = match self.next() % 4 {
+                    0 => 0,
+                    _ => 8 + (self.next() % (1 << 17)) as usize,
+                };
+                let value = self.next();
+                if let Some(word) = to_parent.get(at) {
+                    word.store(value, Ordering::Relaxed);
+                }
+            }
+            return;
+        }
+        let words = ring_of(&ring.segment);
         let header = offspring_wire::ring::HEADER_WORDS;
         let capacity = ring.writer.capacity() as u64;
         let head = ring.writer.head();

@@ -220,7 +220,7 @@ fn outcome_of(result: Result<Vec<u8>, RunError>) -> Outcome {
     }
 }
 
-fn call(entry: &crate::TaskEntry, task_id: u64, index: u32, args: &[u8]) -> Outcome {
+fn call(entry: &crate::TaskEntry, task_id: u64, index: u32, args: Vec<u8>) -> Outcome {
     in_call(task_id, index, || entry.run(args)).map_or_else(|panicked| panicked, outcome_of)
 }
 
@@ -274,7 +274,7 @@ fn serve(
         // call: a call's end is the next one's start (so a call's time includes publishing
         // the previous outcome, a fraction of a microsecond). Otherwise their times are 0.
         let mut began: Option<std::time::Instant> = None;
-        for (index, args) in run.items.iter().enumerate() {
+        for (index, args) in run.items.into_iter().enumerate() {
             let index_u32 = u32::try_from(index).unwrap_or(u32::MAX);
             let more = index + 1 < calls;
             match &ring {
@@ -306,7 +306,7 @@ fn serve(
                         Err(outcome) => outcome,
                     }
                 }
-                Some(entry) => call(entry, task_id, index_u32, &args.0),
+                Some(entry) => call(entry, task_id, index_u32, args.0),
             };
             let elapsed_us = match start {
                 Some(start) => {
@@ -714,9 +714,10 @@ fn io_thread(
         // this thread writes the rest, and keeps reading.
         let outbox = Arc::new(Outbox::new(direct));
         let ring = open_ring(&config, &outbox);
+        let segment = ring.as_ref().map(Ring::segment);
         let _ = ready.send(Ok((config, Arc::clone(&outbox), ring)));
         tokio::spawn(async move { outbox.run_writer(writer).await });
-        lifeline(reader, tasks, &wake).await;
+        lifeline(reader, tasks, &wake, segment).await;
     });
 }
 
@@ -738,7 +739,7 @@ fn open_ring(config: &WorkerConfig, outbox: &Arc<Outbox>) -> Option<Ring> {
         }
     };
     let doorbell = Arc::new(Doorbell::default());
-    let ring = Ring::attach(segment, Arc::clone(&doorbell))?;
+    let ring = Ring::attach(Arc::new(segment), Arc::clone(&doorbell))?;
     let outbox = Arc::clone(outbox);
     tokio::spawn(async move {
         loop {
@@ -760,12 +761,29 @@ async fn lifeline(
     mut reader: FrameReader,
     tasks: std::sync::mpsc::Sender<RunTask>,
     wake: &tokio::sync::Notify,
+    segment: Option<Arc<Segment>>,
 ) {
     let mut tasks = Some(tasks);
     loop {
         match reader.read_frame().await {
             Ok(Some(body)) => match decode::<ToWorker>(&body) {
                 Ok(ToWorker::Run(run)) => {
+                    if let Some(tasks) = &tasks {
+                        let _ = tasks.send(run);
+                        wake.notify_one();
+                    }
+                }
+                Ok(ToWorker::RunShared(shared)) => {
+                    let run = match take_shared(segment.as_deref(), shared) {
+                        Ok(run) => run,
+                        Err(e) => {
+                            eprintln!(
+                                "offspring worker {}: the parent's arena: {e}",
+                                std::process::id()
+                            );
+                            std::process::exit(EXIT_PARENT_GONE);
+                        }
+                    };
                     if let Some(tasks) = &tasks {
                         let _ = tasks.send(run);
                         wake.notify_one();
@@ -792,6 +810,32 @@ async fn lifeline(
             Ok(None) | Err(_) => std::process::exit(EXIT_PARENT_GONE),
         }
     }
+}
+
+/// The batch of a `RunShared`, with its calls' arguments copied out of the to-worker arena
+/// (each checked against its checksum). The parent writes nothing there until the batch
+/// ended, so the copy may be taken now, before the calls run.
+fn take_shared(
+    segment: Option<&Segment>,
+    shared: offspring_wire::SharedRun,
+) -> Result<RunTask, String> {
+    let offspring_wire::SharedRun { mut run, shared } = shared;
+    let to_worker = segment
+        .and_then(|segment| offspring_wire::arena::parts(segment.words()).to_worker)
+        .ok_or("a batch names an arena this worker does not have")?;
+    for arg in shared {
+        let item = run
+            .items
+            .get_mut(arg.index as usize)
+            .ok_or("a batch names an argument it does not have")?;
+        let len = usize::try_from(arg.bytes.len)
+            .unwrap_or(0)
+            .min(offspring_wire::arena::data_bytes(to_worker));
+        item.0 = crate::reports::SPARE.take(len);
+        offspring_wire::arena::read(to_worker, arg.bytes, &mut item.0)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(run)
 }
 
 #[cfg(test)]

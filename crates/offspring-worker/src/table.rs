@@ -18,7 +18,7 @@ pub enum RunError {
 pub struct TaskEntry {
     name: &'static str,
     signature: fn() -> String,
-    run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+    run: fn(Vec<u8>) -> Result<Vec<u8>, RunError>,
     start: Option<StartFn>,
     type_id: fn() -> TypeId,
 }
@@ -37,7 +37,7 @@ impl TaskEntry {
     pub const fn new(
         name: &'static str,
         signature: fn() -> String,
-        run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+        run: fn(Vec<u8>) -> Result<Vec<u8>, RunError>,
         type_id: fn() -> TypeId,
     ) -> Self {
         Self {
@@ -54,7 +54,7 @@ impl TaskEntry {
     pub const fn new_async(
         name: &'static str,
         signature: fn() -> String,
-        run: fn(&[u8]) -> Result<Vec<u8>, RunError>,
+        run: fn(Vec<u8>) -> Result<Vec<u8>, RunError>,
         start: StartFn,
         type_id: fn() -> TypeId,
     ) -> Self {
@@ -87,12 +87,13 @@ impl TaskEntry {
         self.name
     }
 
-    /// Runs the task on encoded arguments. Panics in the task propagate: the caller catches.
+    /// Runs the task on encoded arguments, which it may take apart (a byte vector becomes
+    /// the task's argument in place). Panics in the task propagate: the caller catches.
     ///
     /// # Errors
     ///
     /// [`RunError`] when the arguments or the value do not (de)serialize.
-    pub fn run(&self, args: &[u8]) -> Result<Vec<u8>, RunError> {
+    pub fn run(&self, args: Vec<u8>) -> Result<Vec<u8>, RunError> {
         (self.run)(args)
     }
 }

@@ -25,11 +25,12 @@ pub fn signature_of<S, T: Task<S>>(_task: &T) -> String {
 /// The arguments do not decode, or the value does not encode.
 pub fn run_erased<S, T: Task<S>>(
     task: T,
-    args: &[u8],
+    args: Vec<u8>,
 ) -> Result<Vec<u8>, offspring_worker::RunError> {
-    let args: T::Args = crate::codec::decode(args).map_err(offspring_worker::RunError::BadArgs)?;
+    let args: T::Args =
+        crate::codec::decode_owned(args).map_err(offspring_worker::RunError::BadArgs)?;
     let value = task.run(args);
-    crate::codec::encode(&value).map_err(offspring_worker::RunError::BadResult)
+    crate::codec::encode_owned(value).map_err(offspring_worker::RunError::BadResult)
 }
 
 /// The runner of an async task's calls that run several at a time: decodes the arguments
@@ -46,7 +47,7 @@ pub fn start_erased<S, T: crate::task_trait::AsyncTask<S>>(
     let call = task.start(args);
     Ok(Box::pin(async move {
         let value = call.await;
-        crate::codec::encode(&value).map_err(offspring_worker::RunError::BadResult)
+        crate::codec::encode_owned(value).map_err(offspring_worker::RunError::BadResult)
     }))
 }
 

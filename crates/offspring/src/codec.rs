@@ -29,6 +29,104 @@ pub(crate) fn encode<V: Serialize + Any>(value: &V) -> std::result::Result<Vec<u
         .map_err(|e| crate::leases::take_refusal().map_or_else(|| e.to_string(), str::to_owned))
 }
 
+/// As [`encode`], taking the value: a byte vector becomes its own encoding in place (its
+/// length is put in front of its bytes), with no second buffer of its size.
+pub(crate) fn encode_owned<V: Serialize + Any>(value: V) -> std::result::Result<Vec<u8>, String> {
+    if is_byte_vec::<V>() {
+        let boxed: Box<dyn Any> = Box::new(value);
+        let bytes = match boxed.downcast::<Vec<u8>>() {
+            Ok(bytes) => *bytes,
+            Err(boxed) => match boxed.downcast::<serde_bytes::ByteBuf>() {
+                Ok(buf) => buf.into_vec(),
+                Err(_) => return Err("a byte vector is not the type it claims".to_owned()),
+            },
+        };
+        return Ok(prefix_in_place(bytes));
+    }
+    encode(&value)
+}
+
+/// Whether `T` is a byte vector postcard writes as a length and the bytes: `Vec<u8>` or
+/// `serde_bytes::ByteBuf` (the same bytes on the wire).
+fn is_byte_vec<T: Any>() -> bool {
+    let id = std::any::TypeId::of::<T>();
+    id == std::any::TypeId::of::<Vec<u8>>() || id == std::any::TypeId::of::<serde_bytes::ByteBuf>()
+}
+
+/// As [`decode`], taking the bytes: a byte vector is decoded in place (its length taken off
+/// the front), with no second buffer of its size.
+pub(crate) fn decode_owned<T: DeserializeOwned + Any>(
+    bytes: Vec<u8>,
+) -> std::result::Result<T, String> {
+    if is_byte_vec::<T>() {
+        let vec = unprefix_in_place(bytes)?;
+        let boxed: Box<dyn Any> =
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Vec<u8>>() {
+                Box::new(vec)
+            } else {
+                Box::new(serde_bytes::ByteBuf::from(vec))
+            };
+        return boxed
+            .downcast::<T>()
+            .map(|boxed| *boxed)
+            .map_err(|_| "a byte vector is not the type asked for".to_owned());
+    }
+    decode(&bytes)
+}
+
+/// `bytes` as postcard writes them, built in the vector itself: the bytes move up by the
+/// length's size (in place; a large vector grows by remapping, not by a copy).
+fn prefix_in_place(mut bytes: Vec<u8>) -> Vec<u8> {
+    let mut head = [0u8; 10];
+    let n = varint(bytes.len() as u64, &mut head);
+    bytes.reserve_exact(n);
+    bytes.splice(0..0, head[..n].iter().copied());
+    bytes
+}
+
+/// The inverse of [`prefix_in_place`], with the checks of [`decode_byte_vec`].
+fn unprefix_in_place(mut bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let (len, head) = read_varint(&bytes)?;
+    let body = bytes.len() - head;
+    match usize::try_from(len) {
+        Ok(len) if len <= body => {
+            bytes.truncate(head + len);
+            bytes.drain(..head);
+            Ok(bytes)
+        }
+        _ => Err(format!(
+            "a byte vector of {len} bytes is announced, {body} are there"
+        )),
+    }
+}
+
+/// Writes `len` as a postcard varint into `out`; how many bytes it took.
+fn varint(mut len: u64, out: &mut [u8; 10]) -> usize {
+    let mut n = 0;
+    loop {
+        let low = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out[n] = low;
+            return n + 1;
+        }
+        out[n] = low | 0x80;
+        n += 1;
+    }
+}
+
+/// A postcard varint at the start of `bytes`: its value and its length in bytes.
+fn read_varint(bytes: &[u8]) -> std::result::Result<(u64, usize), String> {
+    let mut len: u64 = 0;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        len |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((len, i + 1));
+        }
+    }
+    Err("a byte vector's length is malformed".to_owned())
+}
+
 /// Decodes a `T` from all of `bytes` (trailing bytes are ignored, as postcard's `from_bytes`
 /// does).
 pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> std::result::Result<T, String> {
@@ -44,17 +142,10 @@ pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> std::result::Re
 
 /// `bytes` as postcard writes a byte sequence: its length as a varint, then the bytes.
 fn encode_byte_vec(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 10);
-    let mut len = bytes.len() as u64;
-    loop {
-        let low = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(low);
-            break;
-        }
-        out.push(low | 0x80);
-    }
+    let mut head = [0u8; 10];
+    let n = varint(bytes.len() as u64, &mut head);
+    let mut out = Vec::with_capacity(bytes.len() + n);
+    out.extend_from_slice(&head[..n]);
     out.extend_from_slice(bytes);
     out
 }
@@ -62,21 +153,15 @@ fn encode_byte_vec(bytes: &[u8]) -> Vec<u8> {
 /// The inverse of [`encode_byte_vec`]: the length is checked against the bytes there are
 /// before anything is allocated.
 fn decode_byte_vec(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let mut len: u64 = 0;
-    for (i, byte) in bytes.iter().enumerate().take(10) {
-        len |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let body = &bytes[i + 1..];
-            return match usize::try_from(len) {
-                Ok(len) if len <= body.len() => Ok(body[..len].to_vec()),
-                _ => Err(format!(
-                    "a byte vector of {len} bytes is announced, {} are there",
-                    body.len()
-                )),
-            };
-        }
+    let (len, head) = read_varint(bytes)?;
+    let body = &bytes[head..];
+    match usize::try_from(len) {
+        Ok(len) if len <= body.len() => Ok(body[..len].to_vec()),
+        _ => Err(format!(
+            "a byte vector of {len} bytes is announced, {} are there",
+            body.len()
+        )),
     }
-    Err("a byte vector's length is malformed".to_owned())
 }
 
 /// Encodes the arguments of a call of `task` (the `index`th input, for `map` and friends).
@@ -94,13 +179,24 @@ pub(crate) fn encode_args<A: Serialize + Any>(
 }
 
 /// Encodes one call's arguments, with the in-flight leases of the handles among them (to end
-/// when the call ends; see `leases`).
+/// when the call ends; see `leases`). A byte vector (which holds no handle) becomes its own
+/// encoding in place.
 pub(crate) fn encode_call<A: Serialize + Any>(
     task: &str,
     index: Option<usize>,
-    args: &A,
+    args: A,
 ) -> Result<EncodedCall> {
-    let (bytes, tokens) = crate::leases::collect(|| encode_args(task, index, args));
+    if is_byte_vec::<A>() {
+        return encode_owned(args)
+            .map(|bytes| (bytes, Vec::new()))
+            .map_err(|message| Error::Serialization {
+                task: task.to_owned(),
+                direction: Direction::EncodeArgs,
+                message,
+                index,
+            });
+    }
+    let (bytes, tokens) = crate::leases::collect(|| encode_args(task, index, &args));
     match bytes {
         Ok(bytes) => Ok((bytes, tokens)),
         Err(e) => {
@@ -110,13 +206,13 @@ pub(crate) fn encode_call<A: Serialize + Any>(
     }
 }
 
-/// Decodes the value of a call of `task`.
+/// Decodes the value of a call of `task` (a byte vector in place).
 pub(crate) fn decode_value<R: DeserializeOwned + Any>(
     task: &str,
     index: Option<usize>,
-    bytes: &[u8],
+    bytes: Vec<u8>,
 ) -> Result<R> {
-    decode(bytes).map_err(|message| Error::Serialization {
+    decode_owned(bytes).map_err(|message| Error::Serialization {
         task: task.to_owned(),
         direction: Direction::DecodeResult,
         message,
@@ -158,6 +254,13 @@ mod tests {
             assert_eq!(back, bytes);
             let by_postcard: Vec<u8> = postcard::from_bytes(&fast).expect("decodes");
             assert_eq!(by_postcard, bytes);
+            let owned = encode_owned(bytes.clone()).expect("encodes");
+            assert_eq!(owned, fast, "{len}");
+            let back: Vec<u8> = decode_owned(owned).expect("decodes");
+            assert_eq!(back, bytes);
+            let mut longer = fast.clone();
+            longer.extend_from_slice(&[1, 2, 3]);
+            assert_eq!(decode_owned::<Vec<u8>>(longer), Ok(bytes.clone()));
         }
     }
 
@@ -169,6 +272,13 @@ mod tests {
         assert!(decode::<Vec<u8>>(&[0xff; 11]).is_err());
         let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert!(decode::<Vec<u8>>(&huge).is_err());
+        assert!(decode_owned::<Vec<u8>>(frame.clone()).is_err());
+        assert!(decode_owned::<Vec<u8>>(vec![0xff; 11]).is_err());
+        assert!(decode_owned::<Vec<u8>>(huge.to_vec()).is_err());
+        assert_eq!(
+            decode_owned::<u32>(encode_owned(7u32).expect("encodes")),
+            Ok(7)
+        );
         // Other types take postcard's own way.
         assert_eq!(decode::<u32>(&encode(&7u32).expect("encodes")), Ok(7));
     }

@@ -31,7 +31,7 @@ fn convert<R: DeserializeOwned + 'static>(
     result: CallResult,
 ) -> Result<R> {
     match result.outcome {
-        Ok(bytes) => crate::codec::decode_value(task, index, &bytes),
+        Ok(bytes) => crate::codec::decode_value(task, index, bytes),
         Err(failure) => Err(Error::from_pool(task, result.pid, index, failure)),
     }
 }
@@ -533,7 +533,7 @@ impl Pool {
         let name = crate::task_trait::task_name::<T>();
         let cell = self.cell::<T::Output>(crate::task_trait::label::<T>(&name));
         match name
-            .and_then(|name| crate::codec::encode_call(name, None, &args).map(|call| (name, call)))
+            .and_then(|name| crate::codec::encode_call(name, None, args).map(|call| (name, call)))
         {
             Err(e) => cell.resolve(Err(e)),
             Ok((name, (bytes, leases))) => {
@@ -641,7 +641,7 @@ impl Pool {
             .into_iter()
             .enumerate()
             .map(|(i, args)| {
-                crate::codec::encode_call(name, Some(i), &args).map(|(bytes, tokens)| {
+                crate::codec::encode_call(name, Some(i), args).map(|(bytes, tokens)| {
                     if !tokens.is_empty() {
                         leases.push((i, tokens));
                     }
@@ -819,7 +819,7 @@ impl<R: DeserializeOwned + Send + 'static> Imap<R> {
         // A function that is no task fails every item, and nothing is sent.
         let name = name.map_err(|_| ());
         let input = iter.map(move |args| match name {
-            Ok(name) => crate::codec::encode_call(name, None, &args),
+            Ok(name) => crate::codec::encode_call(name, None, args),
             Err(()) => Err(Error::NotATask {
                 function: label.to_owned(),
             }),

@@ -41,7 +41,7 @@ pub(crate) fn spawn_with<S, T: Task<S>>(
 ) -> Result<ProcessHandle<T::Output>> {
     let name = crate::task_trait::task_name::<T>()?;
     let coordinator = crate::init::coordinator()?;
-    let (args, leases) = crate::codec::encode_call(name, None, &args)?;
+    let (args, leases) = crate::codec::encode_call(name, None, args)?;
     let worker = coordinator
         .spawn_worker(SpawnOptions {
             program,
@@ -174,7 +174,7 @@ impl<R: DeserializeOwned + 'static> ProcessHandle<R> {
         let left = timeout.map_or(EXIT_WAIT, |t| t.saturating_sub(started.elapsed()));
         self.worker.wait_exit(left.min(EXIT_WAIT));
         match report.outcome {
-            Ok(bytes) => crate::codec::decode_value(self.task, None, &bytes),
+            Ok(bytes) => crate::codec::decode_value(self.task, None, bytes),
             Err(failure) => Err(Error::from_failure(self.task, report.pid, None, failure)),
         }
     }

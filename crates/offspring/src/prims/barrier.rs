@@ -64,7 +64,7 @@ impl Barrier {
             });
         }
         let name = crate::task_trait::task_name::<T>()?;
-        let (args, tokens) = crate::codec::encode_call(name, None, &args)?;
+        let (args, tokens) = crate::codec::encode_call(name, None, args)?;
         if !tokens.is_empty() {
             crate::leases::end(&tokens);
             return Err(Error::InvalidConfig {
@@ -197,8 +197,9 @@ impl Barrier {
         let Some(entry) = table.get(&action.task) else {
             return Some(format!("no task named {} in this process", action.task));
         };
-        let ran =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.run(&action.args)));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            entry.run(action.args.clone())
+        }));
         match ran {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(format!("{e:?}")),
