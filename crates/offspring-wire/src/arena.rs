@@ -187,7 +187,7 @@ impl Sum {
     fn value(self) -> u64 {
         self.lanes
             .into_iter()
-            .fold(0x2545_f491_4f6c_dd1d, |acc, lane| Self::mix(acc, lane))
+            .fold(0x2545_f491_4f6c_dd1d, Self::mix)
     }
 }
 
@@ -463,6 +463,36 @@ mod tests {
         a[CONTROL_WORDS + 2].store(0xdead, Ordering::Relaxed);
         assert_eq!(read(&a, shared, &mut out), Err(ArenaError::Checksum));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_scribbled_value_is_an_error_in_every_case_tried() {
+        let a = arena(CONTROL_WORDS + 64);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let len = (next() % 500) as usize + 1;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let shared = write(&a, 0, &[&bytes]).expect("fits");
+            // One or more words of the value changed (a word that is already what it would
+            // be changed to is not a change).
+            let mut changed = false;
+            for _ in 0..1 + next() % 3 {
+                let at = CONTROL_WORDS + (next() as usize) % len.div_ceil(8);
+                let value = next();
+                changed |= a[at].swap(value, Ordering::Relaxed) != value;
+            }
+            let mut out = Vec::new();
+            match read(&a, shared, &mut out) {
+                Ok(()) => assert!(!changed && out == bytes, "round {round}: a wrong value"),
+                Err(e) => assert_eq!(e, ArenaError::Checksum, "round {round}"),
+            }
+        }
     }
 
     #[test]

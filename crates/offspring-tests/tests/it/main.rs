@@ -6,6 +6,7 @@
 
 offspring::test_support!();
 
+mod arena;
 mod async_tasks;
 mod flow;
 mod hostile;
