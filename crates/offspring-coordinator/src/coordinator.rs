@@ -87,11 +87,12 @@ pub struct SpawnOptions {
 }
 
 /// The size of a worker's segment: its outcome ring (a header page and about 64 KiB) and, on
-/// Unix, the two arenas of large payloads (`offspring_wire::arena`). Its pages cost nothing
-/// until written. Windows has no arenas: the pages of a pagefile-backed view cannot be given
-/// back while it is mapped, so a worker that once moved 64 MiB would keep 130 MiB committed
-/// (`docs/platforms.md`).
-pub const SEGMENT_BYTES: usize = if cfg!(unix) {
+/// Linux, the two arenas of large payloads (`offspring_wire::arena`). Its pages cost nothing
+/// until written. Windows and macOS have no arenas: neither can give the pages of a shared
+/// mapping back while it is mapped (a pagefile-backed view; an `shm_open` object, which
+/// `MADV_DONTNEED` does not free), so a worker that once moved 64 MiB would keep 130 MiB for
+/// its life (`docs/platforms.md`).
+pub const SEGMENT_BYTES: usize = if cfg!(target_os = "linux") {
     offspring_wire::arena::SEGMENT_WORDS * 8
 } else {
     offspring_wire::arena::RING_WORDS * 8

@@ -577,7 +577,7 @@ impl Drop for Pending {
     /// A call done with its large arguments leaves their buffer for the next large value
     /// that comes back through an arena.
     fn drop(&mut self) {
-        crate::worker::SPARE.keep(std::mem::take(&mut self.args));
+        crate::worker::keep_spare(std::mem::take(&mut self.args));
     }
 }
 

@@ -41,8 +41,43 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const ARENA_IDLE_TRIM: Duration = Duration::from_secs(5);
 
 /// The buffer of the last large call arguments the parent is done with, for the next large
-/// value it copies out of a worker's arena (see [`arena::Spare`]).
-pub(crate) static SPARE: arena::Spare = arena::Spare::new();
+/// value it copies out of a worker's arena (see [`arena::Spare`]). Dropped 5 s after it was
+/// kept unless used (see [`keep_spare`]).
+static SPARE: arena::Spare = arena::Spare::new();
+
+/// Whether a task on the coordinator's runtime will drop [`SPARE`] once it has been kept
+/// [`ARENA_IDLE_TRIM`].
+static SPARE_TIMER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keeps a call's large arguments, which the parent is done with, as the buffer the next
+/// large value is copied into; on the coordinator's runtime a timer drops it after
+/// [`ARENA_IDLE_TRIM`] unused. Nothing is kept where workers have no arenas, or off the
+/// runtime.
+pub(crate) fn keep_spare(buffer: Vec<u8>) {
+    if crate::coordinator::SEGMENT_BYTES < arena::SEGMENT_WORDS * 8 || !SPARE.keep(buffer) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        SPARE.trim(Duration::ZERO);
+        return;
+    };
+    if SPARE_TIMER.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    runtime.spawn(async {
+        loop {
+            while let Some(due) = SPARE.due(ARENA_IDLE_TRIM) {
+                tokio::time::sleep_until(due.into()).await;
+                SPARE.trim(ARENA_IDLE_TRIM);
+            }
+            SPARE_TIMER.store(false, Ordering::Release);
+            // A buffer kept between the last look and the flag's clearing still gets a timer.
+            if SPARE.due(ARENA_IDLE_TRIM).is_none() || SPARE_TIMER.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    });
+}
 
 /// The parent's side of a worker's to-worker arena (see `offspring_wire::arena`): the parent
 /// writes a batch's large arguments there, and nothing else until that batch ended.
@@ -65,10 +100,15 @@ impl ToWorkerArena {
     /// free: where each lies. `None` (the batch goes in a frame) when no argument is large or
     /// the arena is taken.
     fn place(&self, task_id: u64, items: &[&[u8]]) -> Option<Vec<SharedArg>> {
-        if !items.iter().any(|item| item.len() >= arena::MIN_SHARED) {
+        if !items.iter().any(|item| arena::shares(item.len())) {
             return None;
         }
-        let to_worker = arena::parts(self.segment.words()).to_worker?;
+        let parts = arena::parts(self.segment.words());
+        // A worker that could not map its segment reports in frames and has no arenas.
+        if !offspring_wire::ring::worker_attached(parts.ring) {
+            return None;
+        }
+        let to_worker = parts.to_worker?;
         let mut state = lock(&self.state);
         if state.holder.is_some() {
             return None;
@@ -76,7 +116,7 @@ impl ToWorkerArena {
         let mut at = 0;
         let mut shared = Vec::new();
         for (index, item) in items.iter().enumerate() {
-            if item.len() < arena::MIN_SHARED {
+            if !arena::shares(item.len()) {
                 continue;
             }
             // What does not fit after the others goes in the frame.
@@ -105,18 +145,26 @@ impl ToWorkerArena {
         }
     }
 
-    /// When the arena's pages, or the parent's spare buffer, are due to go back, if they are.
+    /// When the arena's pages are due to go back, if they are.
     fn trim_due(&self) -> Option<Instant> {
         let state = lock(&self.state);
-        let arena = state.idle_since.map(|since| since + ARENA_IDLE_TRIM);
-        let spare = SPARE.due(ARENA_IDLE_TRIM);
-        arena.into_iter().chain(spare).min()
+        state.idle_since.map(|since| since + ARENA_IDLE_TRIM)
     }
 
-    /// Gives the arena's pages back if it has been free long enough, and the spare buffer
-    /// if it has been kept that long.
+    /// Its worker died: the arena is never written again, and its pages go back now.
+    fn retire(&self) {
+        let mut state = lock(&self.state);
+        state.holder = Some(u64::MAX);
+        state.idle_since = None;
+        if let Some(to_worker) = arena::parts(self.segment.words()).to_worker {
+            let (_, from) = arena::data_offsets();
+            self.segment
+                .release(from..from + arena::data_bytes(to_worker));
+        }
+    }
+
+    /// Gives the arena's pages back if it has been free long enough.
     fn trim(&self) {
-        SPARE.trim(ARENA_IDLE_TRIM);
         let mut state = lock(&self.state);
         if state.holder.is_none()
             && let Some(since) = state.idle_since
@@ -313,7 +361,7 @@ enum Command {
     Run {
         task_id: u64,
         name: String,
-        /// The encoded `ToWorker::Run` frame, or why there is none.
+        /// The encoded `ToWorker::Run` (or `RunShared`) frame, or why there is none.
         frame: Result<Vec<u8>, WireError>,
         /// Whether the batch's large arguments are in the to-worker arena.
         shared: bool,
@@ -666,13 +714,13 @@ impl Actor {
                     reaped = Some(status.ok());
                     drain_deadline = Some(tokio::time::Instant::now() + DRAIN_GRACE);
                 }
-                // The connection stays open after the process exited (a descendant holds it):
-                // stop waiting for the rest.
                 () = trim_timer, if trim_at.is_some() && !self.dead => {
                     if let Some(arena) = &self.arena {
                         arena.trim();
                     }
                 }
+                // The connection stays open after the process exited (a descendant holds it):
+                // stop waiting for the rest.
                 () = drain_timer, if drain_deadline.is_some() && !self.dead => {
                     self.died(reaped.take().flatten());
                 }
@@ -1040,6 +1088,17 @@ impl Actor {
         // The socket is drained: what the worker published in its ring before it died is
         // done too.
         self.drain_ring();
+        // Nothing reads or writes the arenas again: their pages go back now, not with the
+        // last handle.
+        if let Some(arena) = &self.arena {
+            arena.retire();
+        }
+        if let Some((segment, _)) = &self.ring
+            && let Some(to_parent) = arena::parts(segment.words()).to_parent
+        {
+            let (from, _) = arena::data_offsets();
+            segment.release(from..from + arena::data_bytes(to_parent));
+        }
         let mut running = HashMap::new();
         let batches: Vec<(u64, usize)> = self
             .in_flight

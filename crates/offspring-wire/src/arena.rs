@@ -3,8 +3,8 @@
 //! A worker's segment (see [`ring`](crate::ring)) is longer than its ring when it carries
 //! arenas: after the ring's [`RING_WORDS`] come two arenas of [`ARENA_BYTES`] each, one the
 //! worker writes its large values into (*to the parent*) and one the parent writes a batch's
-//! large arguments into (*to the worker*). A frame then carries a [`SharedBytes`] (where the
-//! bytes start, how many, their checksum) instead of the bytes, which saves the copies
+//! large arguments into (*to the worker*). A frame or ring entry then carries a
+//! [`SharedBytes`] (where the bytes start, how many, their checksum) instead of the bytes, which saves the copies
 //! through the kernel and the fresh buffers a 64 MiB frame costs on both sides. Pages are
 //! the OS's zero pages until written, so an arena costs no memory before its first large
 //! payload; each side gives its arena's pages back after a few seconds idle.
@@ -19,14 +19,15 @@
 //!   worker, as a frame that does not decode would.
 //! - **To the parent.** Word 0 is the *consumed* count, written by the parent only. The
 //!   worker writes a value when every value it wrote before was consumed (word 0 equals the
-//!   number it wrote, loaded with `Acquire`), then sends it as `Outcome::Shared` numbered with
-//!   its count, in a frame. The parent copies the bytes out, checks the number and the
+//!   number it wrote, loaded with `Acquire`), then reports it as `Outcome::Shared` numbered
+//!   with its count, in the ring (or in a frame, after an earlier frame of its batch). The parent copies the bytes out, checks the number and the
 //!   checksum, and stores the new count with `Release`. A value that finds the arena busy
 //!   goes as bytes in a frame, as before.
 //!
-//! An outcome in the arena counts as done exactly like one sent as a frame (see the ring's
-//! module docs, step 3): its frame is in the socket before the call's lane is cleared, and
-//! the arena's bytes were written before that frame.
+//! An outcome in the arena counts as done exactly like any other: its ring entry is published
+//! (or its frame is in the socket) before the call's lane is cleared (see the ring's module
+//! docs), and the arena's bytes were written before that entry's `Release` store of the head,
+//! or before that frame.
 //!
 //! # Validation
 //!
@@ -51,6 +52,19 @@ pub const ARENA_BYTES: usize = crate::MAX_FRAME as usize + 64 * 1024;
 /// in frames, where a copy through the kernel costs less than a fresh mapping's faults.
 pub const MIN_SHARED: usize = 256 * 1024;
 
+/// Payloads up to this many bytes go through an arena: what also fits in a frame with room
+/// for its envelope, so that whether a call of a given size can be sent never depends on
+/// whether the arena happened to be free.
+pub const MAX_SHARED: usize = crate::MAX_FRAME as usize - 64 * 1024;
+
+// A shared payload fits in an arena's data.
+const _: () = assert!(MAX_SHARED <= ARENA_BYTES - CONTROL_WORDS * 8);
+
+/// Whether a payload of `len` bytes goes through an arena (when one is free).
+pub fn shares(len: usize) -> bool {
+    (MIN_SHARED..=MAX_SHARED).contains(&len)
+}
+
 /// Words before an arena's data: word 0 is the to-parent arena's consumed count.
 const CONTROL_WORDS: usize = 8;
 
@@ -61,7 +75,7 @@ pub struct SharedBytes {
     pub at: u64,
     /// How many bytes.
     pub len: u64,
-    /// The checksum of the bytes as words (see [`write`]).
+    /// The checksum of the bytes as words (see [`write()`]).
     pub sum: u64,
 }
 
@@ -106,8 +120,8 @@ pub fn parts(segment: &[AtomicU64]) -> Parts<'_> {
     }
 }
 
-/// The bytes of an arena's data, as a byte offset into a segment: where to give pages back
-/// from (see [`data_offset`]).
+/// The length in bytes of an arena's data (its words after the control words), which starts
+/// at the offset [`data_offsets`] gives.
 pub fn data_bytes(arena: &[AtomicU64]) -> usize {
     arena.len().saturating_sub(CONTROL_WORDS) * 8
 }
@@ -348,10 +362,10 @@ impl Spare {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `buffer` if it is large and larger than the one kept.
-    pub fn keep(&self, buffer: Vec<u8>) {
+    /// Keeps `buffer` if it is large and larger than the one kept; whether it did.
+    pub fn keep(&self, buffer: Vec<u8>) -> bool {
         if buffer.capacity() < MIN_SHARED {
-            return;
+            return false;
         }
         let mut slot = self.slot();
         if slot
@@ -359,14 +373,18 @@ impl Spare {
             .is_none_or(|(kept, _)| kept.capacity() < buffer.capacity())
         {
             *slot = Some((buffer, Instant::now()));
+            return true;
         }
+        false
     }
 
-    /// An empty buffer with room for `len` bytes: the kept one if it has the room.
+    /// An empty buffer with room for `len` bytes: the kept one if it has the room and not
+    /// much more (the buffer becomes a value the caller keeps: a small value must not pin a
+    /// large buffer).
     pub fn take(&self, len: usize) -> Vec<u8> {
         let mut slot = self.slot();
         match slot.take() {
-            Some((mut kept, _)) if kept.capacity() >= len => {
+            Some((mut kept, _)) if kept.capacity() >= len && kept.capacity() / 2 <= len => {
                 kept.clear();
                 kept
             }
@@ -508,10 +526,12 @@ mod tests {
     #[test]
     fn the_spare_keeps_the_largest_buffer_and_hands_it_out_once() {
         let spare = Spare::new();
-        spare.keep(Vec::with_capacity(100));
+        assert!(!spare.keep(Vec::with_capacity(100)));
         assert_eq!(spare.take(10).capacity(), 10);
-        spare.keep(vec![1; MIN_SHARED]);
-        spare.keep(Vec::with_capacity(MIN_SHARED / 2));
+        assert!(spare.keep(vec![1; MIN_SHARED]));
+        assert!(!spare.keep(Vec::with_capacity(MIN_SHARED / 2)));
+        // Too large for a small value: not handed out, and still kept.
+        assert_eq!(spare.take(MIN_SHARED / 4).capacity(), MIN_SHARED / 4);
         let buffer = spare.take(MIN_SHARED + 1);
         assert_eq!(buffer.capacity(), MIN_SHARED + 1);
         let buffer = spare.take(MIN_SHARED);
@@ -524,6 +544,14 @@ mod tests {
         spare.trim(Duration::ZERO);
         assert!(spare.due(Duration::ZERO).is_none());
         assert_eq!(spare.take(MIN_SHARED).capacity(), MIN_SHARED);
+    }
+
+    #[test]
+    fn only_payloads_that_would_fit_a_frame_are_shared() {
+        assert!(!shares(MIN_SHARED - 1));
+        assert!(shares(MIN_SHARED));
+        assert!(shares(MAX_SHARED));
+        assert!(!shares(MAX_SHARED + 1));
     }
 
     #[test]

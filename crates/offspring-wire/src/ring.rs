@@ -203,6 +203,14 @@ fn payload_words(payload: &[u8]) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
+/// Whether the worker attached to a ring the parent set up in `segment` (header word 4):
+/// before that, nothing in the segment is the worker's to read.
+pub fn worker_attached(segment: &[AtomicU64]) -> bool {
+    segment
+        .get(W_READY)
+        .is_some_and(|word| word.load(Ordering::Acquire) == WORKER_READY)
+}
+
 /// The parent's side: sets a segment up, reads the entries a worker publishes, and what a
 /// dead worker's lanes say.
 #[derive(Debug)]

@@ -193,7 +193,7 @@ impl Ring {
         let Outcome::Value(bytes) = &*outcome else {
             return;
         };
-        if bytes.len() < arena::MIN_SHARED {
+        if !arena::shares(bytes.len()) {
             return;
         }
         let Some(to_parent) = arena::parts(self.segment.words()).to_parent else {

@@ -75,7 +75,8 @@ pub(crate) fn decode_owned<T: DeserializeOwned + Any>(
 }
 
 /// `bytes` as postcard writes them, built in the vector itself: the bytes move up by the
-/// length's size (in place; a large vector grows by remapping, not by a copy).
+/// length's size (one pass over them, with no second buffer: a large vector's growth by a
+/// few bytes remaps its pages rather than copying them).
 fn prefix_in_place(mut bytes: Vec<u8>) -> Vec<u8> {
     let mut head = [0u8; 10];
     let n = varint(bytes.len() as u64, &mut head);
@@ -92,6 +93,11 @@ fn unprefix_in_place(mut bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String>
         Ok(len) if len <= body => {
             bytes.truncate(head + len);
             bytes.drain(..head);
+            // The vector becomes the caller's value: it must not pin much more memory than
+            // it holds (a buffer reused for a smaller value).
+            if bytes.capacity() / 2 > bytes.len() {
+                bytes.shrink_to_fit();
+            }
             Ok(bytes)
         }
         _ => Err(format!(
