@@ -80,7 +80,8 @@ pub(crate) fn keep_spare(buffer: Vec<u8>) {
 }
 
 /// The parent's side of a worker's to-worker arena (see `offspring_wire::arena`): the parent
-/// writes a batch's large arguments there, and nothing else until that batch ended.
+/// writes a batch's large arguments there, and nothing else until that batch ended. There is
+/// one only for a segment with arenas.
 struct ToWorkerArena {
     segment: Arc<Segment>,
     state: Mutex<ArenaState>,
@@ -151,16 +152,13 @@ impl ToWorkerArena {
         state.idle_since.map(|since| since + ARENA_IDLE_TRIM)
     }
 
-    /// Its worker died: the arena is never written again, and its pages go back now.
+    /// Its worker died: neither arena is used again, and the pages of both go back now.
     fn retire(&self) {
         let mut state = lock(&self.state);
         state.holder = Some(u64::MAX);
         state.idle_since = None;
-        if let Some(to_worker) = arena::parts(self.segment.words()).to_worker {
-            let (_, from) = arena::data_offsets();
-            self.segment
-                .release(from..from + arena::data_bytes(to_worker));
-        }
+        self.segment.release(arena::to_worker_data());
+        self.segment.release(arena::to_parent_data());
     }
 
     /// Gives the arena's pages back if it has been free long enough.
@@ -169,11 +167,8 @@ impl ToWorkerArena {
         if state.holder.is_none()
             && let Some(since) = state.idle_since
             && since.elapsed() >= ARENA_IDLE_TRIM
-            && let Some(to_worker) = arena::parts(self.segment.words()).to_worker
         {
-            let (_, from) = arena::data_offsets();
-            self.segment
-                .release(from..from + arena::data_bytes(to_worker));
+            self.segment.release(arena::to_worker_data());
             state.idle_since = None;
         }
     }
@@ -1092,12 +1087,6 @@ impl Actor {
         // last handle.
         if let Some(arena) = &self.arena {
             arena.retire();
-        }
-        if let Some((segment, _)) = &self.ring
-            && let Some(to_parent) = arena::parts(segment.words()).to_parent
-        {
-            let (from, _) = arena::data_offsets();
-            segment.release(from..from + arena::data_bytes(to_parent));
         }
         let mut running = HashMap::new();
         let batches: Vec<(u64, usize)> = self

@@ -120,17 +120,22 @@ pub fn parts(segment: &[AtomicU64]) -> Parts<'_> {
     }
 }
 
-/// The length in bytes of an arena's data (its words after the control words), which starts
-/// at the offset [`data_offsets`] gives.
+/// The length in bytes of an arena's data (its words after the control words).
 pub fn data_bytes(arena: &[AtomicU64]) -> usize {
     arena.len().saturating_sub(CONTROL_WORDS) * 8
 }
 
-/// The byte offset of an arena's data from the start of the segment, for each arena:
-/// `(to_parent, to_worker)`.
-pub fn data_offsets() -> (usize, usize) {
-    let to_parent = (RING_WORDS + CONTROL_WORDS) * 8;
-    (to_parent, to_parent + ARENA_BYTES)
+/// Where the to-parent arena's data lies in a segment with arenas, in bytes: the range whose
+/// pages are given back when it is trimmed (its control words stay).
+pub fn to_parent_data() -> std::ops::Range<usize> {
+    let start = (RING_WORDS + CONTROL_WORDS) * 8;
+    start..start + ARENA_BYTES - CONTROL_WORDS * 8
+}
+
+/// As [`to_parent_data`], for the to-worker arena.
+pub fn to_worker_data() -> std::ops::Range<usize> {
+    let to_parent = to_parent_data();
+    to_parent.start + ARENA_BYTES..to_parent.end + ARENA_BYTES
 }
 
 /// Why the parent stopped trusting a worker's arena.
@@ -566,5 +571,8 @@ mod tests {
         assert_eq!(p.to_parent.map(<[_]>::len), Some(ARENA_BYTES / 8));
         assert_eq!(p.to_worker.map(<[_]>::len), Some(ARENA_BYTES / 8));
         assert_eq!(data_bytes(p.to_worker.expect("arena")), ARENA_BYTES - 64);
+        assert_eq!(to_parent_data().len(), ARENA_BYTES - 64);
+        assert_eq!(to_worker_data().len(), ARENA_BYTES - 64);
+        assert_eq!(to_worker_data().end, SEGMENT_WORDS * 8);
     }
 }

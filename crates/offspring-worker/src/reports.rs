@@ -253,9 +253,7 @@ impl Ring {
             && self.arena_touched
             && arena::free_for_worker(to_parent, self.shared_written)
         {
-            let (from, _) = arena::data_offsets();
-            self.segment
-                .release(from..from + arena::data_bytes(to_parent));
+            self.segment.release(arena::to_parent_data());
             self.arena_touched = false;
         }
         SPARE.trim(Duration::ZERO);

@@ -4,7 +4,7 @@
 //! worker that scribbles over the value it left in its arena fails that call with a clear
 //! error, never a wrong value, and is replaced.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use offspring::{Error, Pool};
 use serde_bytes::ByteBuf;
@@ -178,46 +178,13 @@ fn a_worker_scribbling_over_its_arena_fails_its_calls_never_a_wrong_value() {
         return;
     }
     let seeds = offspring_tests::scaled(16) as u64;
-    let mut misbehaved = 0;
-    let mut values = 0;
     let started = Instant::now();
-    for seed in 1..=seeds {
-        let builder = Pool::builder().processes(1);
-        let pool = offspring::__private::with_worker_env(
-            builder,
-            offspring::__private::ENV_TEST_SCRIBBLE,
-            &seed.to_string(),
-        )
-        .build()
-        .expect("a pool");
-        for (n, result) in pool.imap_chunked(large_value, 0..24u64, 3).enumerate() {
-            match result {
-                Ok(value) => {
-                    assert!(
-                        value == pattern(n as u64, MIB),
-                        "seed {seed}: item {n} has a wrong value"
-                    );
-                    values += 1;
-                }
-                Err(e @ Error::WorkerMisbehaved { .. }) => {
-                    let message = e.to_string();
-                    assert!(message.contains("broke the protocol"), "{message}");
-                    if misbehaved == 0 {
-                        println!("seed {seed}: {message}");
-                    }
-                    misbehaved += 1;
-                }
-                Err(other) => panic!("seed {seed}: item {n}: unexpected {other}"),
-            }
-        }
-        let again = (0..4).find_map(|_| pool.apply(large_value, 5).ok());
-        assert!(
-            again == Some(pattern(5, MIB)),
-            "seed {seed}: the pool did not go on"
-        );
-        drop(pool);
-        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
-    }
+    let (values, misbehaved) = super::ring::scribbling_workers(
+        seeds,
+        |pool| pool.imap_chunked(large_value, 0..24u64, 3).collect(),
+        |n| pattern(n, MIB),
+        |pool| (pool.apply(large_value, 5), pattern(5, MIB)),
+    );
     println!(
         "{seeds} scribbling workers: {values} values of 1 MiB, all right, and {misbehaved} calls failed as misbehaved, in {:?}",
         started.elapsed()

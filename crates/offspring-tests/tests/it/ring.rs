@@ -80,6 +80,33 @@ fn a_task_aborting_at_known_items_inside_large_chunks_fails_exactly_those_items(
 fn a_worker_scribbling_over_its_segment_fails_its_calls_never_a_wrong_value() {
     // Under Wine each worker start costs much more: fewer seeds there.
     let seeds = offspring_tests::scaled(24) as u64;
+    let started = Instant::now();
+    // A fresh worker's first call is clean (each scribbles after its second call at the
+    // earliest).
+    let (values, misbehaved) = scribbling_workers(
+        seeds,
+        |pool| pool.imap_chunked(triple, 0..200u64, 10).collect(),
+        |n| n * 3,
+        |pool| (pool.apply(triple, 7), 21),
+    );
+    println!(
+        "{seeds} scribbling workers: {values} values, all right, and {misbehaved} calls failed as misbehaved, in {:?}",
+        started.elapsed()
+    );
+    assert!(misbehaved > 0, "no scribble was ever detected");
+}
+
+/// For each seed, a pool of one worker that scribbles over its own segment (see
+/// `ENV_TEST_SCRIBBLE`) runs `calls`: each result must be `expected(n)`, or fail as
+/// misbehaved with a clear error. Then the pool, which replaced the worker, must go on: `again`
+/// gives a call's result and the value it must have, tried up to four times until one succeeds. Returns how
+/// many values were right and how many calls failed as misbehaved.
+pub(super) fn scribbling_workers<T: PartialEq + std::fmt::Debug>(
+    seeds: u64,
+    calls: impl Fn(&Pool) -> Vec<offspring::Result<T>>,
+    expected: impl Fn(u64) -> T,
+    again: impl Fn(&Pool) -> (offspring::Result<T>, T),
+) -> (usize, usize) {
     let mut misbehaved = 0;
     let mut values = 0;
     let started = Instant::now();
@@ -92,12 +119,11 @@ fn a_worker_scribbling_over_its_segment_fails_its_calls_never_a_wrong_value() {
         )
         .build()
         .expect("a pool");
-        for (n, result) in pool.imap_chunked(triple, 0..200u64, 10).enumerate() {
+        for (n, result) in calls(&pool).into_iter().enumerate() {
             match result {
                 Ok(value) => {
-                    assert_eq!(
-                        value,
-                        n as u64 * 3,
+                    assert!(
+                        value == expected(n as u64),
                         "seed {seed}: item {n} has a wrong value"
                     );
                     values += 1;
@@ -113,18 +139,16 @@ fn a_worker_scribbling_over_its_segment_fails_its_calls_never_a_wrong_value() {
                 Err(other) => panic!("seed {seed}: item {n}: unexpected {other}"),
             }
         }
-        // The pool replaced the worker and goes on: a fresh worker's first call is clean
-        // (each scribbles after its second call at the earliest).
-        let again = (0..4).find_map(|_| pool.apply(triple, 7).ok());
-        assert_eq!(again, Some(21), "seed {seed}: the pool did not go on");
+        // The first call that succeeds must have the right value.
+        let went_on = (0..4).find_map(|_| match again(&pool) {
+            (Ok(value), wanted) => Some(value == wanted),
+            (Err(_), _) => None,
+        });
+        assert_eq!(went_on, Some(true), "seed {seed}: the pool did not go on");
         drop(pool);
         assert!(started.elapsed() < Duration::from_secs(120), "too slow");
     }
-    println!(
-        "{seeds} scribbling workers: {values} values, all right, and {misbehaved} calls failed as misbehaved, in {:?}",
-        started.elapsed()
-    );
-    assert!(misbehaved > 0, "no scribble was ever detected");
+    (values, misbehaved)
 }
 
 /// A value too large for the ring every fifth item (it goes as a frame), tiny ones between.
