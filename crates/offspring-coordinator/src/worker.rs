@@ -8,7 +8,7 @@
 //! [`Failure::Died`], and answers later submissions the same way. It keeps running while the
 //! child lives, even with no handle left (a detached child is still reaped).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -596,7 +596,7 @@ pub(crate) fn start(
         child,
         frames: frame_tx,
         registry,
-        in_flight: HashMap::new(),
+        in_flight: BTreeMap::new(),
         dead: false,
         timelines: observers.timelines,
         logs: observers.logs,
@@ -636,7 +636,8 @@ struct Actor {
     child: tokio::process::Child,
     frames: mpsc::UnboundedSender<Vec<u8>>,
     registry: Arc<Registry>,
-    in_flight: HashMap<u64, InFlight>,
+    /// By task id: a handful at most, looked up once per reported call.
+    in_flight: BTreeMap<u64, InFlight>,
     dead: bool,
     timelines: Timelines,
     logs: Option<Arc<LogCounts>>,
@@ -993,7 +994,7 @@ impl Actor {
         // the segment once), then delivered in order.
         let mut entries = Vec::new();
         let read = reader.read(arena::parts(segment.words()).ring, |entry| {
-            let outcome = decode::<Outcome>(entry.payload);
+            let outcome = offspring_wire::ring::decode_outcome(entry.payload);
             entries.push((entry.task_id, entry.index, entry.elapsed_us, outcome));
         });
         for (task_id, index, elapsed_us, outcome) in entries {
@@ -1136,7 +1137,7 @@ impl Actor {
         for flight in self.in_flight.values_mut() {
             flight.sink.flush();
         }
-        for (task_id, flight) in self.in_flight.drain() {
+        for (task_id, flight) in std::mem::take(&mut self.in_flight) {
             flight.sink.died(Death {
                 next: flight.reported,
                 running: running.get(&task_id).copied().unwrap_or(true),

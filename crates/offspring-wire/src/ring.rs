@@ -94,10 +94,50 @@ const ENTRY_HEADER: usize = 5;
 /// [`WireError::Encode`](crate::WireError::Encode) if postcard refuses (it does not for an
 /// [`Outcome`](crate::Outcome)).
 pub fn encode_outcome(outcome: &crate::Outcome, buf: &mut Vec<u8>) -> Result<(), crate::WireError> {
+    if let crate::Outcome::Value(bytes) = outcome {
+        // The common case, written as postcard writes it: the variant (0), the length as a
+        // varint, the bytes.
+        buf.reserve(1 + 10 + bytes.len());
+        buf.push(0);
+        let mut len = bytes.len() as u64;
+        while len >= 0x80 {
+            buf.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        buf.push(len as u8);
+        buf.extend_from_slice(bytes);
+        return Ok(());
+    }
     let taken = std::mem::take(buf);
     *buf =
         postcard::to_extend(outcome, taken).map_err(|e| crate::WireError::Encode(e.to_string()))?;
     Ok(())
+}
+
+/// Decodes a ring entry's payload, exactly as [`decode`](crate::decode) of an
+/// [`Outcome`](crate::Outcome) would, with a short path for the common `Outcome::Value`.
+///
+/// # Errors
+///
+/// As [`decode`](crate::decode): [`WireError::Malformed`](crate::WireError::Malformed) for
+/// anything that is not exactly one encoded outcome.
+pub fn decode_outcome(payload: &[u8]) -> Result<crate::Outcome, crate::WireError> {
+    if let Some((&0, rest)) = payload.split_first() {
+        // The length: a varint of at most 9 bytes (63 bits), in its shortest form (longer
+        // or other forms are left to postcard).
+        let mut len: u64 = 0;
+        for (i, &byte) in rest.iter().enumerate().take(9) {
+            len |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                let bytes = &rest[i + 1..];
+                if (byte != 0 || i == 0) && len == bytes.len() as u64 {
+                    return Ok(crate::Outcome::Value(bytes.to_vec()));
+                }
+                break;
+            }
+        }
+    }
+    crate::decode(payload)
 }
 
 /// The payload of the largest entry a ring of `capacity` bytes takes: a quarter of it, so
@@ -420,6 +460,11 @@ impl RingWriter {
         segment[W_LANES + 3 * (lane % LANES)].store(0, Ordering::Release);
     }
 
+    /// How far the parent says it has read (the tail, as the segment holds it).
+    pub fn tail(&self, segment: &[AtomicU64]) -> u64 {
+        segment[W_TAIL].load(Ordering::Acquire)
+    }
+
     /// Bytes written and not yet read by the parent.
     pub fn used(&self, segment: &[AtomicU64]) -> u64 {
         self.head
@@ -508,6 +553,58 @@ mod tests {
             });
         })?;
         Ok(out)
+    }
+
+    /// The short paths write and read exactly what postcard does: every outcome encodes to
+    /// postcard's bytes, and any bytes (valid or not, near a value's encoding or random)
+    /// decode to what postcard gives, error or value.
+    #[test]
+    fn outcome_short_paths_match_postcard() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let same = |payload: &[u8]| {
+            let fast = decode_outcome(payload).map_err(|e| e.to_string());
+            let slow = crate::decode::<crate::Outcome>(payload).map_err(|e| e.to_string());
+            assert_eq!(fast, slow, "{payload:?}");
+        };
+        for len in [0, 1, 2, 127, 128, 129, 300, 16_383, 16_384, 70_000] {
+            let value = crate::Outcome::Value((0..len).map(|i| i as u8).collect());
+            let mut buf = vec![9];
+            encode_outcome(&value, &mut buf).unwrap();
+            assert_eq!(&buf[1..], postcard::to_allocvec(&value).unwrap(), "len {len}");
+            same(&buf[1..]);
+            // Cut short, one byte too many, a non-shortest length.
+            same(&buf[1..buf.len() - 1]);
+            let mut longer = buf[1..].to_vec();
+            longer.push(0);
+            same(&longer);
+        }
+        same(&[0, 0x80, 0x00]);
+        same(&[0, 0x81, 0x00, 7]);
+        same(&[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        same(&[]);
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize;
+            let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if next() % 2 == 0
+                && let Some(first) = payload.first_mut()
+            {
+                *first = 0;
+            }
+            same(&payload);
+        }
+        let panicked = crate::Outcome::Panicked {
+            message: "boom".into(),
+            location: None,
+        };
+        let mut buf = Vec::new();
+        encode_outcome(&panicked, &mut buf).unwrap();
+        assert_eq!(decode_outcome(&buf).unwrap(), panicked);
     }
 
     #[test]

@@ -68,7 +68,16 @@ pub(crate) struct Ring {
     shared_written: u64,
     /// Whether that arena was written since its pages were last given back.
     arena_touched: bool,
+    /// The tail the parent had published when this thread last rang because the ring was
+    /// over half full, and when: it rings again only once the parent has read since (a
+    /// doorbell per outcome while the parent catches up would cost it a frame per call), or
+    /// after [`RING_AGAIN`] in case that doorbell was lost to a scribbled tail.
+    rang: Option<(u64, Instant)>,
 }
+
+/// How long a worker whose ring stays over half full waits before it rings again when the
+/// parent has not moved its tail.
+const RING_AGAIN: Duration = Duration::from_millis(1);
 
 /// The buffer of the last large value this worker wrote to its arena, for the next large
 /// argument the i/o thread copies out of the other one.
@@ -93,6 +102,7 @@ impl Ring {
             frames_for: None,
             shared_written: 0,
             arena_touched: false,
+            rang: None,
         })
     }
 
@@ -142,7 +152,7 @@ impl Ring {
                 Push::Published => {
                     let half = self.writer.capacity() as u64 / 2;
                     if self.writer.used(ring_of(&self.segment)) > half {
-                        self.ring_now(out);
+                        self.ring_when_read(out, false);
                     } else if more && !self.doorbell.unannounced.swap(true, Ordering::AcqRel) {
                         self.doorbell.wake.notify_one();
                     }
@@ -169,7 +179,7 @@ impl Ring {
                     // The parent has not read far enough: ring, and wait for room (the parent
                     // rewrites its tail on every doorbell).
                     let since = *waited.get_or_insert_with(Instant::now);
-                    self.ring_now(out);
+                    self.ring_when_read(out, true);
                     let pause = since.elapsed().min(Duration::from_millis(1));
                     std::thread::sleep(pause.max(Duration::from_micros(20)));
                 }
@@ -219,6 +229,22 @@ impl Ring {
     /// to-worker arena.
     pub(crate) fn segment(&self) -> Arc<Segment> {
         Arc::clone(&self.segment)
+    }
+
+    /// Announces a ring over half full, unless the doorbell rung for it before is still
+    /// unanswered: the parent has not moved its tail since (and, for a worker `waiting` for
+    /// room, [`RING_AGAIN`] has not passed; one that is not will wait once the ring is full,
+    /// so the clock is read only then).
+    fn ring_when_read(&mut self, out: &Outbox, waiting: bool) {
+        let tail = self.writer.tail(ring_of(&self.segment));
+        if let Some((rang_at, when)) = self.rang
+            && rang_at == tail
+            && (!waiting || when.elapsed() < RING_AGAIN)
+        {
+            return;
+        }
+        self.rang = Some((tail, Instant::now()));
+        self.ring_now(out);
     }
 
     /// Announces the ring now, with a frame the task thread writes itself.

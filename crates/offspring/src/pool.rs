@@ -346,11 +346,13 @@ impl Drop for PoolCore {
 ///
 /// # Large byte payloads
 ///
-/// Arguments and values cross to the workers encoded with postcard, which encodes a plain
-/// `Vec<u8>` (or `[u8; N]`, `&[u8]`) as a sequence, one element at a time: for megabytes,
-/// that costs far more than the copy itself. Pass bytes as `serde_bytes::ByteBuf` instead (or
-/// mark a field `#[serde(with = "serde_bytes")]`), which postcard writes as one block: for
-/// example `fn echo(payload: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf` as the task.
+/// Arguments and values cross to the workers encoded with postcard. A task whose one
+/// parameter, or whose value, is a `Vec<u8>` (or a `serde_bytes::ByteBuf`) has it moved as
+/// one block, with no per-byte work: `fn echo(payload: Vec<u8>) -> Vec<u8>` is as fast as it
+/// gets, and above a few hundred KiB (on Linux) the bytes go through shared memory. Inside a
+/// tuple or a struct, postcard encodes a plain `Vec<u8>` (or `[u8; N]`, `&[u8]`) one element
+/// at a time, which for megabytes costs far more than the copy: there, use
+/// `serde_bytes::ByteBuf` or mark the field `#[serde(with = "serde_bytes")]`.
 ///
 /// ```standalone_crate
 /// #[offspring::task]
@@ -395,11 +397,34 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for OneSink<R> {
     }
 }
 
+/// Collects a `map`'s values in input order, each decoded as its batch is delivered (so
+/// the last delivery has nothing left to decode but its own), keeping only the first failure
+/// in input order.
 struct MapSink<R> {
     cell: Arc<Cell<Vec<R>>>,
     task: &'static str,
-    results: Mutex<Vec<Option<CallResult>>>,
+    state: Mutex<MapState<R>>,
     remaining: AtomicUsize,
+}
+
+struct MapState<R> {
+    values: Vec<Option<R>>,
+    /// The failure with the lowest input index so far.
+    failed: Option<(usize, Error)>,
+}
+
+impl<R> MapSink<R> {
+    fn new(cell: Arc<Cell<Vec<R>>>, task: &'static str, len: usize) -> Self {
+        Self {
+            cell,
+            task,
+            state: Mutex::new(MapState {
+                values: (0..len).map(|_| None).collect(),
+                failed: None,
+            }),
+            remaining: AtomicUsize::new(len),
+        }
+    }
 }
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
@@ -409,26 +434,36 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
 
     fn deliver_many(&self, delivered: Vec<(usize, CallResult)>) {
         let count = delivered.len();
-        let mut results = self
-            .results
+        let mut state = self
+            .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (index, result) in delivered {
-            if let Some(slot) = results.get_mut(index) {
-                *slot = Some(result);
+            match convert(self.task, Some(index), result) {
+                Ok(value) => {
+                    if let Some(slot) = state.values.get_mut(index) {
+                        *slot = Some(value);
+                    }
+                }
+                Err(e) => {
+                    if state.failed.as_ref().is_none_or(|(first, _)| index < *first) {
+                        state.failed = Some((index, e));
+                    }
+                }
             }
         }
         if self.remaining.fetch_sub(count, Ordering::AcqRel) == count {
-            let all = std::mem::take(&mut *results);
-            drop(results);
-            let outcome = all
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| match r {
-                    Some(r) => convert(self.task, Some(i), r),
-                    None => Err(Error::PoolClosed),
-                })
-                .collect::<Result<Vec<R>>>();
+            let failed = state.failed.take();
+            let values = std::mem::take(&mut state.values);
+            drop(state);
+            let outcome = match failed {
+                Some((_, e)) => Err(e),
+                // Every call was delivered once: no slot is empty.
+                None => values
+                    .into_iter()
+                    .collect::<Option<Vec<R>>>()
+                    .ok_or(Error::PoolClosed),
+            };
             self.cell.resolve(outcome);
         }
     }
@@ -637,18 +672,19 @@ impl Pool {
             }
         };
         let mut leases = Vec::new();
+        let iter = iter.into_iter();
+        let mut encoded = Vec::with_capacity(iter.size_hint().0);
         let items = iter
-            .into_iter()
             .enumerate()
-            .map(|(i, args)| {
-                crate::codec::encode_call(name, Some(i), args).map(|(bytes, tokens)| {
-                    if !tokens.is_empty() {
-                        leases.push((i, tokens));
-                    }
-                    (i, bytes)
-                })
+            .try_for_each(|(i, args)| {
+                let (bytes, tokens) = crate::codec::encode_call(name, Some(i), args)?;
+                if !tokens.is_empty() {
+                    leases.push((i, tokens));
+                }
+                encoded.push((i, bytes));
+                Ok(())
             })
-            .collect::<Result<Vec<_>>>();
+            .map(|()| encoded);
         let items = match items {
             Ok(items) => items,
             Err(e) => {
@@ -666,12 +702,7 @@ impl Pool {
         }
         let len = items.len();
         let chunk = chunksize.unwrap_or_else(|| self.auto_chunk(len)).max(1);
-        let sink = Arc::new(MapSink::<T::Output> {
-            cell: Arc::clone(&cell),
-            task: name,
-            results: Mutex::new((0..len).map(|_| None).collect()),
-            remaining: AtomicUsize::new(len),
-        });
+        let sink = Arc::new(MapSink::<T::Output>::new(Arc::clone(&cell), name, len));
         if self.submit(name, items, leases, chunk, sink).is_err() {
             cell.resolve(Err(Error::PoolClosed));
         }
