@@ -576,7 +576,11 @@ mod tests {
             let value = crate::Outcome::Value((0..len).map(|i| i as u8).collect());
             let mut buf = vec![9];
             encode_outcome(&value, &mut buf).unwrap();
-            assert_eq!(&buf[1..], postcard::to_allocvec(&value).unwrap(), "len {len}");
+            assert_eq!(
+                &buf[1..],
+                postcard::to_allocvec(&value).unwrap(),
+                "len {len}"
+            );
             same(&buf[1..]);
             // Cut short, one byte too many, a non-shortest length.
             same(&buf[1..buf.len() - 1]);
@@ -586,7 +590,9 @@ mod tests {
         }
         same(&[0, 0x80, 0x00]);
         same(&[0, 0x81, 0x00, 7]);
-        same(&[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        same(&[
+            0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ]);
         same(&[]);
         for _ in 0..20_000 {
             let len = (next() % 12) as usize;

@@ -446,7 +446,11 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
                     }
                 }
                 Err(e) => {
-                    if state.failed.as_ref().is_none_or(|(first, _)| index < *first) {
+                    if state
+                        .failed
+                        .as_ref()
+                        .is_none_or(|(first, _)| index < *first)
+                    {
                         state.failed = Some((index, e));
                     }
                 }
