@@ -117,6 +117,15 @@ fn semaphore_pairs(sem: offspring::Semaphore, count: u64) {
     }
 }
 
+/// Takes and releases a lock `count` times: a lock's permit is never lent, so each pair is
+/// a round trip to the parent, as every semaphore's was before permits were lent.
+#[offspring::task]
+fn lock_pairs(lock: offspring::Lock, count: u64) {
+    for _ in 0..count {
+        drop(lock.lock());
+    }
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -558,6 +567,13 @@ fn targets() {
         );
     }
     ratio(
+        "semaphore_pairs",
+        "lock_pairs",
+        ">=",
+        2.0,
+        "semaphore pairs from 2 workers (lent permits) at least 2x the round-trip path a lock takes",
+    );
+    ratio(
         "python.pool2_first_result_fork",
         "pool2_first_result",
         ">=",
@@ -695,11 +711,29 @@ fn primitives(pool: &offspring::Pool, settings: &Settings) -> offspring::Result<
         "acquire/release pairs per second from 2 contending workers",
     );
     let sem = offspring::Semaphore::new(1)?;
+    // Lent permits make most pairs local: ten times the rounds, for samples of some length.
+    let sem_rounds = 10 * rounds;
     for _ in 0..settings.samples {
         let started = Instant::now();
-        pool.map_chunked(semaphore_pairs, vec![(sem.clone(), rounds); 2], 1)?;
+        pool.map_chunked(semaphore_pairs, vec![(sem.clone(), sem_rounds); 2], 1)?;
         sample(
             "semaphore_pairs",
+            (2 * sem_rounds) as f64 / started.elapsed().as_secs_f64(),
+        );
+    }
+
+    figure(
+        "lock_pairs",
+        "pairs/s",
+        false,
+        "lock/unlock pairs per second from 2 contending workers (a lock's permit is never lent)",
+    );
+    let lock = offspring::Lock::new()?;
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        pool.map_chunked(lock_pairs, vec![(lock.clone(), rounds); 2], 1)?;
+        sample(
+            "lock_pairs",
             (2 * rounds) as f64 / started.elapsed().as_secs_f64(),
         );
     }

@@ -151,6 +151,8 @@ struct Waiting {
     wait: u64,
     holder: Holder,
     waiter: Waiter,
+    /// An acquire whose permit may stay lent to its worker (`PrimOp::AcquireLent`).
+    lend: bool,
 }
 
 enum ObjectState {
@@ -162,6 +164,9 @@ enum ObjectState {
         available: u64,
         held: HashMap<Holder, u64>,
         waiters: VecDeque<Waiting>,
+        /// The holders whose permits are lent to them (see `PrimOp::AcquireLent`), with
+        /// where a recall reaches them.
+        lenders: HashMap<Holder, UnboundedSender<Vec<u8>>>,
     },
     Barrier {
         parties: u64,
@@ -268,6 +273,7 @@ fn op_timeout(op: &PrimOp) -> Option<Duration> {
     match op {
         PrimOp::EventWait { timeout_ms, .. }
         | PrimOp::Acquire { timeout_ms, .. }
+        | PrimOp::AcquireLent { timeout_ms, .. }
         | PrimOp::BarrierWait { timeout_ms, .. }
         | PrimOp::Put { timeout_ms, .. }
         | PrimOp::Get { timeout_ms, .. }
@@ -564,6 +570,7 @@ impl Registry {
             wait,
             holder,
             waiter,
+            lend: matches!(op, PrimOp::AcquireLent { .. }),
         };
         match op {
             PrimOp::Create { kind, param } => {
@@ -576,6 +583,7 @@ impl Registry {
                         available: param,
                         held: HashMap::new(),
                         waiters: VecDeque::new(),
+                        lenders: HashMap::new(),
                     },
                     Kind::Barrier => ObjectState::Barrier {
                         parties: (param & !offspring_wire::BARRIER_ACTION).max(1),
@@ -733,6 +741,7 @@ fn op_id(op: &PrimOp) -> u64 {
         | PrimOp::EventIsSet { id }
         | PrimOp::EventWait { id, .. }
         | PrimOp::Acquire { id, .. }
+        | PrimOp::AcquireLent { id, .. }
         | PrimOp::ReleasePermit { id }
         | PrimOp::Available { id }
         | PrimOp::BarrierWait { id, .. }
@@ -759,9 +768,10 @@ fn op_kind(op: &PrimOp) -> Option<Kind> {
         | PrimOp::EventClear { .. }
         | PrimOp::EventIsSet { .. }
         | PrimOp::EventWait { .. } => Kind::Event,
-        PrimOp::Acquire { .. } | PrimOp::ReleasePermit { .. } | PrimOp::Available { .. } => {
-            Kind::Semaphore
-        }
+        PrimOp::Acquire { .. }
+        | PrimOp::AcquireLent { .. }
+        | PrimOp::ReleasePermit { .. }
+        | PrimOp::Available { .. } => Kind::Semaphore,
         PrimOp::BarrierWait { .. }
         | PrimOp::BarrierAbort { .. }
         | PrimOp::BarrierReset { .. }
@@ -841,10 +851,12 @@ fn holder_gone(inner: &mut Table, holder: Holder, pid: u32, clean: bool) {
                 available,
                 held,
                 waiters,
+                lenders,
             } => {
+                lenders.remove(&holder);
                 if let Some(count) = held.remove(&holder) {
                     for _ in 0..count {
-                        grant_permit(available, held, waiters);
+                        grant_permit(available, held, waiters, lenders);
                     }
                 }
             }
@@ -947,14 +959,56 @@ fn pipe_send(inner: &mut Table, peer: u64, item: Vec<u8>) -> PrimReply {
     PrimReply::Unit
 }
 
+/// What a granted acquire hears: [`PrimReply::Lent`] when its permit may stay lent to its
+/// worker, then with where a recall reaches that worker. Only the registry's own workers
+/// are lent permits: a recall could not reach a descendant through the worker in between.
+fn granted(waiting: &Waiting) -> (PrimReply, Option<UnboundedSender<Vec<u8>>>) {
+    match (&waiting.holder, &waiting.waiter) {
+        (Holder::Worker(_), Waiter::Remote { frames, .. }) if waiting.lend => {
+            (PrimReply::Lent, Some(frames.clone()))
+        }
+        _ => (PrimReply::Bool(true), None),
+    }
+}
+
+/// A process is about to wait for a permit of semaphore `id`: every other holder of lent
+/// permits is asked to give one back (at once if its task released it, else at its next
+/// release).
+fn recall_lent(
+    id: u64,
+    held: &HashMap<Holder, u64>,
+    lenders: &HashMap<Holder, UnboundedSender<Vec<u8>>>,
+    waiter: Holder,
+) {
+    let Ok(frame) = encode(&ToWorker::Recall { id }) else {
+        return;
+    };
+    for (holder, frames) in lenders {
+        if *holder != waiter && held.get(holder).is_some_and(|count| *count > 0) {
+            let _ = frames.send(frame.clone());
+        }
+    }
+}
+
 fn grant_permit(
     available: &mut u64,
     held: &mut HashMap<Holder, u64>,
     waiters: &mut VecDeque<Waiting>,
+    lenders: &mut HashMap<Holder, UnboundedSender<Vec<u8>>>,
 ) {
     while let Some(next) = waiters.pop_front() {
-        if next.waiter.complete(PrimReply::Bool(true)).is_ok() {
+        // With others still waiting, the permit is not lent: their recalls went out before
+        // this holder had it, and it must come back on its release.
+        let (reply, lender) = if waiters.is_empty() {
+            granted(&next)
+        } else {
+            (PrimReply::Bool(true), None)
+        };
+        if next.waiter.complete(reply).is_ok() {
             *held.entry(next.holder).or_default() += 1;
+            if let Some(frames) = lender {
+                lenders.insert(next.holder, frames);
+            }
             return;
         }
     }
@@ -967,6 +1021,7 @@ fn give_back_permit(
     available: &mut u64,
     held: &mut HashMap<Holder, u64>,
     waiters: &mut VecDeque<Waiting>,
+    lenders: &mut HashMap<Holder, UnboundedSender<Vec<u8>>>,
     holder: Holder,
 ) -> bool {
     match held.get_mut(&holder) {
@@ -974,8 +1029,9 @@ fn give_back_permit(
             *count -= 1;
             if *count == 0 {
                 held.remove(&holder);
+                lenders.remove(&holder);
             }
-            grant_permit(available, held, waiters);
+            grant_permit(available, held, waiters, lenders);
             true
         }
         _ => false,
@@ -1066,16 +1122,23 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 available,
                 held,
                 waiters,
+                lenders,
             },
-            PrimOp::Acquire { timeout_ms, .. },
+            PrimOp::Acquire { id, timeout_ms } | PrimOp::AcquireLent { id, timeout_ms },
         ) => {
             if *available > 0 {
                 *available -= 1;
                 *held.entry(waiting.holder).or_default() += 1;
-                Step::Done(PrimReply::Bool(true))
+                let (reply, lender) = granted(&waiting);
+                if let Some(frames) = lender {
+                    lenders.insert(waiting.holder, frames);
+                }
+                Step::Done(reply)
             } else if timeout_ms == Some(0) {
+                // A mere try recalls nothing: a permit lent to a worker counts as taken.
                 Step::Done(PrimReply::Bool(false))
             } else {
+                recall_lent(id, held, lenders, waiting.holder);
                 waiters.push_back(waiting);
                 Step::Waiting(wait)
             }
@@ -1085,10 +1148,11 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 available,
                 held,
                 waiters,
+                lenders,
             },
             PrimOp::ReleasePermit { .. },
         ) => {
-            if give_back_permit(available, held, waiters, waiting.holder) {
+            if give_back_permit(available, held, waiters, lenders, waiting.holder) {
                 Step::Done(PrimReply::Unit)
             } else {
                 Step::Done(PrimReply::Error(
@@ -1369,11 +1433,12 @@ fn cond_wait(inner: &mut Table, id: u64, lock: u64, waiting: Waiting) -> Step {
         available,
         held,
         waiters,
+        lenders,
     }) = inner.objects.get_mut(&lock).map(|o| &mut o.state)
     else {
         return Step::Done(no_such(lock, Kind::Semaphore));
     };
-    if !give_back_permit(available, held, waiters, waiting.holder) {
+    if !give_back_permit(available, held, waiters, lenders, waiting.holder) {
         return Step::Done(PrimReply::Error(
             "wait on a condition whose lock this process does not hold".into(),
         ));
@@ -1403,6 +1468,7 @@ fn cond_notify(inner: &mut Table, id: u64, n: u64) -> Step {
             available,
             held,
             waiters,
+            lenders,
         }) = inner.objects.get_mut(&lock).map(|o| &mut o.state)
         else {
             let _ = sleeper
@@ -1415,7 +1481,7 @@ fn cond_notify(inner: &mut Table, id: u64, n: u64) -> Step {
         waiters.push_back(sleeper);
         if *available > 0 {
             *available -= 1;
-            grant_permit(available, held, waiters);
+            grant_permit(available, held, waiters, lenders);
         }
     }
     Step::Done(PrimReply::Count(count))

@@ -58,4 +58,5 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 ///    `Outcome::TimedOut`; `FromWorker::CallFor`.
 /// 6: a segment may carry arenas after its ring (`arena`); `ToWorker::RunShared`,
 ///    `Outcome::Shared`.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// 7: lent permits: `PrimOp::AcquireLent`, `PrimReply::Lent`, `ToWorker::Recall`.
+pub const PROTOCOL_VERSION: u32 = 7;

@@ -24,6 +24,13 @@ pub enum ToWorker {
     /// As [`ToWorker::Run`], with some calls' arguments in the worker's to-worker arena
     /// (see [`arena`](crate::arena)) instead of in the frame.
     RunShared(SharedRun),
+    /// Another process waits for a permit of semaphore `id`: give back one that is lent to
+    /// this process (see [`PrimOp::AcquireLent`](crate::PrimOp::AcquireLent)) now if its task
+    /// released it, or else as soon as it does.
+    Recall {
+        /// The semaphore.
+        id: u64,
+    },
 }
 
 /// A batch whose large arguments lie in the to-worker arena.

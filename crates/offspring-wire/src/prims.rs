@@ -238,6 +238,17 @@ pub enum PrimOp {
     /// operations (an event's `set`, a permit's release), so the parent never delivers the
     /// outcome ahead of them.
     Sync,
+    /// As [`PrimOp::Acquire`], from a worker that can keep the permit lent: the answer is
+    /// [`PrimReply::Lent`] when it may (it is the parent's own worker), `Bool(true)` when it
+    /// may not. A worker keeps a lent permit its task released, to take it again without
+    /// asking, until the parent recalls it (`ToWorker::Recall`, sent when another process
+    /// waits for a permit) or the call ends, and gives it back then.
+    AcquireLent {
+        /// The semaphore.
+        id: u64,
+        /// Timeout in milliseconds.
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// The answer to a [`PrimOp`].
@@ -277,6 +288,8 @@ pub enum PrimReply {
         /// The random tag in its name.
         tag: u64,
     },
+    /// To [`PrimOp::AcquireLent`]: a permit was taken, and is lent (see there).
+    Lent,
 }
 
 /// The bit of a barrier's `Create` parameter that says it has an action.

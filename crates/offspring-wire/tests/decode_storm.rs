@@ -433,6 +433,7 @@ fn to_worker_variant(msg: &ToWorker) -> usize {
         ToWorker::Shutdown => 1,
         ToWorker::Reply { .. } => 2,
         ToWorker::RunShared(_) => 3,
+        ToWorker::Recall { .. } => 4,
     }
 }
 
@@ -495,6 +496,7 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::SharedCreate { .. } => 29,
         PrimOp::SharedSeal { .. } => 30,
         PrimOp::Sync => 31,
+        PrimOp::AcquireLent { .. } => 32,
     }
 }
 
@@ -511,6 +513,7 @@ fn prim_reply_variant(reply: &PrimReply) -> usize {
         PrimReply::ShutDown => 8,
         PrimReply::RunAction => 9,
         PrimReply::Shared { .. } => 10,
+        PrimReply::Lent => 11,
     }
 }
 
@@ -582,8 +585,9 @@ fn prim_replies() -> Vec<PrimReply> {
             handle: 12,
             tag: u64::MAX,
         },
+        PrimReply::Lent,
     ];
-    assert_covers(&replies, prim_reply_variant, 11);
+    assert_covers(&replies, prim_reply_variant, 12);
     replies
 }
 
@@ -700,8 +704,16 @@ fn prim_ops() -> Vec<PrimOp> {
         },
         PrimOp::SharedSeal { id: 3 },
         PrimOp::Sync,
+        PrimOp::AcquireLent {
+            id: 2,
+            timeout_ms: None,
+        },
+        PrimOp::AcquireLent {
+            id: u64::MAX,
+            timeout_ms: Some(0),
+        },
     ]);
-    assert_covers(&ops, prim_op_variant, 32);
+    assert_covers(&ops, prim_op_variant, 33);
     ops
 }
 
@@ -817,6 +829,8 @@ fn to_worker_seeds() -> Vec<ToWorker> {
                 },
             }],
         }),
+        ToWorker::Recall { id: 9 },
+        ToWorker::Recall { id: u64::MAX },
     ];
     seeds.extend(
         prim_replies()
@@ -827,7 +841,7 @@ fn to_worker_seeds() -> Vec<ToWorker> {
                 reply,
             }),
     );
-    assert_covers(&seeds, to_worker_variant, 4);
+    assert_covers(&seeds, to_worker_variant, 5);
     seeds
 }
 

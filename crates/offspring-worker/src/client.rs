@@ -32,6 +32,17 @@ pub struct Client {
     /// Whether a one-way operation that others can observe (a `set`, a permit's release)
     /// was sent since the last [`Client::sync_one_way`].
     one_way: std::sync::atomic::AtomicBool,
+    /// Permits the parent lent this process, by semaphore (see [`Client::keep_lent`]).
+    lent: Mutex<HashMap<u64, Lent>>,
+}
+
+/// The lent permits of one semaphore.
+#[derive(Debug, Default)]
+struct Lent {
+    /// Released by this process's tasks and kept: taken again without asking.
+    idle: u64,
+    /// Recalls that found no idle permit: the next releases give their permits back.
+    recalled: u64,
 }
 
 /// A call waiting for its reply: a thread of this process, or an operation this process
@@ -67,6 +78,7 @@ pub(crate) fn install(outbox: Arc<Outbox>) {
         pending: Mutex::new(HashMap::new()),
         closed_for_test: std::env::var_os(ENV_TEST_CLOSED_CLIENT).is_some(),
         one_way: std::sync::atomic::AtomicBool::new(false),
+        lent: Mutex::new(HashMap::new()),
     });
 }
 
@@ -146,6 +158,79 @@ impl Client {
     pub(crate) fn sync_one_way(&self) {
         if self.one_way.swap(false, Ordering::AcqRel) {
             let _ = self.call(PrimOp::Sync);
+        }
+    }
+
+    /// Takes a permit of semaphore `id` that was lent to this process and released since,
+    /// if one is kept: no message, no wait.
+    pub fn take_lent(&self, id: u64) -> bool {
+        match lock(&self.lent).get_mut(&id) {
+            Some(lent) if lent.idle > 0 => {
+                lent.idle -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A task released a lent permit of semaphore `id`: keeps it (true) for this process's
+    /// next acquire, unless the parent recalled one, which this release answers (false: the
+    /// caller gives it back).
+    pub fn keep_lent(&self, id: u64) -> bool {
+        let mut lent = lock(&self.lent);
+        let entry = lent.entry(id).or_default();
+        if entry.recalled > 0 {
+            entry.recalled -= 1;
+            return false;
+        }
+        entry.idle += 1;
+        true
+    }
+
+    /// The parent recalls a lent permit of semaphore `id` (another process waits): an idle
+    /// one goes back now, else the next release gives its permit back. Runs on the i/o
+    /// thread, so the release is queued for it, never written here.
+    pub(crate) fn recall(&self, id: u64) {
+        let give_back = {
+            let mut lent = lock(&self.lent);
+            let entry = lent.entry(id).or_default();
+            if entry.idle > 0 {
+                entry.idle -= 1;
+                true
+            } else {
+                entry.recalled += 1;
+                false
+            }
+        };
+        if give_back
+            && let Ok(frame) = encode(&FromWorker::Call {
+                call_id: 0,
+                op: PrimOp::ReleasePermit { id },
+            })
+        {
+            self.one_way.store(true, Ordering::Release);
+            let _ = self.outbox.post(frame, false);
+        }
+    }
+
+    /// A call ends: the lent permits its process keeps go back, and recalls that found none
+    /// are forgotten, so that a permit a task released is free for others once the call's
+    /// outcome is delivered (a lent permit lasts no longer than the call that released it).
+    pub(crate) fn return_lent(&self) {
+        let idle: Vec<(u64, u64)> = {
+            let mut lent = lock(&self.lent);
+            if lent.is_empty() {
+                return;
+            }
+            lent.drain()
+                .filter(|(_, lent)| lent.idle > 0)
+                .map(|(id, lent)| (id, lent.idle))
+                .collect()
+        };
+        for (id, count) in idle {
+            for _ in 0..count {
+                self.notify(PrimOp::ReleasePermit { id });
+            }
         }
     }
 

@@ -380,10 +380,14 @@ impl Published {
         last_report: &mut u64,
         tail: &mut Vec<Vec<u8>>,
     ) {
+        let client = crate::client::client();
+        if let Some(client) = client {
+            client.return_lent();
+        }
         if let Some(ring) = ring {
             // The parent may read the ring before frames sent earlier: what this call did
             // through one-way operations is applied first.
-            if let Some(client) = crate::client::client() {
+            if let Some(client) = client {
                 client.sync_one_way();
             }
             ring.publish(
@@ -797,6 +801,11 @@ async fn lifeline(
                 Ok(ToWorker::Reply { call_id, reply }) => {
                     if let Some(client) = crate::client::client() {
                         client.deliver(call_id, reply);
+                    }
+                }
+                Ok(ToWorker::Recall { id }) => {
+                    if let Some(client) = crate::client::client() {
+                        client.recall(id);
                     }
                 }
                 Err(e) => {

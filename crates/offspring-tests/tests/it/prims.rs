@@ -16,18 +16,16 @@ fn wait_event(event: Event) -> bool {
     event.wait_timeout(Duration::from_secs(60))
 }
 
-/// Takes a permit 100 times; while holding it, counts holders through a queue-backed
-/// counter (another primitive, not timing) and records the highest count seen.
+/// Takes a permit `rounds` times; while holding it, counts holders in a shared counter (not
+/// by timing) and records the highest count seen.
 #[offspring::task]
-fn hold_permits(sem: Semaphore, inside: Semaphore, rounds: u32) -> u32 {
+fn hold_permits(sem: Semaphore, inside: offspring::Value<u32>, rounds: u32) -> u32 {
     let mut most = 0;
     for _ in 0..rounds {
         let _permit = sem.acquire();
-        // `inside` starts with 100 permits; holders each take one, so the number taken is the
-        // number of holders right now.
-        let _mine = inside.acquire();
-        let holders = 100 - inside.available() as u32;
+        let holders = inside.fetch_add(1) + 1;
         most = most.max(holders);
+        inside.fetch_sub(1);
     }
     most
 }
@@ -111,7 +109,7 @@ fn events_work_in_the_parent_and_across_processes() -> offspring::Result<()> {
 #[test]
 fn a_semaphore_of_3_never_has_more_than_3_holders() -> offspring::Result<()> {
     let sem = Semaphore::new(3)?;
-    let inside = Semaphore::new(100)?;
+    let inside = offspring::Value::new(0u32)?;
     let pool = Pool::new(10)?;
     let most: Vec<u32> = pool.map_chunked(
         hold_permits,
@@ -1014,5 +1012,115 @@ fn an_outcome_in_the_ring_is_delivered_after_its_calls_one_way_operations() -> o
             "round {round}: events {unset:?} not set yet"
         );
     }
+    Ok(())
+}
+
+/// Takes and gives back a permit until `stop` is set, saying once that it holds one; returns
+/// how many pairs it made. With lent permits, most pairs need no message to the parent.
+#[offspring::task]
+fn take_until_stopped(sem: Semaphore, holding: Event, stop: Event) -> u64 {
+    let mut pairs = 0;
+    loop {
+        drop(sem.acquire());
+        pairs += 1;
+        if pairs == 1 {
+            holding.set();
+        }
+        if pairs % 64 == 0 && stop.is_set() {
+            return pairs;
+        }
+    }
+}
+
+/// A worker that keeps taking a lent permit again gives it up as soon as the parent waits
+/// for it (the parent recalls it): the parent's wait ends while the worker still runs.
+#[test]
+fn a_permit_lent_to_a_busy_worker_is_recalled_when_the_parent_waits() -> offspring::Result<()> {
+    let sem = Semaphore::new(1)?;
+    let (holding, stop) = (Event::new()?, Event::new()?);
+    let pool = Pool::new(1)?;
+    let pairs = pool.apply_async(
+        take_until_stopped,
+        (sem.clone(), holding.clone(), stop.clone()),
+    );
+    assert!(holding.wait_timeout(Duration::from_secs(60)));
+    for round in 0..20 {
+        let started = Instant::now();
+        let permit = sem.acquire_timeout(Duration::from_secs(30));
+        assert!(
+            permit.is_some(),
+            "round {round}: the lent permit never came back"
+        );
+        if round == 0 {
+            println!("recalled in {:?}", started.elapsed());
+        }
+    }
+    stop.set();
+    let pairs = pairs.get()?;
+    println!("the worker made {pairs} pairs");
+    assert!(pairs >= 1);
+    assert_eq!(sem.available(), 1, "the permit is still out after the call");
+    Ok(())
+}
+
+/// Takes and gives back a permit `rounds` times, counting holders in a shared counter.
+#[offspring::task]
+fn contend(sem: Semaphore, inside: offspring::Value<u32>, rounds: u32) -> u32 {
+    let mut most = 0;
+    for _ in 0..rounds {
+        let _permit = sem.acquire();
+        most = most.max(inside.fetch_add(1) + 1);
+        inside.fetch_sub(1);
+    }
+    most
+}
+
+/// Two workers contending for one permit, lent back and forth: both finish, and never are
+/// both inside.
+#[test]
+fn two_workers_share_one_lent_permit_and_never_hold_it_together() -> offspring::Result<()> {
+    let sem = Semaphore::new(1)?;
+    let inside = offspring::Value::new(0u32)?;
+    let pool = Pool::new(2)?;
+    let started = Instant::now();
+    let most: Vec<u32> =
+        pool.map_chunked(contend, vec![(sem.clone(), inside.clone(), 20_000); 2], 1)?;
+    let elapsed = started.elapsed();
+    println!(
+        "40,000 pairs in {elapsed:?}: {:.0} pairs/s",
+        40_000.0 / elapsed.as_secs_f64()
+    );
+    assert_eq!(most, vec![1, 1]);
+    assert_eq!(sem.available(), 1);
+    Ok(())
+}
+
+#[offspring::task]
+fn release_and_hang(sem: Semaphore, released: Event) {
+    drop(sem.acquire());
+    // The permit is kept, lent, while the call runs on.
+    released.set();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+/// A permit lent to a worker that released it is still given back when that worker dies
+/// (no recall can reach a dead worker: only its death returns the permit).
+#[test]
+fn a_lent_permit_kept_by_a_killed_worker_is_given_back() -> offspring::Result<()> {
+    let sem = Semaphore::new(1)?;
+    let released = Event::new()?;
+    let holder = Process::spawn(release_and_hang, (sem.clone(), released.clone()))?;
+    assert!(released.wait_timeout(Duration::from_secs(60)));
+    // Kept by the worker: a mere try does not recall it.
+    assert!(sem.try_acquire().is_none());
+    holder.kill()?;
+    assert!(holder.join().is_err());
+    let permit = sem.acquire_timeout(Duration::from_secs(30));
+    assert!(
+        permit.is_some(),
+        "the dead worker's lent permit was not returned"
+    );
     Ok(())
 }

@@ -100,6 +100,14 @@ impl Handle {
         self.0.backend.call(op)
     }
 
+    /// The connection to the parent, in a worker.
+    pub(super) fn client(&self) -> Option<&'static offspring_worker::Client> {
+        match self.0.backend {
+            Backend::Worker(client) => Some(client),
+            Backend::Parent(_) => None,
+        }
+    }
+
     pub(super) fn notify(&self, op: PrimOp) {
         self.0.backend.notify(op);
     }

@@ -66,21 +66,24 @@ impl RLock {
         if let Some(guard) = self.again() {
             return guard;
         }
-        let permit = self.semaphore.acquire();
+        let permit = self.semaphore.acquire_with(false);
         self.hold(permit)
     }
 
     /// The lock if this thread holds it already or it is free now.
     pub fn try_lock(&self) -> Option<RLockGuard> {
-        self.again()
-            .or_else(|| self.semaphore.try_acquire().map(|permit| self.hold(permit)))
+        self.again().or_else(|| {
+            self.semaphore
+                .take(Some(0), false)
+                .map(|permit| self.hold(permit))
+        })
     }
 
     /// The lock if this thread holds it already or it frees up within `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard> {
         self.again().or_else(|| {
             self.semaphore
-                .acquire_timeout(timeout)
+                .take(Some(super::handle::millis(timeout)), false)
                 .map(|permit| self.hold(permit))
         })
     }

@@ -12,6 +12,19 @@ use crate::Result;
 /// A counter of permits that processes take and give back, like Python's
 /// `multiprocessing.Semaphore`, with RAII permits. A permit held by a process that dies is
 /// given back.
+///
+/// # Lent permits
+///
+/// A permit a pool worker takes from a `Semaphore` (not a `Lock`) is lent to it: when its task
+/// releases the permit, the worker keeps it, and its next `acquire` takes it again with no message
+/// to the parent. The worker gives it back as soon as another process waits for a permit (the
+/// parent recalls it), when the call that released it ends (before its outcome reaches the caller,
+/// so a permit released inside a task is free once `apply` returns), or when the worker dies. So a
+/// semaphore is not first-come: as with Python's, a process that releases may take the permit again
+/// ahead of one that waits, until the recall reaches it. While a permit is kept,
+/// [`Semaphore::available`] counts it as taken and a [`try_acquire`](Semaphore::try_acquire)
+/// elsewhere does not get it; any wait of another process does. `Lock`s and `RLock`s are never
+/// lent: a `Condition` gives its lock's permit back in the parent while it waits.
 #[derive(Debug, Clone)]
 pub struct Semaphore {
     handle: Handle,
@@ -23,13 +36,20 @@ handle_serde!(Semaphore, Kind::Semaphore);
 #[derive(Debug)]
 pub struct SemaphorePermit {
     handle: Handle,
+    /// Lent to this worker: kept on release unless recalled (see [`Semaphore`]).
+    lent: bool,
 }
 
 impl Drop for SemaphorePermit {
     fn drop(&mut self) {
-        self.handle.notify(PrimOp::ReleasePermit {
-            id: self.handle.id(),
-        });
+        let id = self.handle.id();
+        if self.lent
+            && let Some(client) = self.handle.client()
+            && client.keep_lent(id)
+        {
+            return;
+        }
+        self.handle.notify(PrimOp::ReleasePermit { id });
     }
 }
 
@@ -47,13 +67,30 @@ impl Semaphore {
         Handle::create(Kind::Semaphore, permits as u64).map(Self::from_handle)
     }
 
-    fn take(&self, timeout_ms: Option<u64>) -> Option<SemaphorePermit> {
-        match self.handle.call(PrimOp::Acquire {
-            id: self.handle.id(),
-            timeout_ms,
-        }) {
+    /// Takes a permit; `lend`: one a worker may keep lent (see [`Semaphore`]).
+    pub(super) fn take(&self, timeout_ms: Option<u64>, lend: bool) -> Option<SemaphorePermit> {
+        let id = self.handle.id();
+        let client = self.handle.client().filter(|_| lend);
+        if let Some(client) = client
+            && client.take_lent(id)
+        {
+            return Some(SemaphorePermit {
+                handle: self.handle.clone(),
+                lent: true,
+            });
+        }
+        let op = match client {
+            Some(_) => PrimOp::AcquireLent { id, timeout_ms },
+            None => PrimOp::Acquire { id, timeout_ms },
+        };
+        match self.handle.call(op) {
             PrimReply::Bool(true) => Some(SemaphorePermit {
                 handle: self.handle.clone(),
+                lent: false,
+            }),
+            PrimReply::Lent => Some(SemaphorePermit {
+                handle: self.handle.clone(),
+                lent: true,
             }),
             PrimReply::Bool(false) | PrimReply::Timeout => None,
             other => {
@@ -71,7 +108,11 @@ impl Semaphore {
     /// signature has no error to return, and a permit that is not held must not be handed
     /// out.
     pub fn acquire(&self) -> SemaphorePermit {
-        match self.take(None) {
+        self.acquire_with(true)
+    }
+
+    pub(super) fn acquire_with(&self, lend: bool) -> SemaphorePermit {
+        match self.take(None, lend) {
             Some(permit) => permit,
             None => panic!("offspring: acquire on a semaphore handle that names no live semaphore"),
         }
@@ -79,12 +120,12 @@ impl Semaphore {
 
     /// A permit if one is free now.
     pub fn try_acquire(&self) -> Option<SemaphorePermit> {
-        self.take(Some(0))
+        self.take(Some(0), true)
     }
 
     /// A permit if one frees up within `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit> {
-        self.take(Some(millis(timeout)))
+        self.take(Some(millis(timeout)), true)
     }
 
     /// The primitive's id (the key a process's re-entrant lock state is kept under).
@@ -139,7 +180,7 @@ impl Lock {
     /// As [`Semaphore::acquire`].
     pub fn lock(&self) -> LockGuard {
         LockGuard {
-            _permit: self.semaphore.acquire(),
+            _permit: self.semaphore.acquire_with(false),
         }
     }
 
@@ -163,14 +204,14 @@ impl Lock {
     /// The lock if it is free now.
     pub fn try_lock(&self) -> Option<LockGuard> {
         self.semaphore
-            .try_acquire()
+            .take(Some(0), false)
             .map(|permit| LockGuard { _permit: permit })
     }
 
     /// The lock if it frees up within `timeout`.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard> {
         self.semaphore
-            .acquire_timeout(timeout)
+            .take(Some(millis(timeout)), false)
             .map(|permit| LockGuard { _permit: permit })
     }
 }
