@@ -757,10 +757,12 @@ impl BatchSink for CallReports {
 
     fn flush(&mut self) {
         if !self.items.is_empty() {
+            // The next read is likely as long as this one.
+            let next = Vec::with_capacity(self.items.len());
             let _ = self.events.send(ActorEvent::Items {
                 worker: self.worker,
                 task_id: self.task_id,
-                items: std::mem::take(&mut self.items),
+                items: std::mem::replace(&mut self.items, next),
             });
         }
     }
@@ -1317,6 +1319,7 @@ impl Actor {
         // Runs of calls of one job: (job, sink, its results).
         let mut groups: Vec<Delivery> = Vec::new();
         let mut failures = Vec::new();
+        let count = items.len();
         for (index, outcome) in items {
             let Some(item) = batch.items.get(index) else {
                 continue;
@@ -1334,7 +1337,12 @@ impl Actor {
             };
             match groups.last_mut() {
                 Some((job, _, results)) if *job == part.job => results.push((call, result)),
-                _ => groups.push((part.job, Arc::clone(&part.sink), vec![(call, result)])),
+                _ => {
+                    // Most reads are of one job's calls: room for all of them.
+                    let mut results = Vec::with_capacity(count);
+                    results.push((call, result));
+                    groups.push((part.job, Arc::clone(&part.sink), results));
+                }
             }
         }
         for (job, call, failure) in failures {

@@ -971,20 +971,19 @@ fn granted(waiting: &Waiting) -> (PrimReply, Option<UnboundedSender<Vec<u8>>>) {
     }
 }
 
-/// A process is about to wait for a permit of semaphore `id`: every other holder of lent
-/// permits is asked to give one back (at once if its task released it, else at its next
-/// release).
+/// A process is about to wait for a permit of semaphore `id`: every holder of lent permits
+/// is asked to give one back (at once if its task released it, else at its next release),
+/// the waiter's own process too (another of its threads may keep one idle).
 fn recall_lent(
     id: u64,
     held: &HashMap<Holder, u64>,
     lenders: &HashMap<Holder, UnboundedSender<Vec<u8>>>,
-    waiter: Holder,
 ) {
     let Ok(frame) = encode(&ToWorker::Recall { id }) else {
         return;
     };
     for (holder, frames) in lenders {
-        if *holder != waiter && held.get(holder).is_some_and(|count| *count > 0) {
+        if held.get(holder).is_some_and(|count| *count > 0) {
             let _ = frames.send(frame.clone());
         }
     }
@@ -1138,7 +1137,7 @@ fn apply(state: &mut ObjectState, op: PrimOp, waiting: Waiting) -> Step {
                 // A mere try recalls nothing: a permit lent to a worker counts as taken.
                 Step::Done(PrimReply::Bool(false))
             } else {
-                recall_lent(id, held, lenders, waiting.holder);
+                recall_lent(id, held, lenders);
                 waiters.push_back(waiting);
                 Step::Waiting(wait)
             }

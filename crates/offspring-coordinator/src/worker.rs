@@ -891,13 +891,27 @@ impl Actor {
         }
     }
 
-    /// One call's report, from a frame or from the ring.
+    /// One call's report, from a frame.
     fn item(&mut self, task_id: u64, index: u32, outcome: Outcome, elapsed_us: u64) {
+        let segment = self.ring.as_ref().map(|(segment, _)| Arc::clone(segment));
+        self.item_in(segment.as_deref(), task_id, index, outcome, elapsed_us);
+    }
+
+    /// One call's report, from a frame or from the ring; `segment` is the worker's, if it
+    /// has one (a value may lie in its to-parent arena).
+    fn item_in(
+        &mut self,
+        segment: Option<&Segment>,
+        task_id: u64,
+        index: u32,
+        outcome: Outcome,
+        elapsed_us: u64,
+    ) {
         if self.misbehaved.is_some() {
             return;
         }
         let outcome = match outcome {
-            Outcome::Shared { count, bytes } => match self.take_shared(count, bytes) {
+            Outcome::Shared { count, bytes } => match self.take_shared(segment, count, bytes) {
                 Ok(value) => Outcome::Value(value),
                 Err(reason) => {
                     self.misbehave(reason);
@@ -957,11 +971,14 @@ impl Actor {
 
     /// Copies value `count` out of the worker's to-parent arena, checked against its
     /// checksum, and gives the arena back to the worker.
-    fn take_shared(&mut self, count: u64, bytes: arena::SharedBytes) -> Result<Vec<u8>, String> {
-        let to_parent = self
-            .ring
-            .as_ref()
-            .and_then(|(segment, _)| arena::parts(segment.words()).to_parent)
+    fn take_shared(
+        &mut self,
+        segment: Option<&Segment>,
+        count: u64,
+        bytes: arena::SharedBytes,
+    ) -> Result<Vec<u8>, String> {
+        let to_parent = segment
+            .and_then(|segment| arena::parts(segment.words()).to_parent)
             .ok_or_else(|| "it reported a value in an arena it does not have".to_owned())?;
         let expected = self.shared_consumed + 1;
         if count != expected {
@@ -987,27 +1004,29 @@ impl Actor {
         if self.misbehaved.is_some() {
             return;
         }
-        let Some((segment, reader)) = &mut self.ring else {
+        // The reader is taken out while it reads, so that each entry is decoded from its
+        // copy and delivered as it is read (each payload is copied out of the segment once).
+        let Some((segment, mut reader)) = self.ring.take() else {
             return;
         };
-        // Decoded from the reader's copy as they are read (each payload is copied out of
-        // the segment once), then delivered in order.
-        let mut entries = Vec::new();
         let read = reader.read(arena::parts(segment.words()).ring, |entry| {
-            let outcome = offspring_wire::ring::decode_outcome(entry.payload);
-            entries.push((entry.task_id, entry.index, entry.elapsed_us, outcome));
-        });
-        for (task_id, index, elapsed_us, outcome) in entries {
-            match outcome {
-                Ok(outcome) => self.item(task_id, index, outcome, elapsed_us),
-                Err(e) => {
-                    self.misbehave(format!(
-                        "its ring holds an outcome that does not decode: {e}"
-                    ));
-                    return;
-                }
+            if self.misbehaved.is_some() {
+                return;
             }
-        }
+            match offspring_wire::ring::decode_outcome(entry.payload) {
+                Ok(outcome) => self.item_in(
+                    Some(&segment),
+                    entry.task_id,
+                    entry.index,
+                    outcome,
+                    entry.elapsed_us,
+                ),
+                Err(e) => self.misbehave(format!(
+                    "its ring holds an outcome that does not decode: {e}"
+                )),
+            }
+        });
+        self.ring = Some((segment, reader));
         if let Err(e) = read {
             self.misbehave(e.to_string());
         }

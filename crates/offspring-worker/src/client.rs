@@ -37,12 +37,18 @@ pub struct Client {
 }
 
 /// The lent permits of one semaphore.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Lent {
     /// Released by this process's tasks and kept: taken again without asking.
     idle: u64,
-    /// Recalls that found no idle permit: the next releases give their permits back.
+    /// Recalls that found no idle permit: the next releases give their permits back. Kept
+    /// across calls (a permit may outlive the call that took it, in another thread), so a
+    /// recall is never forgotten; one that no release answers costs a later give-back.
     recalled: u64,
+    /// What keeps the primitive alive while idle permits are kept (a handle, whose drop
+    /// would end this process's lease): dropped once they went back, so the lease never
+    /// ends ahead of the permits.
+    keep: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// A call waiting for its reply: a thread of this process, or an operation this process
@@ -175,8 +181,8 @@ impl Client {
 
     /// A task released a lent permit of semaphore `id`: keeps it (true) for this process's
     /// next acquire, unless the parent recalled one, which this release answers (false: the
-    /// caller gives it back).
-    pub fn keep_lent(&self, id: u64) -> bool {
+    /// caller gives it back). `keep` (the caller's handle) stays with the kept permit.
+    pub fn keep_lent(&self, id: u64, keep: Box<dyn std::any::Any + Send>) -> bool {
         let mut lent = lock(&self.lent);
         let entry = lent.entry(id).or_default();
         if entry.recalled > 0 {
@@ -184,6 +190,7 @@ impl Client {
             return false;
         }
         entry.idle += 1;
+        entry.keep.get_or_insert(keep);
         true
     }
 
@@ -191,23 +198,20 @@ impl Client {
     /// one goes back now, else the next release gives its permit back. Runs on the i/o
     /// thread, so the release is queued for it, never written here.
     pub(crate) fn recall(&self, id: u64) {
-        let give_back = {
-            let mut lent = lock(&self.lent);
-            let entry = lent.entry(id).or_default();
-            if entry.idle > 0 {
-                entry.idle -= 1;
-                true
-            } else {
-                entry.recalled += 1;
-                false
-            }
-        };
-        if give_back
-            && let Ok(frame) = encode(&FromWorker::Call {
-                call_id: 0,
-                op: PrimOp::ReleasePermit { id },
-            })
-        {
+        let mut lent = lock(&self.lent);
+        let entry = lent.entry(id).or_default();
+        if entry.idle == 0 {
+            entry.recalled += 1;
+            return;
+        }
+        entry.idle -= 1;
+        // Queued while the table is locked: a call ending now (`return_lent`, then
+        // `sync_one_way`) sees either the idle permit or this release ahead of its outcome.
+        // The kept handle stays: dropping it here would write on the i/o thread.
+        if let Ok(frame) = encode(&FromWorker::Call {
+            call_id: 0,
+            op: PrimOp::ReleasePermit { id },
+        }) {
             self.one_way.store(true, Ordering::Release);
             let _ = self.outbox.post(frame, false);
         }
@@ -217,21 +221,30 @@ impl Client {
     /// are forgotten, so that a permit a task released is free for others once the call's
     /// outcome is delivered (a lent permit lasts no longer than the call that released it).
     pub(crate) fn return_lent(&self) {
-        let idle: Vec<(u64, u64)> = {
+        let (idle, kept) = {
             let mut lent = lock(&self.lent);
             if lent.is_empty() {
                 return;
             }
-            lent.drain()
-                .filter(|(_, lent)| lent.idle > 0)
-                .map(|(id, lent)| (id, lent.idle))
-                .collect()
+            let mut idle = Vec::new();
+            let mut kept = Vec::new();
+            for (&id, entry) in lent.iter_mut() {
+                if entry.idle > 0 {
+                    idle.push((id, std::mem::take(&mut entry.idle)));
+                }
+                kept.extend(entry.keep.take());
+            }
+            // Owed recalls stay (see `Lent::recalled`).
+            lent.retain(|_, entry| entry.recalled > 0);
+            (idle, kept)
         };
         for (id, count) in idle {
             for _ in 0..count {
                 self.notify(PrimOp::ReleasePermit { id });
             }
         }
+        // The handles go after their permits: a lease never ends ahead of them.
+        drop(kept);
     }
 
     /// Passes on an operation that a descendant of this process made (this process is a

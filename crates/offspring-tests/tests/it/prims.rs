@@ -1124,3 +1124,42 @@ fn a_lent_permit_kept_by_a_killed_worker_is_given_back() -> offspring::Result<()
     );
     Ok(())
 }
+
+/// One thread keeps taking a lent permit again while another thread of the same worker
+/// waits for it: the worker's own wait recalls it, so the second thread gets it while the
+/// first still runs. Returns whether it did, and how many pairs the first made.
+#[offspring::task]
+fn two_threads_one_permit(sem: Semaphore) -> (bool, u64) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    drop(sem.acquire());
+    let got = Arc::new(AtomicBool::new(false));
+    let waiter = {
+        let (sem, got) = (sem.clone(), Arc::clone(&got));
+        std::thread::spawn(move || {
+            let permit = sem.acquire_timeout(Duration::from_secs(30));
+            got.store(permit.is_some(), Ordering::Release);
+            permit.is_some()
+        })
+    };
+    let mut pairs = 0;
+    while !waiter.is_finished() {
+        drop(sem.acquire());
+        pairs += 1;
+    }
+    (waiter.join().unwrap_or(false), pairs)
+}
+
+#[test]
+fn a_thread_waiting_in_the_worker_that_keeps_the_permit_gets_it() -> offspring::Result<()> {
+    let sem = Semaphore::new(1)?;
+    let pool = Pool::new(1)?;
+    let (got, pairs) = pool.apply(two_threads_one_permit, sem.clone())?;
+    println!("the other thread made {pairs} pairs meanwhile");
+    assert!(
+        got,
+        "the waiting thread never got the permit its own worker kept"
+    );
+    assert_eq!(sem.available(), 1);
+    Ok(())
+}

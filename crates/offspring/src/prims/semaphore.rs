@@ -45,7 +45,7 @@ impl Drop for SemaphorePermit {
         let id = self.handle.id();
         if self.lent
             && let Some(client) = self.handle.client()
-            && client.keep_lent(id)
+            && client.keep_lent(id, Box::new(self.handle.clone()))
         {
             return;
         }
