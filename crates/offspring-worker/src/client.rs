@@ -217,9 +217,9 @@ impl Client {
         }
     }
 
-    /// A call ends: the lent permits its process keeps go back, and recalls that found none
-    /// are forgotten, so that a permit a task released is free for others once the call's
-    /// outcome is delivered (a lent permit lasts no longer than the call that released it).
+    /// A call ends: the lent permits its process keeps go back, so that a permit a task
+    /// released is free for others once the call's outcome is delivered (an idle lent
+    /// permit is kept no longer than the call that released it). Recalls still owed stay.
     pub(crate) fn return_lent(&self) {
         let (idle, kept) = {
             let mut lent = lock(&self.lent);
