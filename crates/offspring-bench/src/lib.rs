@@ -19,3 +19,12 @@ pub fn sample(id: &str, value: f64) {
 pub fn ratio(a: &str, b: &str, op: &str, target: f64, description: &str) {
     println!("ratio\t{a}\t{b}\t{op}\t{target}\t{description}");
 }
+
+/// Command-line argument `n` of a profiling loop, parsed, or `default` when it is absent or
+/// not a number.
+pub fn arg_or<T: std::str::FromStr>(n: usize, default: T) -> T {
+    std::env::args()
+        .nth(n)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}

@@ -491,13 +491,7 @@ mod tests {
     #[test]
     fn a_scribbled_value_is_an_error_in_every_case_tried() {
         let a = arena(CONTROL_WORDS + 64);
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         for round in 0..20_000 {
             let len = (next() % 500) as usize + 1;
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();

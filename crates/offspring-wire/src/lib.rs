@@ -34,6 +34,7 @@ mod log;
 mod message;
 mod prims;
 pub mod ring;
+pub mod varint;
 
 pub use frame::{
     HEADER_LEN, MAX_FRAME, PRE_AUTH_MAX_FRAME, WireError, decode, encode, frame_len, read_frame,
@@ -60,3 +61,16 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 ///    `Outcome::Shared`.
 /// 7: lent permits: `PrimOp::AcquireLent`, `PrimReply::Lent`, `ToWorker::Recall`.
 pub const PROTOCOL_VERSION: u32 = 7;
+
+/// A xorshift generator from `seed`, for the unit tests' random inputs (the same on every
+/// run).
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

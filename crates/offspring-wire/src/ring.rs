@@ -97,14 +97,11 @@ pub fn encode_outcome(outcome: &crate::Outcome, buf: &mut Vec<u8>) -> Result<(),
     if let crate::Outcome::Value(bytes) = outcome {
         // The common case, written as postcard writes it: the variant (0), the length as a
         // varint, the bytes.
-        buf.reserve(1 + 10 + bytes.len());
+        let mut head = [0u8; 10];
+        let n = crate::varint::write(bytes.len() as u64, &mut head);
+        buf.reserve(1 + n + bytes.len());
         buf.push(0);
-        let mut len = bytes.len() as u64;
-        while len >= 0x80 {
-            buf.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        buf.push(len as u8);
+        buf.extend_from_slice(&head[..n]);
         buf.extend_from_slice(bytes);
         return Ok(());
     }
@@ -122,20 +119,15 @@ pub fn encode_outcome(outcome: &crate::Outcome, buf: &mut Vec<u8>) -> Result<(),
 /// As [`decode`](crate::decode): [`WireError::Malformed`](crate::WireError::Malformed) for
 /// anything that is not exactly one encoded outcome.
 pub fn decode_outcome(payload: &[u8]) -> Result<crate::Outcome, crate::WireError> {
-    if let Some((&0, rest)) = payload.split_first() {
-        // The length: a varint of at most 9 bytes (63 bits), in its shortest form (longer
-        // or other forms are left to postcard).
-        let mut len: u64 = 0;
-        for (i, &byte) in rest.iter().enumerate().take(9) {
-            len |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                let bytes = &rest[i + 1..];
-                if (byte != 0 || i == 0) && len == bytes.len() as u64 {
-                    return Ok(crate::Outcome::Value(bytes.to_vec()));
-                }
-                break;
-            }
-        }
+    // The length: a varint of at most 9 bytes (63 bits), in its shortest form (no zero
+    // last byte after the first); longer or other forms are left to postcard.
+    if let Some((&0, rest)) = payload.split_first()
+        && let Some((len, n)) = crate::varint::read(rest)
+        && n <= 9
+        && (n == 1 || rest[n - 1] != 0)
+        && len == (rest.len() - n) as u64
+    {
+        return Ok(crate::Outcome::Value(rest[n..].to_vec()));
     }
     crate::decode(payload)
 }
@@ -560,13 +552,7 @@ mod tests {
     /// decode to what postcard gives, error or value.
     #[test]
     fn outcome_short_paths_match_postcard() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         let same = |payload: &[u8]| {
             let fast = decode_outcome(payload).map_err(|e| e.to_string());
             let slow = crate::decode::<crate::Outcome>(payload).map_err(|e| e.to_string());
@@ -597,7 +583,7 @@ mod tests {
         for _ in 0..20_000 {
             let len = (next() % 12) as usize;
             let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            if next() % 2 == 0
+            if next().is_multiple_of(2)
                 && let Some(first) = payload.first_mut()
             {
                 *first = 0;
@@ -681,13 +667,7 @@ mod tests {
     /// a panic or a changed value.
     #[test]
     fn scribbled_words_give_errors_never_wrong_values() {
-        let mut state: u64 = 0x1234_5678;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x1234_5678);
         let mut detected = 0;
         for round in 0..3_000 {
             let seg = segment(HEADER_WORDS + 256);

@@ -79,7 +79,7 @@ pub(crate) fn decode_owned<T: DeserializeOwned + Any>(
 /// few bytes remaps its pages rather than copying them).
 fn prefix_in_place(mut bytes: Vec<u8>) -> Vec<u8> {
     let mut head = [0u8; 10];
-    let n = varint(bytes.len() as u64, &mut head);
+    let n = offspring_wire::varint::write(bytes.len() as u64, &mut head);
     bytes.reserve_exact(n);
     bytes.splice(0..0, head[..n].iter().copied());
     bytes
@@ -106,31 +106,10 @@ fn unprefix_in_place(mut bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String>
     }
 }
 
-/// Writes `len` as a postcard varint into `out`; how many bytes it took.
-fn varint(mut len: u64, out: &mut [u8; 10]) -> usize {
-    let mut n = 0;
-    loop {
-        let low = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out[n] = low;
-            return n + 1;
-        }
-        out[n] = low | 0x80;
-        n += 1;
-    }
-}
-
 /// A postcard varint at the start of `bytes`: its value and its length in bytes.
 fn read_varint(bytes: &[u8]) -> std::result::Result<(u64, usize), String> {
-    let mut len: u64 = 0;
-    for (i, byte) in bytes.iter().enumerate().take(10) {
-        len |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Ok((len, i + 1));
-        }
-    }
-    Err("a byte vector's length is malformed".to_owned())
+    offspring_wire::varint::read(bytes)
+        .ok_or_else(|| "a byte vector's length is malformed".to_owned())
 }
 
 /// Decodes a `T` from all of `bytes` (trailing bytes are ignored, as postcard's `from_bytes`
@@ -149,7 +128,7 @@ pub(crate) fn decode<T: DeserializeOwned + Any>(bytes: &[u8]) -> std::result::Re
 /// `bytes` as postcard writes a byte sequence: its length as a varint, then the bytes.
 fn encode_byte_vec(bytes: &[u8]) -> Vec<u8> {
     let mut head = [0u8; 10];
-    let n = varint(bytes.len() as u64, &mut head);
+    let n = offspring_wire::varint::write(bytes.len() as u64, &mut head);
     let mut out = Vec::with_capacity(bytes.len() + n);
     out.extend_from_slice(&head[..n]);
     out.extend_from_slice(bytes);

@@ -11,6 +11,8 @@
 
 use std::time::Instant;
 
+use offspring_bench::arg_or;
+
 const ITEMS: usize = 500_000;
 
 #[offspring::task]
@@ -18,13 +20,7 @@ fn nothing() {}
 
 fn main() -> offspring::Result<()> {
     offspring::init();
-    let arg = |n: usize, default: usize| {
-        std::env::args()
-            .nth(n)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let (chunk, rounds) = (arg(1, 8192), arg(2, 20));
+    let (chunk, rounds) = (arg_or::<usize>(1, 8192), arg_or::<usize>(2, 20));
     let pool = offspring::Pool::new(2)?;
     pool.map_chunked(nothing, vec![(); 100], 1)?;
     for _ in 0..rounds {

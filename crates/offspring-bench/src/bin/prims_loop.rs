@@ -12,6 +12,8 @@
 
 use std::time::Instant;
 
+use offspring_bench::arg_or;
+
 #[offspring::task]
 fn nothing() {}
 
@@ -27,13 +29,7 @@ fn is_set_round_trips(event: offspring::Event, count: u64) -> f64 {
 
 fn main() -> offspring::Result<()> {
     offspring::init();
-    let arg = |n: usize, default: u64| {
-        std::env::args()
-            .nth(n)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let (calls, rounds) = (arg(1, 20_000), arg(2, 10));
+    let (calls, rounds) = (arg_or::<u64>(1, 20_000), arg_or::<u64>(2, 10));
     let pool = offspring::Pool::new(1)?;
     let event = offspring::Event::new()?;
     pool.apply(nothing, ())?;

@@ -1063,18 +1063,6 @@ fn a_permit_lent_to_a_busy_worker_is_recalled_when_the_parent_waits() -> offspri
     Ok(())
 }
 
-/// Takes and gives back a permit `rounds` times, counting holders in a shared counter.
-#[offspring::task]
-fn contend(sem: Semaphore, inside: offspring::Value<u32>, rounds: u32) -> u32 {
-    let mut most = 0;
-    for _ in 0..rounds {
-        let _permit = sem.acquire();
-        most = most.max(inside.fetch_add(1) + 1);
-        inside.fetch_sub(1);
-    }
-    most
-}
-
 /// Two workers contending for one permit, lent back and forth: both finish, and never are
 /// both inside.
 #[test]
@@ -1083,8 +1071,11 @@ fn two_workers_share_one_lent_permit_and_never_hold_it_together() -> offspring::
     let inside = offspring::Value::new(0u32)?;
     let pool = Pool::new(2)?;
     let started = Instant::now();
-    let most: Vec<u32> =
-        pool.map_chunked(contend, vec![(sem.clone(), inside.clone(), 20_000); 2], 1)?;
+    let most: Vec<u32> = pool.map_chunked(
+        hold_permits,
+        vec![(sem.clone(), inside.clone(), 20_000); 2],
+        1,
+    )?;
     let elapsed = started.elapsed();
     println!(
         "40,000 pairs in {elapsed:?}: {:.0} pairs/s",
