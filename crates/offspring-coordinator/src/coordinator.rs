@@ -62,9 +62,55 @@ pub struct CoordinatorConfig {
     pub log_filter: Option<String>,
 }
 
+/// Selects TCP on the loopback for the workers this process starts as its own children
+/// (`OFFSPRING_TRANSPORT=tcp`): the path remote workers take (sealed frames, heartbeats, no
+/// peer pid), exercised on one machine. Shared memory is still used: they are local.
+pub const ENV_TRANSPORT: &str = "OFFSPRING_TRANSPORT";
+
+/// Where the parent listens for workers on other machines (`host:port`, `[v6]:port`; port 0
+/// for any free one), unless a pool's `listen` option says. The host is also what workers
+/// are told to dial, unless it is unspecified (`0.0.0.0`, `::`): then they dial this host's
+/// name. Default `0.0.0.0:0`.
+pub const ENV_LISTEN: &str = "OFFSPRING_LISTEN";
+
+/// How a worker that is not this process's own child is started (for example as a Slurm
+/// step on another node). Implemented by the facade's launchers.
+pub trait Launch: Send + Sync + std::fmt::Debug {
+    /// A short name for messages (`slurm`).
+    fn name(&self) -> &str;
+
+    /// The command that starts `program` with `args` as one worker, wherever the launcher
+    /// puts it. The caller adds the worker's variables (its secret included) to the
+    /// command's environment; a launcher must carry them to the worker through its
+    /// environment, never on a command line. The process the command starts stands for the
+    /// worker here: it is killed to kill the worker, and its exit is taken as the worker's.
+    ///
+    /// # Errors
+    ///
+    /// Why no worker can be started this way (for example no allocation could be had).
+    fn command(
+        &self,
+        program: &std::path::Path,
+        args: &[std::ffi::OsString],
+    ) -> std::io::Result<std::process::Command>;
+
+    /// What it usually means that the launcher's process ended with `status` before the
+    /// worker connected, for the error.
+    fn early_exit_hint(
+        &self,
+        program: &std::path::Path,
+        status: std::process::ExitStatus,
+    ) -> String;
+}
+
 /// Per-spawn options.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnOptions {
+    /// Start the worker through this launcher, over TCP, instead of as a local child.
+    pub launch: Option<Arc<dyn Launch>>,
+    /// Where to listen for TCP workers (see [`ENV_LISTEN`]); used by the first spawn that
+    /// needs the TCP listener.
+    pub listen: Option<String>,
     /// Run this program instead of the running executable (for tests).
     pub program: Option<PathBuf>,
     /// Deadline for the child to connect; [`DEFAULT_CONNECT_TIMEOUT`] when `None`.
@@ -152,6 +198,13 @@ struct Pending {
 
 struct CoordinatorState {
     config: CoordinatorConfig,
+    /// The TCP listener's endpoint, once bound (by the first spawn that needs one), and
+    /// the address it was asked for.
+    tcp: tokio::sync::Mutex<Option<(String, offspring_transport::Endpoint)>>,
+    /// Connections over TCP in their handshake now (at most [`MAX_STRANGERS`]).
+    tcp_strangers: AtomicUsize,
+    /// Local children dial TCP on the loopback (`OFFSPRING_TRANSPORT=tcp`).
+    local_tcp: bool,
     timeline: Option<Arc<Timeline>>,
     registry: Arc<Registry>,
     pending: Mutex<HashMap<u64, Pending>>,
@@ -171,12 +224,21 @@ struct Rejections {
     last_warning: Option<std::time::Instant>,
 }
 
-/// One of the [`MAX_STRANGERS`] places, given back when the handshake ends either way.
-struct StrangerPlace(Arc<CoordinatorState>);
+/// One of the [`MAX_STRANGERS`] places (of local connections, or of TCP ones), given back
+/// when the handshake ends either way.
+struct StrangerPlace {
+    shared: Arc<CoordinatorState>,
+    tcp: bool,
+}
 
 impl Drop for StrangerPlace {
     fn drop(&mut self) {
-        self.0.strangers.fetch_sub(1, Ordering::SeqCst);
+        let count = if self.tcp {
+            &self.shared.tcp_strangers
+        } else {
+            &self.shared.strangers
+        };
+        count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -232,6 +294,9 @@ impl Coordinator {
         let endpoint = listener.endpoint().clone();
         let shared = Arc::new(CoordinatorState {
             config,
+            tcp: tokio::sync::Mutex::new(None),
+            tcp_strangers: AtomicUsize::new(0),
+            local_tcp: std::env::var(ENV_TRANSPORT).is_ok_and(|v| v == "tcp"),
             timeline: crate::trace::from_env(),
             registry: Arc::new(Registry::new(runtime.handle().clone())),
             pending: Mutex::new(HashMap::new()),
@@ -255,9 +320,26 @@ impl Coordinator {
         &self.shared.registry
     }
 
-    /// The endpoint workers connect to.
+    /// The endpoint local workers connect to.
     pub fn endpoint(&self) -> &offspring_transport::Endpoint {
         &self.endpoint
+    }
+
+    /// The TCP endpoint remote workers connect to, binding it on first use at `listen` (or
+    /// [`ENV_LISTEN`], or `0.0.0.0:0`).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::Coordinator`] when the address cannot be bound, or differs from the
+    /// one this process already listens on.
+    pub fn tcp_endpoint(
+        &self,
+        listen: Option<&str>,
+    ) -> Result<offspring_transport::Endpoint, SpawnError> {
+        let shared = Arc::clone(&self.shared);
+        let listen = listen.map(str::to_owned);
+        self.runtime
+            .block_on(async move { tcp_endpoint(&shared, listen.as_deref()).await })
     }
 
     /// The process's timeline (`OFFSPRING_TRACE`), if one is being recorded.
@@ -344,12 +426,74 @@ async fn spawn_retrying(
     }
 }
 
+/// The TCP listener's endpoint, bound (and its accept loop started) on first use.
+async fn tcp_endpoint(
+    shared: &Arc<CoordinatorState>,
+    listen: Option<&str>,
+) -> Result<offspring_transport::Endpoint, SpawnError> {
+    let mut tcp = shared.tcp.lock().await;
+    if let Some((bound, endpoint)) = &*tcp {
+        return match listen {
+            Some(wanted) if wanted != bound => Err(SpawnError::Coordinator(format!(
+                "this process already listens for workers on {bound}, not {wanted}: one address per process"
+            ))),
+            _ => Ok(endpoint.clone()),
+        };
+    }
+    let from_env = std::env::var(ENV_LISTEN).ok();
+    let wanted = listen
+        .map(str::to_owned)
+        .or(from_env)
+        .unwrap_or_else(|| "0.0.0.0:0".to_owned());
+    let (bind, advertise) = listen_address(&wanted).await?;
+    let listener = Listener::bind_tcp(bind, &advertise)
+        .await
+        .map_err(|e| SpawnError::Coordinator(format!("listen on {wanted}: {e}")))?;
+    let endpoint = listener.endpoint().clone();
+    tracing::info!(target: "offspring", listen = %wanted, endpoint = ?endpoint, "listening for workers over TCP");
+    tokio::spawn(tcp_accept_loop(listener, Arc::clone(shared)));
+    *tcp = Some((wanted, endpoint.clone()));
+    Ok(endpoint)
+}
+
+/// The address to bind for `wanted` (`host:port`) and the host name workers should dial.
+async fn listen_address(wanted: &str) -> Result<(std::net::SocketAddr, String), SpawnError> {
+    let bad = |why: String| SpawnError::Coordinator(format!("listen address {wanted:?}: {why}"));
+    let (host, _) = wanted
+        .rsplit_once(':')
+        .ok_or_else(|| bad("not host:port".into()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let bind = tokio::net::lookup_host(wanted)
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address".into()))?;
+    let advertise = if bind.ip().is_unspecified() {
+        offspring_transport::sys::hostname()
+    } else {
+        host.to_owned()
+    };
+    Ok((bind, advertise))
+}
+
 async fn spawn_async(
     shared: Arc<CoordinatorState>,
     endpoint: offspring_transport::Endpoint,
-    options: SpawnOptions,
+    mut options: SpawnOptions,
     handle: tokio::runtime::Handle,
 ) -> Result<WorkerHandle, SpawnError> {
+    let launch = options.launch.take();
+    let endpoint = if launch.is_some() {
+        tcp_endpoint(&shared, options.listen.as_deref()).await?
+    } else if shared.local_tcp {
+        tcp_endpoint(&shared, Some("127.0.0.1:0")).await?
+    } else {
+        endpoint
+    };
+    if launch.is_some() {
+        // Its outcome ring and arenas would live in this machine's memory.
+        options.frames_only = true;
+    }
     let began = std::time::Instant::now();
     let worker_id = shared.next_worker.fetch_add(1, Ordering::Relaxed);
     let secret = Secret::generate().map_err(|e| SpawnError::Io(e.to_string()))?;
@@ -382,6 +526,7 @@ async fn spawn_async(
             worker_id,
             secret,
             parent_pid: std::process::id(),
+            remote: launch.is_some(),
         },
         program: options.program,
         args: options.args,
@@ -392,7 +537,11 @@ async fn spawn_async(
         extra_env: options.env,
     };
     let forget = |shared: &CoordinatorState| lock(&shared.pending).remove(&worker_id);
-    let mut child = match spawn_retrying(&spec).await {
+    let started = match &launch {
+        Some(launch) => start_launched(launch.as_ref(), &spec),
+        None => spawn_retrying(&spec).await,
+    };
+    let mut child = match started {
         Ok(child) => child,
         Err(e) => {
             forget(&shared);
@@ -406,7 +555,8 @@ async fn spawn_async(
         .as_ref()
         .and_then(|(segment, _)| segment_ref(segment, &child));
     if let Some(entry) = lock(&shared.pending).get_mut(&worker_id) {
-        entry.pid = Some(pid);
+        // A launched worker's pid is not its launcher's process's: nothing to check.
+        entry.pid = launch.is_none().then_some(pid);
         entry.segment = segment;
     }
     let deadline = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
@@ -417,7 +567,15 @@ async fn spawn_async(
             Err(_) => Err(SpawnError::Coordinator("the accept loop stopped".into())),
         },
         status = child.wait() => match status {
-            Ok(status) => Err(SpawnError::ExitedEarly { pid, status }),
+            Ok(status) => Err(match &launch {
+                Some(launch) => SpawnError::LaunchEnded {
+                    launcher: launch.name().to_owned(),
+                    pid,
+                    status,
+                    hint: launch.early_exit_hint(&launch_program(&spec), status),
+                },
+                None => SpawnError::ExitedEarly { pid, status },
+            }),
             Err(e) => Err(SpawnError::Io(e.to_string())),
         },
         () = tokio::time::sleep(deadline) => Err(SpawnError::ConnectTimedOut { pid, after: deadline }),
@@ -448,6 +606,78 @@ async fn spawn_async(
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             gone(&shared);
             Err(e)
+        }
+    }
+}
+
+/// The program a launcher starts: the running executable's real path (a node resolves no
+/// `/proc/self/exe` of ours), or the test's program.
+fn launch_program(spec: &SpawnSpec) -> PathBuf {
+    spec.program
+        .clone()
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("offspring-worker"))
+}
+
+/// Starts a worker through `launch`: its command, with the worker's variables in the
+/// environment (never on the command line), stdin closed, stdout and stderr inherited.
+fn start_launched(
+    launch: &dyn Launch,
+    spec: &SpawnSpec,
+) -> Result<tokio::process::Child, offspring_transport::TransportError> {
+    let program = launch_program(spec);
+    let mut command = launch.command(&program, &spec.args).map_err(|source| {
+        offspring_transport::TransportError::Io {
+            what: "prepare the launcher's command",
+            source,
+        }
+    })?;
+    command
+        .envs(spec.env.vars())
+        .envs(spec.extra_env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null());
+    tokio::process::Command::from(command)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|source| offspring_transport::TransportError::Io {
+            what: "start the launcher's process",
+            source,
+        })
+}
+
+/// Accepts TCP connections. No peer pid tells an awaited worker from a stranger here, so
+/// every connection takes one of [`MAX_STRANGERS`] places for its handshake, and one that
+/// finds them all taken is closed at once: a worker dials again until its deadline (a
+/// stranger holds a place for [`HANDSHAKE_TIMEOUT`] at most).
+async fn tcp_accept_loop(listener: Listener, shared: Arc<CoordinatorState>) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => {
+                let place = shared
+                    .tcp_strangers
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                        (n < MAX_STRANGERS).then_some(n + 1)
+                    })
+                    .ok()
+                    .map(|_| StrangerPlace {
+                        shared: Arc::clone(&shared),
+                        tcp: true,
+                    });
+                if place.is_some() {
+                    tokio::spawn(authenticate(conn, Arc::clone(&shared), place));
+                } else {
+                    drop(conn);
+                    log_rejection(
+                        &shared,
+                        None,
+                        &format_args!("{MAX_STRANGERS} unauthenticated TCP connections are open"),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "offspring", error = %e, "accepting a TCP connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }
@@ -507,7 +737,10 @@ fn stranger_place(shared: &Arc<CoordinatorState>) -> Option<StrangerPlace> {
             (n < MAX_STRANGERS).then_some(n + 1)
         })
         .ok()
-        .map(|_| StrangerPlace(Arc::clone(shared)))
+        .map(|_| StrangerPlace {
+            shared: Arc::clone(shared),
+            tcp: false,
+        })
 }
 
 /// Logs a refused connection: a warning at most once per [`REJECT_LOG_PERIOD`], counting the
@@ -540,14 +773,19 @@ async fn authenticate(
     let mut claimed = None;
     let lookup = |id: u64| {
         claimed = Some(id);
-        lock(&lookup_shared.pending).get(&id).map(|p| Expected {
-            secret: p.secret.clone(),
-            pid: p.pid,
-            segment: p.segment,
-            time_calls: p.time_calls,
-            async_concurrency: p.async_concurrency,
-            task_timeout_ms: p.task_timeout_ms,
-        })
+        // A worker's credentials serve one connection: once a connection proved them, the
+        // entry no longer answers (it is gone once the spawn took the connection).
+        lock(&lookup_shared.pending)
+            .get(&id)
+            .filter(|p| p.ready.is_some())
+            .map(|p| Expected {
+                secret: p.secret.clone(),
+                pid: p.pid,
+                segment: p.segment,
+                time_calls: p.time_calls,
+                async_concurrency: p.async_concurrency,
+                task_timeout_ms: p.task_timeout_ms,
+            })
     };
     let config = WorkerConfig {
         log_filter: shared

@@ -31,6 +31,21 @@ pub enum SpawnError {
         /// The deadline.
         after: Duration,
     },
+    /// The process a launcher started for a worker (a Slurm `srun`) ended before the worker
+    /// connected.
+    #[error(
+        "the {launcher} launch of a worker (process {pid}) ended before the worker connected ({status}); {hint}"
+    )]
+    LaunchEnded {
+        /// The launcher's name.
+        launcher: String,
+        /// The launcher's process.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+        /// What that usually means, from the launcher.
+        hint: String,
+    },
     /// The child proved the secret but was refused (another build or task table).
     #[error("worker {pid} was refused: {reason}")]
     Refused {
@@ -39,6 +54,11 @@ pub enum SpawnError {
         /// Why.
         reason: String,
     },
+}
+
+fn on_host(host: Option<&str>) -> String {
+    host.map(|host| format!(" on host {host}"))
+        .unwrap_or_default()
 }
 
 /// Why a task produced no value.
@@ -55,6 +75,8 @@ pub enum Failure {
     Died {
         /// Its exit status, if it could be collected in time.
         status: Option<ExitStatus>,
+        /// The worker's host, for a remote worker.
+        host: Option<String>,
     },
     /// The worker has no task by that name.
     UnknownTask,
@@ -88,8 +110,11 @@ impl std::fmt::Display for Failure {
             } => write!(f, "panicked: {message}"),
             Self::Died {
                 status: Some(status),
-            } => write!(f, "worker died ({status})"),
-            Self::Died { status: None } => f.write_str("worker died"),
+                host,
+            } => write!(f, "worker{} died ({status})", on_host(host.as_deref())),
+            Self::Died { status: None, host } => {
+                write!(f, "worker{} died", on_host(host.as_deref()))
+            }
             Self::UnknownTask => f.write_str("no such task in the worker"),
             Self::BadArgs(e) => write!(f, "arguments did not decode: {e}"),
             Self::BadResult(e) => write!(f, "value did not encode: {e}"),

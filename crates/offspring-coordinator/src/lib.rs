@@ -24,8 +24,8 @@ mod trace;
 mod worker;
 
 pub use coordinator::{
-    Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_STRANGERS,
-    SEGMENT_BYTES, SpawnOptions, wait_for,
+    Coordinator, CoordinatorConfig, DEFAULT_CONNECT_TIMEOUT, ENV_LISTEN, ENV_TRANSPORT,
+    HANDSHAKE_TIMEOUT, Launch, MAX_STRANGERS, SEGMENT_BYTES, SpawnOptions, wait_for,
 };
 pub use error::{Failure, SpawnError};
 pub use logs::LogCounts;

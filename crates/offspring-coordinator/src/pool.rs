@@ -98,6 +98,10 @@ pub struct PoolConfig {
     /// Keep a live board of the pool for its live view ([`PoolHandle::live_board`]); only
     /// with the `live` feature, and ignored without it.
     pub live: bool,
+    /// Start the workers through this launcher, over TCP (see `SpawnOptions::launch`).
+    pub launch: Option<Arc<dyn crate::Launch>>,
+    /// Where to listen for TCP workers (see `SpawnOptions::listen`).
+    pub listen: Option<String>,
 }
 
 /// Why a call of a pool produced no value.
@@ -814,6 +818,7 @@ impl BatchSink for InitReports {
             Some(reason) => Failure::Misbehaved(reason),
             None => Failure::Died {
                 status: death.status,
+                host: death.host,
             },
         };
         let _ = self.events.send(ActorEvent::InitDone {
@@ -826,7 +831,7 @@ impl BatchSink for InitReports {
 fn describe(failure: &Failure) -> String {
     match failure {
         Failure::Panicked { message, .. } => format!("the initializer panicked: {message}"),
-        Failure::Died { status } => match status {
+        Failure::Died { status, .. } => match status {
             Some(status) => format!("the initializer's worker died ({status})"),
             None => "the initializer's worker died".to_owned(),
         },
@@ -1557,7 +1562,10 @@ impl Actor {
             let failure = if timed_out {
                 PoolFailure::TimedOut(self.config.task_timeout.unwrap_or_default())
             } else {
-                PoolFailure::Task(Failure::Died { status })
+                PoolFailure::Task(Failure::Died {
+                    status,
+                    host: death.host.clone(),
+                })
             };
             if !timed_out && running.attempts < self.config.retries && !self.terminated {
                 running.attempts += 1;
@@ -1765,6 +1773,8 @@ impl Actor {
                 logs: Some(Arc::clone(&self.shared.logs)),
                 async_concurrency: u32::try_from(self.config.async_concurrency).unwrap_or(u32::MAX),
                 task_timeout: self.config.task_timeout,
+                launch: self.config.launch.clone(),
+                listen: self.config.listen.clone(),
                 ..SpawnOptions::default()
             });
             let events = self.events.clone();

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use offspring_transport::{Conn, FrameReader, Segment, sys};
@@ -268,17 +268,20 @@ pub struct Death {
     pub misbehaved: Option<String>,
     /// The worker's pid.
     pub pid: u32,
+    /// The worker's host, for a worker connected over TCP that said where it runs.
+    pub host: Option<String>,
 }
 
 impl Death {
     /// A batch that never reached a worker that is gone.
-    fn unsent(status: Option<ExitStatus>, pid: u32) -> Self {
+    fn unsent(status: Option<ExitStatus>, pid: u32, host: Option<String>) -> Self {
         Self {
             next: 0,
             running: false,
             status,
             misbehaved: None,
             pid,
+            host,
         }
     }
 }
@@ -377,6 +380,8 @@ struct ExitState {
 
 struct WorkerShared {
     pid: u32,
+    /// Where a remote worker runs, once it said (`FromWorker::Node`).
+    host: OnceLock<String>,
     exit: Mutex<ExitState>,
     exited: Condvar,
     exit_watch: tokio::sync::watch::Sender<bool>,
@@ -403,6 +408,11 @@ impl WorkerHandle {
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.shared.pid
+    }
+
+    /// The host a worker connected over TCP runs on, once it said; `None` for a local one.
+    pub fn host(&self) -> Option<String> {
+        self.shared.host.get().cloned()
     }
 
     /// Sends a batch of calls of task `name`, each item the encoded arguments of one call.
@@ -462,7 +472,11 @@ impl WorkerHandle {
             if let Some(arena) = &self.arena {
                 arena.release(task_id);
             }
-            sink.died(Death::unsent(self.exit_status(), self.shared.pid));
+            sink.died(Death::unsent(
+                self.exit_status(),
+                self.shared.pid,
+                self.host(),
+            ));
         }
     }
 
@@ -543,6 +557,7 @@ pub(crate) fn start(
     let (commands, command_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(WorkerShared {
         pid,
+        host: OnceLock::new(),
         exit: Mutex::new(ExitState {
             status: None,
             exited: false,
@@ -552,10 +567,31 @@ pub(crate) fn start(
     });
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let (frame_tx, mut frame_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let remote = conn.is_remote();
     let Conn {
         reader, mut writer, ..
     } = conn;
     runtime.spawn(read_loop(reader, event_tx));
+    if remote {
+        // No lifeline of the OS crosses a network: tell the worker we live, every
+        // `HEARTBEAT`, for as long as anything can write to it.
+        let beats = frame_tx.downgrade();
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(offspring_wire::HEARTBEAT);
+            loop {
+                every.tick().await;
+                let Some(frames) = beats.upgrade() else {
+                    return;
+                };
+                let Ok(frame) = offspring_wire::encode(&offspring_wire::ToWorker::Heartbeat) else {
+                    return;
+                };
+                if frames.send(frame).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     runtime.spawn(async move {
         let mut batch = Vec::new();
         let mut held = None;
@@ -616,6 +652,7 @@ pub(crate) fn start(
 
 async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<ConnEvent>) {
     loop {
+        // A TCP reader fails by itself after `SILENCE_LIMIT` without a byte.
         let event = match reader.read_frame().await {
             Ok(Some(body)) => match decode::<FromWorker>(&body) {
                 Ok(msg) => ConnEvent::Frame(msg),
@@ -691,7 +728,8 @@ impl Actor {
                     Some(ConnEvent::Closed(error)) => {
                         events_open = false;
                         if let Some(error) = error {
-                            tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %error, "worker connection failed; killing the worker");
+                            let host = self.shared.host.get().map_or("this host", String::as_str);
+                            tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %host, %error, "worker connection failed; killing the worker");
                             self.kill_child(sys::EXIT_KILLED);
                         }
                         if !self.dead {
@@ -745,6 +783,7 @@ impl Actor {
                     sink.died(Death::unsent(
                         lock(&self.shared.exit).status,
                         self.shared.pid,
+                        self.shared.host.get().cloned(),
                     ));
                     return;
                 }
@@ -849,7 +888,11 @@ impl Actor {
                     }
                 }
             }
-            FromWorker::Doorbell => {}
+            FromWorker::Doorbell | FromWorker::Heartbeat => {}
+            FromWorker::Node { host } => {
+                tracing::debug!(target: "offspring", worker_pid = self.shared.pid, %host, "remote worker connected");
+                let _ = self.shared.host.set(host);
+            }
             FromWorker::Call { call_id, op } => {
                 self.registry
                     .remote(self.shared.pid, Vec::new(), call_id, op, &self.frames);
@@ -1163,6 +1206,7 @@ impl Actor {
                 status,
                 misbehaved: self.misbehaved.clone(),
                 pid: self.shared.pid,
+                host: self.shared.host.get().cloned(),
             });
         }
     }

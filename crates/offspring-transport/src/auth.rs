@@ -8,6 +8,7 @@ use offspring_wire::{
 };
 use sha2::Sha256;
 
+use crate::seal::{Ephemeral, Role};
 use crate::{BuildIdentity, Conn, HandshakeError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -34,6 +35,11 @@ impl Secret {
     /// The OS error when the random source fails.
     pub fn generate() -> std::io::Result<Self> {
         random_bytes().map(Self)
+    }
+
+    /// The raw bytes, for the key schedule of sealed connections.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// The form carried in the worker's environment (hex).
@@ -179,7 +185,16 @@ pub async fn accept_handshake(
     {
         return Err(HandshakeError::PidMismatch { expected, actual });
     }
-    let nonce = random_bytes().map_err(|e| HandshakeError::Wire(e.into()))?;
+    // Over TCP the nonce is the public half of this connection's key pair (see `seal`).
+    let ephemeral = if conn.is_remote() {
+        Some(Ephemeral::generate().map_err(|e| HandshakeError::Wire(e.into()))?)
+    } else {
+        None
+    };
+    let nonce = match &ephemeral {
+        Some(ephemeral) => ephemeral.public(),
+        None => random_bytes().map_err(|e| HandshakeError::Wire(e.into()))?,
+    };
     let proof = expected.secret.prove(PARENT_LABEL, &hello_bytes, &nonce)?;
     send(&mut conn, &ServerChallenge { nonce, proof }).await?;
     let reply: ClientProof = recv(&mut conn).await?;
@@ -189,6 +204,20 @@ pub async fn accept_handshake(
     {
         return Err(HandshakeError::BadProof);
     }
+    if let Some(ephemeral) = ephemeral {
+        let (sealer, opener) = ephemeral.agree(
+            hello.nonce,
+            &expected.secret,
+            &[&hello_bytes, &nonce],
+            Role::Parent,
+        )?;
+        conn.seal(sealer, opener);
+    }
+    let ours = if conn.is_remote() {
+        ours.portable()
+    } else {
+        *ours
+    };
     let mismatch = if hello.build_id != ours.build_id {
         Some("the worker runs a different executable than the parent (another build)")
     } else if hello.table_id != ours.table_id {
@@ -223,11 +252,24 @@ pub async fn connect_handshake(
     secret: &Secret,
     ours: &BuildIdentity,
 ) -> Result<WorkerConfig, HandshakeError> {
+    let ephemeral = if conn.is_remote() {
+        Some(Ephemeral::generate().map_err(|e| HandshakeError::Wire(e.into()))?)
+    } else {
+        None
+    };
+    let ours = if conn.is_remote() {
+        ours.portable()
+    } else {
+        *ours
+    };
     let hello = ClientHello {
         protocol: PROTOCOL_VERSION,
         worker_id,
         pid: std::process::id(),
-        nonce: random_bytes().map_err(|e| HandshakeError::Wire(e.into()))?,
+        nonce: match &ephemeral {
+            Some(ephemeral) => ephemeral.public(),
+            None => random_bytes().map_err(|e| HandshakeError::Wire(e.into()))?,
+        },
         build_id: ours.build_id,
         table_id: ours.table_id,
     };
@@ -248,6 +290,15 @@ pub async fn connect_handshake(
     }
     let proof = secret.prove(WORKER_LABEL, hello_bytes, &challenge.nonce)?;
     send(conn, &ClientProof { proof }).await?;
+    if let Some(ephemeral) = ephemeral {
+        let (sealer, opener) = ephemeral.agree(
+            challenge.nonce,
+            secret,
+            &[hello_bytes, &challenge.nonce],
+            Role::Worker,
+        )?;
+        conn.seal(sealer, opener);
+    }
     match recv::<Verdict>(conn).await? {
         Verdict::Accepted(config) => {
             conn.authenticated();

@@ -27,6 +27,9 @@ pub enum Endpoint {
     Namespaced(String),
     /// A socket file.
     Path(PathBuf),
+    /// A TCP address, `host:port`, for workers on other machines; its connections are
+    /// sealed after the handshake (see [`crate::seal`]).
+    Tcp(String),
 }
 
 impl Endpoint {
@@ -35,6 +38,7 @@ impl Endpoint {
         match self {
             Self::Namespaced(name) => format!("ns:{name}"),
             Self::Path(path) => format!("fs:{}", path.display()),
+            Self::Tcp(address) => format!("tcp:{address}"),
         }
     }
 
@@ -48,6 +52,8 @@ impl Endpoint {
             Ok(Self::Namespaced(name.to_owned()))
         } else if let Some(path) = text.strip_prefix("fs:") {
             Ok(Self::Path(PathBuf::from(path)))
+        } else if let Some(address) = text.strip_prefix("tcp:") {
+            Ok(Self::Tcp(address.to_owned()))
         } else {
             Err(TransportError::BadEnv(format!("endpoint {text:?}")))
         }
@@ -57,6 +63,10 @@ impl Endpoint {
         match self {
             Self::Namespaced(name) => name.as_str().to_ns_name::<GenericNamespaced>(),
             Self::Path(path) => path.as_path().to_fs_name::<GenericFilePath>(),
+            Self::Tcp(address) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{address} is a TCP address, not a local socket"),
+            )),
         }
     }
 }
@@ -72,6 +82,9 @@ pub struct Conn {
     pub peer_pid: Option<u32>,
     /// A direct write side, on the dialling side on Unix (see [`Conn::take_direct_writer`]).
     direct: Option<DirectWriter>,
+    /// Whether the connection is over TCP: sealed after the handshake, and without the
+    /// local lifelines (peer pid, parent-death signal), so kept alive by heartbeats.
+    remote: bool,
 }
 
 impl Conn {
@@ -92,7 +105,36 @@ impl Conn {
             writer: FrameWriter::new(Box::new(write)),
             peer_pid,
             direct,
+            remote: false,
         }
+    }
+
+    fn from_tcp(stream: tokio::net::TcpStream, max: u32) -> Self {
+        // Frames are written whole; waiting to merge small ones would only add latency.
+        let _ = stream.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(TCP_KEEPALIVE)
+            .with_interval(TCP_KEEPALIVE);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        let (read, write) = stream.into_split();
+        Self {
+            reader: FrameReader::new(Box::new(Watchdog::new(read)), max),
+            writer: FrameWriter::new(Box::new(write)),
+            peer_pid: None,
+            direct: None,
+            remote: true,
+        }
+    }
+
+    /// Whether this connection crosses a network (TCP): see [`Endpoint::Tcp`].
+    pub fn is_remote(&self) -> bool {
+        self.remote
+    }
+
+    /// Seals both directions from now on (after the handshake's proofs).
+    pub fn seal(&mut self, sealer: crate::seal::Sealer, opener: crate::seal::Opener) {
+        self.writer.seal(sealer);
+        self.reader.seal(opener);
     }
 
     /// Takes the connection's [`DirectWriter`], a second way to write to the same socket
@@ -135,10 +177,20 @@ fn apple_peer_pid(stream: &LocalSocketStream) -> Option<u32> {
     }
 }
 
-/// The parent's listener on a fresh random endpoint.
+/// TCP keepalive probes start after this much silence, and repeat this often: a second
+/// line behind the heartbeats, which bound the silence a peer may keep.
+const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Debug)]
+enum Inner {
+    Local(LocalSocketListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// The parent's listener: a local socket on a fresh random endpoint, or a TCP port.
 #[derive(Debug)]
 pub struct Listener {
-    inner: LocalSocketListener,
+    inner: Inner,
     endpoint: Endpoint,
     private_dir: Option<PathBuf>,
 }
@@ -169,9 +221,39 @@ impl Listener {
             .create_tokio()
             .map_err(TransportError::io("bind the socket"))?;
         Ok(Self {
-            inner,
+            inner: Inner::Local(inner),
             endpoint,
             private_dir,
+        })
+    }
+
+    /// Listens on TCP at `bind` (port 0: any free one). Workers are told to dial
+    /// `advertise:port`: a name or address of this host that they can reach. Must be called
+    /// inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Io`] when the address cannot be bound.
+    pub async fn bind_tcp(
+        bind: std::net::SocketAddr,
+        advertise: &str,
+    ) -> Result<Self, TransportError> {
+        let inner = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(TransportError::io("listen on TCP"))?;
+        let port = inner
+            .local_addr()
+            .map_err(TransportError::io("read the TCP port"))?
+            .port();
+        let host = if advertise.contains(':') && !advertise.starts_with('[') {
+            format!("[{advertise}]")
+        } else {
+            advertise.to_owned()
+        };
+        Ok(Self {
+            inner: Inner::Tcp(inner),
+            endpoint: Endpoint::Tcp(format!("{host}:{port}")),
+            private_dir: None,
         })
     }
 
@@ -186,12 +268,22 @@ impl Listener {
     ///
     /// [`TransportError::Io`] when accepting fails.
     pub async fn accept(&self) -> Result<Conn, TransportError> {
-        let stream = self
-            .inner
-            .accept()
-            .await
-            .map_err(TransportError::io("accept a connection"))?;
-        Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME, false))
+        match &self.inner {
+            Inner::Local(inner) => {
+                let stream = inner
+                    .accept()
+                    .await
+                    .map_err(TransportError::io("accept a connection"))?;
+                Ok(Conn::from_stream(stream, PRE_AUTH_MAX_FRAME, false))
+            }
+            Inner::Tcp(inner) => {
+                let (stream, _) = inner
+                    .accept()
+                    .await
+                    .map_err(TransportError::io("accept a connection"))?;
+                Ok(Conn::from_tcp(stream, PRE_AUTH_MAX_FRAME))
+            }
+        }
     }
 }
 
@@ -210,6 +302,12 @@ impl Drop for Listener {
 ///
 /// [`TransportError::Io`] when the endpoint cannot be reached.
 pub async fn connect(endpoint: &Endpoint) -> Result<Conn, TransportError> {
+    if let Endpoint::Tcp(address) = endpoint {
+        let stream = tokio::net::TcpStream::connect(address.as_str())
+            .await
+            .map_err(TransportError::io("connect to the parent over TCP"))?;
+        return Ok(Conn::from_tcp(stream, PRE_AUTH_MAX_FRAME));
+    }
     let name = endpoint
         .name()
         .map_err(TransportError::io("name the socket"))?;
@@ -235,4 +333,52 @@ fn direct_writer(stream: &LocalSocketStream) -> Option<DirectWriter> {
 #[cfg(not(unix))]
 fn direct_writer(_stream: &LocalSocketStream) -> Option<DirectWriter> {
     None
+}
+
+/// A TCP connection's read half that fails with [`std::io::ErrorKind::TimedOut`] once the
+/// peer sent nothing at all for [`offspring_wire::SILENCE_LIMIT`]: heartbeats keep a live
+/// peer talking, so silence means its host or the network is gone. Any byte resets the
+/// clock, so a large frame that takes long to arrive is not silence.
+struct Watchdog<R> {
+    inner: R,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<R> Watchdog<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(offspring_wire::SILENCE_LIMIT)),
+        }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watchdog<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+            std::task::Poll::Ready(result) => {
+                if result.is_ok() && buf.filled().len() > before {
+                    let deadline = tokio::time::Instant::now() + offspring_wire::SILENCE_LIMIT;
+                    this.sleep.as_mut().reset(deadline);
+                }
+                std::task::Poll::Ready(result)
+            }
+            std::task::Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no word from the peer in {:?}: its host or the network is gone",
+                        offspring_wire::SILENCE_LIMIT
+                    ),
+                ))),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            },
+        }
+    }
 }

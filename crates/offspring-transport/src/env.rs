@@ -12,6 +12,10 @@ pub const ENV_WORKER_ID: &str = "OFFSPRING_WORKER_ID";
 pub const ENV_SECRET: &str = "OFFSPRING_SECRET";
 /// The parent's pid, to check `getppid()` against after arming the parent-death signal.
 pub const ENV_PARENT_PID: &str = "OFFSPRING_PARENT_PID";
+/// Set to `1` for a worker its launcher started on another machine (or as another's child,
+/// such as a Slurm step): it arms no parent-death signal (its parent is the launcher's
+/// process), uses no shared memory, and lives by its connection and heartbeats alone.
+pub const ENV_REMOTE: &str = "OFFSPRING_REMOTE";
 /// Testing switch: when set (in the parent's environment, which workers inherit), workers do
 /// not arm the OS's parent-death help (and a Windows parent puts them in no job object), so
 /// tests can prove the socket lifeline alone.
@@ -39,8 +43,9 @@ pub fn early_exit_hint(code: Option<i32>) -> &'static str {
     }
 }
 
-const SECRET_VARS: [&str; 5] = [
+const SECRET_VARS: [&str; 6] = [
     ENV_ROLE,
+    ENV_REMOTE,
     ENV_ENDPOINT,
     ENV_WORKER_ID,
     ENV_SECRET,
@@ -58,18 +63,24 @@ pub struct WorkerEnv {
     pub secret: Secret,
     /// The parent's pid.
     pub parent_pid: u32,
+    /// Started by a launcher on another machine (see [`ENV_REMOTE`]).
+    pub remote: bool,
 }
 
 impl WorkerEnv {
     /// The variables to set on the child's command.
     pub fn vars(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut vars = vec![
             (ENV_ROLE, "worker".to_owned()),
             (ENV_ENDPOINT, self.endpoint.to_env()),
             (ENV_WORKER_ID, self.worker_id.to_string()),
             (ENV_SECRET, self.secret.to_hex()),
             (ENV_PARENT_PID, self.parent_pid.to_string()),
-        ]
+        ];
+        if self.remote {
+            vars.push((ENV_REMOTE, "1".to_owned()));
+        }
+        vars
     }
 
     /// Reads the worker environment and removes it, so that nothing the worker runs (its own
@@ -102,11 +113,13 @@ impl WorkerEnv {
             let parent_pid = read(ENV_PARENT_PID)?
                 .parse()
                 .map_err(|_| TransportError::BadEnv(format!("{ENV_PARENT_PID} is not a number")))?;
+            let remote = std::env::var(ENV_REMOTE).is_ok_and(|v| v == "1");
             Ok(Self {
                 endpoint,
                 worker_id,
                 secret,
                 parent_pid,
+                remote,
             })
         })();
         for key in SECRET_VARS {

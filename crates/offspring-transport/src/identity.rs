@@ -13,6 +13,34 @@ pub struct BuildIdentity {
     pub table_id: [u8; NONCE_LEN],
 }
 
+impl BuildIdentity {
+    /// The identity a worker on another machine proves: the build part is a digest of the
+    /// executable's bytes instead of its file identity, which differs between the nodes
+    /// that see one file over a network filesystem (`st_dev` is per client). Computed once
+    /// per process, on first use: only processes with remote connections pay for it.
+    pub fn portable(&self) -> Self {
+        static DIGEST: std::sync::OnceLock<[u8; NONCE_LEN]> = std::sync::OnceLock::new();
+        let build_id = *DIGEST.get_or_init(|| {
+            let mut build = Sha256::new();
+            build.update(b"offspring portable build v1\0");
+            build.update(env!("CARGO_PKG_VERSION").as_bytes());
+            match crate::sys::self_exe().and_then(std::fs::File::open) {
+                Ok(mut file) => {
+                    if std::io::copy(&mut file, &mut build).is_err() {
+                        build.update(b"unreadable executable");
+                    }
+                }
+                Err(_) => build.update(b"unknown executable"),
+            }
+            build.finalize().into()
+        });
+        Self {
+            build_id,
+            table_id: self.table_id,
+        }
+    }
+}
+
 /// Computes this process's build identity; `table` lists the task table's entries (for example
 /// `name:signature`), in any order.
 ///

@@ -21,6 +21,7 @@ mod env;
 mod error;
 mod frame;
 mod identity;
+pub mod seal;
 mod segment;
 pub mod shm;
 mod spawn;
@@ -30,9 +31,9 @@ pub use auth::{Authed, Expected, Secret, accept_handshake, connect_handshake};
 pub use direct::DirectWriter;
 pub use endpoint::{Conn, ENV_SOCKET_KIND, Endpoint, Listener, connect};
 pub use env::{
-    ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_ROLE, ENV_SECRET, ENV_WORKER_ID,
-    EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, WorkerEnv, early_exit_hint,
-    worker_env_present,
+    ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_REMOTE, ENV_ROLE, ENV_SECRET,
+    ENV_WORKER_ID, EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, WorkerEnv,
+    early_exit_hint, worker_env_present,
 };
 pub use error::{HandshakeError, TransportError};
 pub use frame::{FrameReader, FrameWriter};

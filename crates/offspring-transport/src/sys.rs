@@ -14,6 +14,31 @@ pub fn self_exe() -> io::Result<PathBuf> {
     }
 }
 
+/// This host's name as the OS gives it (`gethostname`; `COMPUTERNAME` on Windows), or
+/// `localhost` when it gives none.
+pub fn hostname() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the pointer and length describe `buf`, which outlives the call; the OS
+        // writes at most `len` bytes into it.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc == 0 {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            if let Ok(name) = std::str::from_utf8(&buf[..end])
+                && !name.is_empty()
+            {
+                return name.to_owned();
+            }
+        }
+        "localhost".to_owned()
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::var("COMPUTERNAME").unwrap_or_else(|_| "localhost".to_owned())
+    }
+}
+
 /// A string identifying the running executable's file (see `build_identity`).
 pub fn executable_fingerprint() -> String {
     let Ok(path) = self_exe() else {

@@ -60,7 +60,15 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 /// 6: a segment may carry arenas after its ring (`arena`); `ToWorker::RunShared`,
 ///    `Outcome::Shared`.
 /// 7: lent permits: `PrimOp::AcquireLent`, `PrimReply::Lent`, `ToWorker::Recall`.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
+
+/// How often each side of a TCP connection sends a heartbeat.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a side of a TCP connection waits without hearing any frame before it takes the
+/// other side for gone: the parent then fails the worker's calls as its death, and a worker
+/// exits. Five heartbeats.
+pub const SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A xorshift generator from `seed`, for the unit tests' random inputs (the same on every
 /// run).

@@ -31,6 +31,9 @@ pub enum ToWorker {
         /// The semaphore.
         id: u64,
     },
+    /// The parent is alive: sent every [`HEARTBEAT`](crate::HEARTBEAT) on a connection over
+    /// TCP, where no lifeline of the OS tells a worker that its parent or the network is gone.
+    Heartbeat,
 }
 
 /// A batch whose large arguments lie in the to-worker arena.
@@ -244,6 +247,14 @@ pub enum FromWorker {
         origin: Vec<u32>,
         /// The operation.
         op: PrimOp,
+    },
+    /// The worker is alive: as [`ToWorker::Heartbeat`], the other way.
+    Heartbeat,
+    /// Where a worker connected over TCP runs: sent once, first, so that the parent's logs
+    /// and errors name the worker's host.
+    Node {
+        /// The host's name, as the worker's OS gives it.
+        host: String,
     },
 }
 

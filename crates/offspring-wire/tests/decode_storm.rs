@@ -434,6 +434,7 @@ fn to_worker_variant(msg: &ToWorker) -> usize {
         ToWorker::Reply { .. } => 2,
         ToWorker::RunShared(_) => 3,
         ToWorker::Recall { .. } => 4,
+        ToWorker::Heartbeat => 5,
     }
 }
 
@@ -447,6 +448,8 @@ fn from_worker_variant(msg: &FromWorker) -> usize {
         FromWorker::LogsDropped { .. } => 5,
         FromWorker::Doorbell => 6,
         FromWorker::CallFor { .. } => 7,
+        FromWorker::Heartbeat => 8,
+        FromWorker::Node { .. } => 9,
     }
 }
 
@@ -831,6 +834,7 @@ fn to_worker_seeds() -> Vec<ToWorker> {
         }),
         ToWorker::Recall { id: 9 },
         ToWorker::Recall { id: u64::MAX },
+        ToWorker::Heartbeat,
     ];
     seeds.extend(
         prim_replies()
@@ -841,7 +845,7 @@ fn to_worker_seeds() -> Vec<ToWorker> {
                 reply,
             }),
     );
-    assert_covers(&seeds, to_worker_variant, 5);
+    assert_covers(&seeds, to_worker_variant, 6);
     seeds
 }
 
@@ -852,6 +856,13 @@ fn from_worker_seeds() -> Vec<FromWorker> {
         FromWorker::LogsDropped { total: 1 },
         FromWorker::LogsDropped { total: u64::MAX },
         FromWorker::Doorbell,
+        FromWorker::Heartbeat,
+        FromWorker::Node {
+            host: "node-17.cluster".into(),
+        },
+        FromWorker::Node {
+            host: String::new(),
+        },
     ];
     seeds.extend(
         outcomes()
@@ -889,7 +900,7 @@ fn from_worker_seeds() -> Vec<FromWorker> {
             op: PrimOp::Release { id: 9 },
         },
     ]);
-    assert_covers(&seeds, from_worker_variant, 8);
+    assert_covers(&seeds, from_worker_variant, 10);
     seeds
 }
 

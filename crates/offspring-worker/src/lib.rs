@@ -20,7 +20,8 @@ mod tasks_runtime;
 pub use client::{Client, ENV_TEST_CLOSED_CLIENT, client};
 pub use reports::ENV_TEST_SCRIBBLE;
 pub use runtime::{
-    EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, panic_message, parent_pid, run,
+    ENV_TEST_CORRUPT_SEALED, EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE,
+    is_remote, panic_message, parent_pid, run,
 };
 pub use table::{CallFuture, RunError, StartFn, TaskEntry, TaskTable, task_table};
 pub use tasks_runtime::block_on;

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use offspring_transport::{
-    BuildIdentity, ENV_NO_PDEATHSIG, FrameReader, Segment, WorkerEnv, build_identity, connect,
-    connect_handshake, sys,
+    BuildIdentity, ENV_NO_PDEATHSIG, Endpoint, FrameReader, HandshakeError, Segment, WorkerEnv,
+    build_identity, connect, connect_handshake, sys,
 };
 use offspring_wire::{FromWorker, Outcome, RunTask, ToWorker, WorkerConfig, decode, encode};
 use tracing_subscriber::layer::SubscriberExt;
@@ -50,6 +50,20 @@ pub fn parent_pid() -> Option<u32> {
     PARENT_PID.get().copied()
 }
 
+/// Whether a launcher started this worker on another machine (see
+/// [`offspring_transport::ENV_REMOTE`]).
+static REMOTE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether this process is a worker its launcher started elsewhere (another machine, a Slurm
+/// step): shared memory of its parent is not reachable from it.
+pub fn is_remote() -> bool {
+    REMOTE.get().copied().unwrap_or(false)
+}
+
+/// Test switch: a worker over TCP flips one bit of its sealed write with this number (see
+/// `FrameWriter::corrupt_sealed_write`), as a tampering network would.
+pub const ENV_TEST_CORRUPT_SEALED: &str = "OFFSPRING_TEST_CORRUPT_SEALED";
+
 /// The name of the thread that owns the socket.
 const IO_THREAD: &str = "offspring-io";
 
@@ -59,8 +73,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Runs this process as a worker for the parent described by `env`. Never returns.
 pub fn run(env: WorkerEnv) -> ! {
     let _ = PARENT_PID.set(env.parent_pid);
+    let _ = REMOTE.set(env.remote);
     sys::ignore_interrupt();
-    if std::env::var_os(ENV_NO_PDEATHSIG).is_none()
+    // A remote worker's parent process is its launcher's (a Slurm step's `slurmstepd`): it
+    // lives by its connection and heartbeats instead.
+    if !env.remote
+        && std::env::var_os(ENV_NO_PDEATHSIG).is_none()
         && !sys::arm_parent_death(env.parent_pid, EXIT_PARENT_GONE)
     {
         std::process::exit(EXIT_PARENT_GONE);
@@ -693,11 +711,31 @@ fn io_thread(
     };
     runtime.block_on(async move {
         let handshake = async {
-            let mut conn = connect(&env.endpoint).await.map_err(|e| e.to_string())?;
-            let config = connect_handshake(&mut conn, env.worker_id, &env.secret, &identity)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((conn, config))
+            let mut pause = Duration::from_millis(20);
+            loop {
+                let attempt = async {
+                    let mut conn = connect(&env.endpoint)
+                        .await
+                        .map_err(|e| (true, e.to_string()))?;
+                    let config =
+                        connect_handshake(&mut conn, env.worker_id, &env.secret, &identity)
+                            .await
+                            .map_err(|e| (matches!(e, HandshakeError::Wire(_)), e.to_string()))?;
+                    Ok::<_, (bool, String)>((conn, config))
+                };
+                match attempt.await {
+                    Ok(done) => return Ok::<_, String>(done),
+                    // A parent whose TCP strangers are at their cap closes new connections
+                    // at once (it cannot tell this worker from them before the hello), and
+                    // a parent's port may not take connections yet: dial again until the
+                    // deadline. A refusal or a failed proof is final.
+                    Err((true, _)) if matches!(env.endpoint, Endpoint::Tcp(_)) => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    Err((_, message)) => return Err(message),
+                }
+            }
         };
         let (mut conn, config) = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
             Ok(Ok(done)) => done,
@@ -712,14 +750,40 @@ fn io_thread(
                 return;
             }
         };
+        let remote = conn.is_remote();
         let direct = conn.take_direct_writer();
-        let offspring_transport::Conn { reader, writer, .. } = conn;
+        let offspring_transport::Conn {
+            reader, mut writer, ..
+        } = conn;
+        if let Some(n) = std::env::var(ENV_TEST_CORRUPT_SEALED)
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            writer.corrupt_sealed_write(n);
+        }
         // The task thread writes its own frames where the platform allows (see `outbox`);
         // this thread writes the rest, and keeps reading.
         let outbox = Arc::new(Outbox::new(direct));
         let ring = open_ring(&config, &outbox);
         let segment = ring.as_ref().map(Ring::segment);
         let _ = ready.send(Ok((config, Arc::clone(&outbox), ring)));
+        if remote {
+            if let Ok(frame) = encode(&FromWorker::Node {
+                host: sys::hostname(),
+            }) {
+                let _ = outbox.post(frame, false);
+            }
+            let beats = Arc::clone(&outbox);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(offspring_wire::HEARTBEAT);
+                loop {
+                    every.tick().await;
+                    if let Ok(frame) = encode(&FromWorker::Heartbeat) {
+                        let _ = beats.post(frame, false);
+                    }
+                }
+            });
+        }
         tokio::spawn(async move { outbox.run_writer(writer).await });
         lifeline(reader, tasks, &wake, segment).await;
     });
@@ -769,6 +833,7 @@ async fn lifeline(
 ) {
     let mut tasks = Some(tasks);
     loop {
+        // A TCP reader fails by itself after `SILENCE_LIMIT` without a byte.
         match reader.read_frame().await {
             Ok(Some(body)) => match decode::<ToWorker>(&body) {
                 Ok(ToWorker::Run(run)) => {
@@ -808,6 +873,7 @@ async fn lifeline(
                         client.recall(id);
                     }
                 }
+                Ok(ToWorker::Heartbeat) => {}
                 Err(e) => {
                     eprintln!(
                         "offspring worker {}: malformed message from the parent: {e}",
@@ -816,9 +882,25 @@ async fn lifeline(
                     std::process::exit(EXIT_PARENT_GONE);
                 }
             },
-            Ok(None) | Err(_) => std::process::exit(EXIT_PARENT_GONE),
+            Ok(None) => std::process::exit(EXIT_PARENT_GONE),
+            Err(e) => {
+                if remote_error(&e) {
+                    eprintln!(
+                        "offspring worker {}: the connection to the parent failed: {e}",
+                        std::process::id()
+                    );
+                }
+                std::process::exit(EXIT_PARENT_GONE);
+            }
         }
     }
+}
+
+/// Whether a read error says more than "the parent is gone": silence or a frame that failed
+/// to open, on a TCP connection.
+fn remote_error(error: &offspring_wire::WireError) -> bool {
+    matches!(error, offspring_wire::WireError::Io(e)
+        if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::InvalidData))
 }
 
 /// The batch of a `RunShared`, with its calls' arguments copied out of the to-worker arena

@@ -3,7 +3,9 @@
 pub use crate::task_trait::Async;
 pub use ctor;
 pub use inventory;
-pub use offspring_worker::{ENV_TEST_CLOSED_CLIENT, ENV_TEST_SCRIBBLE, TaskEntry};
+pub use offspring_worker::{
+    ENV_TEST_CLOSED_CLIENT, ENV_TEST_CORRUPT_SEALED, ENV_TEST_SCRIBBLE, TaskEntry,
+};
 
 use crate::Task;
 
@@ -129,4 +131,82 @@ macro_rules! test_support {
             $crate::init();
         }
     };
+}
+
+/// A launcher that starts workers on this machine as if they were on another: as plain
+/// commands, dialling back over TCP (sealed, with heartbeats), with no shared memory. Tests
+/// use it to run the remote path without a cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Loopback;
+
+impl crate::Launcher for Loopback {
+    fn name(&self) -> &str {
+        "loopback"
+    }
+
+    fn command(
+        &self,
+        program: &std::path::Path,
+        args: &[std::ffi::OsString],
+    ) -> std::io::Result<std::process::Command> {
+        let mut command = std::process::Command::new(program);
+        command.args(args);
+        Ok(command)
+    }
+}
+
+/// The TCP endpoint workers on other machines dial, bound at `listen` on first use.
+///
+/// # Errors
+///
+/// The errors of starting the coordinator or binding the address.
+pub fn coordinator_tcp_endpoint(
+    listen: Option<&str>,
+) -> crate::Result<offspring_transport::Endpoint> {
+    crate::init::coordinator()?
+        .tcp_endpoint(listen)
+        .map_err(crate::Error::spawn)
+}
+
+/// Seals `payload` in records and opens them again with a pair of fresh keys, as a sealed
+/// connection's two ends do: bytes per second of the whole (for the benchmark).
+pub fn seal_throughput(payload: &[u8]) -> f64 {
+    use offspring_transport::seal::{Opener, RECORD_HEADER, Role, derive};
+    let Ok(secret) = offspring_transport::Secret::generate() else {
+        return 0.0;
+    };
+    let shared = [9u8; 32];
+    let (Ok((mut sealer, _)), Ok((_, mut opener))) = (
+        derive(&secret, &shared, &[b"bench"], Role::Parent),
+        derive(&secret, &shared, &[b"bench"], Role::Worker),
+    ) else {
+        return 0.0;
+    };
+    let started = std::time::Instant::now();
+    let mut sealed = Vec::new();
+    if sealer.seal_into(payload, &mut sealed).is_err() {
+        return 0.0;
+    }
+    let mut rest = sealed.as_mut_slice();
+    let mut opened = 0;
+    while rest.len() >= RECORD_HEADER {
+        let (header, tail) = rest.split_at_mut(RECORD_HEADER);
+        let mut head = [0u8; RECORD_HEADER];
+        head.copy_from_slice(header);
+        let Ok(len) = Opener::body_len(head) else {
+            return 0.0;
+        };
+        let (body, tail) = tail.split_at_mut(len.min(tail.len()));
+        match opener.open(head, body) {
+            Ok(n) => opened += n,
+            Err(_) => return 0.0,
+        }
+        rest = tail;
+    }
+    let took = started.elapsed().as_secs_f64();
+    if opened == payload.len() && took > 0.0 {
+        payload.len() as f64 / took
+    } else {
+        0.0
+    }
 }

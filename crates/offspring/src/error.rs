@@ -53,7 +53,7 @@ pub enum Error {
         index: Option<usize>,
     },
     /// The worker running the task exited or was killed.
-    #[error("worker {pid} died while running task `{task}`{} ({})", item(.index), describe_status(.status))]
+    #[error("worker {pid}{} died while running task `{task}`{} ({})", on_host(.host), item(.index), describe_status(.status))]
     WorkerDied {
         /// The task's name.
         task: String,
@@ -63,6 +63,9 @@ pub enum Error {
         status: Option<ExitStatus>,
         /// The input index of the failed call, for `map` and friends.
         index: Option<usize>,
+        /// The worker's host, for a worker on another machine (started by a launcher such
+        /// as [`Slurm`](crate::Slurm)); `None` for a local one.
+        host: Option<String>,
     },
     /// The worker running the task broke offspring's protocol (it sent a malformed frame,
     /// or wrote its shared outcome memory in a way no well-behaved worker could) and was
@@ -184,6 +187,12 @@ pub enum Error {
     },
 }
 
+fn on_host(host: &Option<String>) -> String {
+    host.as_ref()
+        .map(|host| format!(" on host {host}"))
+        .unwrap_or_default()
+}
+
 fn item(index: &Option<usize>) -> String {
     index
         .map(|i| format!(" (input index {i})"))
@@ -252,11 +261,12 @@ impl Error {
                 location,
                 index,
             },
-            Failure::Died { status } => Self::WorkerDied {
+            Failure::Died { status, host } => Self::WorkerDied {
                 task,
                 pid,
                 status,
                 index,
+                host,
             },
             Failure::UnknownTask => Self::UnknownTask { task, pid, index },
             Failure::BadArgs(message) => Self::Serialization {

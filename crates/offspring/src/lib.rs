@@ -64,6 +64,7 @@ mod codec;
 mod current;
 mod error;
 mod init;
+mod launcher;
 mod leases;
 mod pool;
 mod prims;
@@ -81,6 +82,7 @@ pub use bytemuck;
 pub use current::{ProcessInfo, active_children, current_process};
 pub use error::{Direction, Error, Result};
 pub use init::init;
+pub use launcher::{ENV_LAUNCHER, Launcher, Local, Slurm};
 pub use offspring_macros::{main, task};
 pub use pool::{IMAP_AHEAD, Imap, Pool, PoolBuilder, PoolCounters};
 #[doc(hidden)]

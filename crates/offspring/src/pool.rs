@@ -56,6 +56,10 @@ pub struct PoolBuilder {
     /// Where to serve the live view (see `dashboard`).
     #[cfg(feature = "dashboard")]
     dashboard: Option<String>,
+    /// Who starts the workers (see `launcher`).
+    launcher: Option<Arc<dyn crate::Launcher>>,
+    /// Where to listen for workers on other machines (see `listen`).
+    listen: Option<String>,
 }
 
 impl PoolBuilder {
@@ -178,6 +182,25 @@ impl PoolBuilder {
         self
     }
 
+    /// Who starts the workers: [`Local`](crate::Local) children of this process (the
+    /// default, unless `OFFSPRING_LAUNCHER=slurm` is set), or [`Slurm`](crate::Slurm) steps
+    /// on any node of a cluster. Workers a launcher starts elsewhere dial back to this
+    /// process over TCP (see [`listen`](Self::listen)); every method works the same, except
+    /// that shared memory does not reach them.
+    pub fn launcher(mut self, launcher: impl crate::Launcher) -> Self {
+        self.launcher = Some(Arc::new(launcher));
+        self
+    }
+
+    /// Where this process listens for workers on other machines, as `host:port` (port 0:
+    /// any free one). Workers dial `host`, or this machine's name when `host` is
+    /// unspecified (`0.0.0.0`, `[::]`). Default: `OFFSPRING_LISTEN`, else `0.0.0.0:0`. One
+    /// address per process: the first pool with remote workers binds it.
+    pub fn listen(mut self, address: impl Into<String>) -> Self {
+        self.listen = Some(address.into());
+        self
+    }
+
     /// Starts the pool. Workers start in the background; calls queue until one is ready.
     ///
     /// # Errors
@@ -216,6 +239,14 @@ impl PoolBuilder {
         };
         let async_concurrency = self.async_concurrency.unwrap_or(1);
         let coordinator = crate::init::coordinator()?;
+        let launcher = match self.launcher {
+            Some(launcher) => Some(launcher),
+            None => crate::launcher::from_env()?,
+        }
+        .filter(|launcher| !launcher.is_local());
+        if let Some(launcher) = &launcher {
+            launcher.prepare(processes)?;
+        }
         #[cfg(feature = "dashboard")]
         let dashboard = match self.dashboard.or_else(dashboard_from_env) {
             Some(addr) => Some(
@@ -247,6 +278,11 @@ impl PoolBuilder {
                 live: dashboard.is_some(),
                 #[cfg(not(feature = "dashboard"))]
                 live: false,
+                launch: launcher.map(|launcher| {
+                    Arc::new(crate::launcher::Bridge(launcher))
+                        as Arc<dyn offspring_coordinator::Launch>
+                }),
+                listen: self.listen,
             },
         );
         #[cfg(feature = "dashboard")]

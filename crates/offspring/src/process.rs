@@ -104,6 +104,7 @@ impl BatchSink for OneCall {
             Some(reason) => Failure::Misbehaved(reason),
             None => Failure::Died {
                 status: death.status,
+                host: death.host,
             },
         };
         self.slot.fill(Report {

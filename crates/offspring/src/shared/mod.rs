@@ -234,6 +234,12 @@ impl Core {
         }
         // Adopt first, so the lease this handle holds is given back if mapping fails.
         let handle = adopt(Kind::Shared, id, token).map_err(|e| fail(e.to_string()))?;
+        if offspring_worker::is_remote() {
+            return Err(fail(format!(
+                "reached a worker on another machine ({}): shared memory is local to the parent's machine; send the data itself",
+                offspring_transport::sys::hostname()
+            )));
+        }
         let locator = Locator {
             pid,
             handle: fd,
