@@ -15,8 +15,9 @@ use crate::cross::{self, Part};
 use crate::util::{self, Align, Workspace};
 
 /// The step names, in the order the steps run.
-pub(crate) const STEP_NAMES: [&str; 9] = [
-    "fmt", "tidy", "clippy", "test", "examples", "browser", "doc", "cross", "bench",
+pub(crate) const STEP_NAMES: [&str; 11] = [
+    "fmt", "tidy", "clippy", "test", "test-tcp", "examples", "slurm", "browser", "doc", "cross",
+    "bench",
 ];
 
 /// Names of examples that the `examples` step does not run, comma-separated.
@@ -77,6 +78,8 @@ enum Action {
     Examples,
     /// `cargo xtask browser`: the live view in a headless browser.
     Browser,
+    /// `cargo xtask slurm`: the Slurm tests on a one-node cluster.
+    Slurm,
     /// One part of `cargo xtask cross`.
     Cross(Part),
     /// `cargo xtask bench --quick`, in-process.
@@ -128,10 +131,25 @@ fn plan() -> Vec<Step> {
         ),
         // Unit, integration and doc tests; stdio is inherited so the test runner's own summary lines appear in the log.
         Step::cargo("test", &["test", "--workspace"]),
+        // The integration suite again with every worker over sealed TCP on the loopback:
+        // the path of workers on other machines (docs/scale-out.md).
+        Step {
+            name: "test-tcp",
+            label: "test-tcp".to_string(),
+            action: Action::Cargo {
+                args: vec!["test", "-p", "offspring-tests", "--test", "it"],
+                envs: vec![("OFFSPRING_TRANSPORT", "tcp")],
+            },
+        },
         Step {
             name: "examples",
             label: "examples".to_string(),
             action: Action::Examples,
+        },
+        Step {
+            name: "slurm",
+            label: "slurm".to_string(),
+            action: Action::Slurm,
         },
         Step {
             name: "browser",
@@ -221,6 +239,7 @@ fn execute(ws: &Workspace, action: &Action) -> Result<(), String> {
         Action::Tidy => crate::tidy::run(&ws.root),
         Action::Examples => run_examples(ws),
         Action::Browser => browser::run(ws),
+        Action::Slurm => crate::slurm::run(ws),
         Action::Cross(part) => cross::run_part(ws, *part),
         Action::Bench => bench::run(
             ws,
@@ -474,7 +493,9 @@ path = "src/main.rs"
                 "tidy",
                 "clippy",
                 "test",
+                "test-tcp",
                 "examples",
+                "slurm",
                 "browser",
                 "doc",
                 "cross setup",

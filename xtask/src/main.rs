@@ -8,6 +8,7 @@ mod bench;
 mod browser;
 mod ci;
 mod cross;
+mod slurm;
 mod tidy;
 mod util;
 
@@ -28,8 +29,8 @@ Usage: cargo xtask <command> [options]
 Commands:
   ci [--skip <step>[,<step>...]]
         Run every CI check in order, stopping at the first failure.
-        Steps: fmt, tidy, clippy, test, examples, browser, doc, cross,
-        bench.
+        Steps: fmt, tidy, clippy, test, test-tcp, examples, slurm, browser,
+        doc, cross, bench.
   bench [--quick] [--json]
         Build and run offspring-bench, then the Python baseline
         (python3 xtask/bench/baseline.py, skipped with a note if python3 is
@@ -40,6 +41,11 @@ Commands:
         Run the dashboard example and check its live view in headless
         Chromium: every worker listed by pid after live updates; a
         screenshot kept at target/dashboard/dashboard.png.
+  slurm
+        Install Slurm and munge if missing (apt), start a one-node cluster
+        under target/slurm/, run crates/offspring-tests/tests/slurm.rs and
+        the quickstart example with OFFSPRING_LAUNCHER=slurm against it, and
+        stop the daemons it started. A cluster that cannot start fails.
   cross
         Install what is missing (apt: wine, mingw; rustup targets; a Wine
         prefix with the ProcessPrng shim), run the whole test suite and every
@@ -66,6 +72,7 @@ enum Task {
     Ci(CiOptions),
     Bench(BenchOptions),
     Browser,
+    Slurm,
     Cross,
     Tidy,
     Timeline(PathBuf),
@@ -104,6 +111,7 @@ fn run(task: Task) -> Result<(), String> {
             Ok(())
         }
         Task::Browser => browser::run(&Workspace::locate()?),
+        Task::Slurm => slurm::run(&Workspace::locate()?),
         Task::Cross => cross::run(&Workspace::locate()?),
         Task::Tidy => tidy::run(&Workspace::locate()?.root),
         Task::Ci(options) => ci::run(&Workspace::locate()?, &options),
@@ -146,6 +154,10 @@ fn parse_args(args: &[OsString]) -> Result<Task, UsageError> {
             Some(arg) => Err(UsageError(format!(
                 "unexpected argument `{arg}` to browser"
             ))),
+        },
+        "slurm" => match rest.first() {
+            None => Ok(Task::Slurm),
+            Some(arg) => Err(UsageError(format!("unexpected argument `{arg}` to slurm"))),
         },
         "cross" => match rest.first() {
             None => Ok(Task::Cross),

@@ -315,6 +315,8 @@ fn main() -> offspring::Result<()> {
 
     primitives(&pool, &settings)?;
     shared_memory(&pool, &settings)?;
+    drop(pool);
+    over_tcp(&settings, &payload)?;
     targets();
     Ok(())
 }
@@ -405,6 +407,83 @@ fn map_throughput(pool: &offspring::Pool, settings: &Settings) -> offspring::Res
         for &rate in samples {
             sample("map_throughput_best", rate);
         }
+    }
+    Ok(())
+}
+
+/// Workers over TCP on the loopback, sealed (the path of workers on other machines,
+/// started here by the test launcher `Loopback`), next to the local socket's figures above:
+/// the round trip, `map`, 64 MiB there and back, and what sealing alone costs.
+fn over_tcp(settings: &Settings, payload: &[u8]) -> offspring::Result<()> {
+    let tcp_pool = |processes| {
+        offspring::Pool::builder()
+            .processes(processes)
+            .launcher(offspring::__private::Loopback)
+            .listen("127.0.0.1:0")
+            .build()
+    };
+    figure(
+        "tcp_round_trip",
+        "us",
+        true,
+        "apply of a trivial task over TCP on the loopback, sealed (compare task_round_trip)",
+    );
+    let pool = tcp_pool(1)?;
+    pool.apply(nothing, ())?;
+    for _ in 0..settings.samples {
+        let started = Instant::now();
+        for _ in 0..settings.round_trips {
+            pool.apply(nothing, ())?;
+        }
+        sample(
+            "tcp_round_trip",
+            micros(started.elapsed()) / settings.round_trips as f64,
+        );
+    }
+    drop(pool);
+    let pool = tcp_pool(2)?;
+    pool.map_chunked(nothing, vec![(); 100], 1)?;
+    figure(
+        "tcp_map_throughput",
+        "items/s",
+        false,
+        "map of trivial items on 2 workers over sealed TCP, automatic chunk size (compare map_throughput_auto)",
+    );
+    for _ in 0..settings.samples {
+        let items = vec![(); settings.map_items];
+        let started = Instant::now();
+        pool.map(nothing, items)?;
+        sample(
+            "tcp_map_throughput",
+            settings.map_items as f64 / started.elapsed().as_secs_f64(),
+        );
+    }
+    figure(
+        "tcp_payload_64mib",
+        "MiB/s",
+        false,
+        "64 MiB serde_bytes::ByteBuf to a worker over sealed TCP and back (compare payload_64mib)",
+    );
+    for _ in 0..settings.samples.min(3) {
+        let argument = serde_bytes::ByteBuf::from(payload.to_vec());
+        let started = Instant::now();
+        let back = pool.apply(echo_bytes, argument)?;
+        let took = started.elapsed();
+        assert_eq!(back.len(), payload.len());
+        sample("tcp_payload_64mib", 128.0 / took.as_secs_f64());
+    }
+    drop(pool);
+    figure(
+        "seal_throughput",
+        "MB/s",
+        false,
+        "ChaCha20-Poly1305 sealing then opening of 64 MiB in records, in one thread (the cost of sealing alone)",
+    );
+    for _ in 0..settings.samples.min(5) {
+        sample(
+            "seal_throughput",
+            offspring::__private::seal_throughput(payload) / 1e6,
+        );
     }
     Ok(())
 }
