@@ -323,11 +323,18 @@ fn stop_pid_file(path: &Path) {
     else {
         return;
     };
-    // Alive and not a zombie: nothing may reap the daemons here (no init that does).
+    // Alive, not a zombie (nothing may reap the daemons here), and the daemon the file is
+    // for: a stale file may name a pid reused by another process.
+    let daemon = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or_default()
+        .to_owned();
     let alive = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            stat.split_once(" (")
+                .and_then(|(_, rest)| rest.rsplit_once(") "))
+                .is_some_and(|(comm, rest)| comm == daemon && !rest.starts_with('Z'))
         })
     };
     if !alive() {

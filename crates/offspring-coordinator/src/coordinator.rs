@@ -450,6 +450,10 @@ async fn tcp_endpoint(
         .await
         .map_err(|e| SpawnError::Coordinator(format!("listen on {wanted}: {e}")))?;
     let endpoint = listener.endpoint().clone();
+    // The digest remote workers prove (the executable's bytes), once, off the runtime's
+    // thread and before any handshake needs it.
+    let identity = shared.config.identity;
+    let _ = tokio::task::spawn_blocking(move || identity.portable()).await;
     tracing::info!(target: "offspring", listen = %wanted, endpoint = ?endpoint, "listening for workers over TCP");
     tokio::spawn(tcp_accept_loop(listener, Arc::clone(shared)));
     *tcp = Some((wanted, endpoint.clone()));
@@ -646,33 +650,43 @@ fn start_launched(
 }
 
 /// Accepts TCP connections. No peer pid tells an awaited worker from a stranger here, so
-/// every connection takes one of [`MAX_STRANGERS`] places for its handshake, and one that
-/// finds them all taken is closed at once: a worker dials again until its deadline (a
-/// stranger holds a place for [`HANDSHAKE_TIMEOUT`] at most).
+/// every connection takes one of [`MAX_STRANGERS`] places for its handshake; when all are
+/// taken, the oldest handshake is ended to make room. A crowd holding every place is pushed
+/// out by newcomers, so a real worker (whose handshake takes milliseconds) gets in unless
+/// strangers arrive faster than it can finish; it also dials again until its deadline.
 async fn tcp_accept_loop(listener: Listener, shared: Arc<CoordinatorState>) {
+    let mut handshakes: std::collections::VecDeque<oneshot::Sender<()>> =
+        std::collections::VecDeque::new();
     loop {
         match listener.accept().await {
             Ok(conn) => {
-                let place = shared
-                    .tcp_strangers
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                        (n < MAX_STRANGERS).then_some(n + 1)
-                    })
-                    .ok()
-                    .map(|_| StrangerPlace {
-                        shared: Arc::clone(&shared),
-                        tcp: true,
-                    });
-                if place.is_some() {
-                    tokio::spawn(authenticate(conn, Arc::clone(&shared), place));
-                } else {
-                    drop(conn);
+                handshakes.retain(|ended| !ended.is_closed());
+                if handshakes.len() >= MAX_STRANGERS
+                    && let Some(oldest) = handshakes.pop_front()
+                {
+                    drop(oldest);
                     log_rejection(
                         &shared,
                         None,
-                        &format_args!("{MAX_STRANGERS} unauthenticated TCP connections are open"),
+                        &format_args!(
+                            "{MAX_STRANGERS} unauthenticated TCP connections are open: the oldest was closed"
+                        ),
                     );
                 }
+                let (end, ended) = oneshot::channel::<()>();
+                handshakes.push_back(end);
+                shared.tcp_strangers.fetch_add(1, Ordering::SeqCst);
+                let place = Some(StrangerPlace {
+                    shared: Arc::clone(&shared),
+                    tcp: true,
+                });
+                let handshake = authenticate(conn, Arc::clone(&shared), place);
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = handshake => {}
+                        _ = ended => {}
+                    }
+                });
             }
             Err(e) => {
                 tracing::warn!(target: "offspring", error = %e, "accepting a TCP connection failed");

@@ -120,6 +120,14 @@ impl Timeline {
         );
     }
 
+    /// Worker `pid` runs on `host` (a remote worker said so): its track says where.
+    pub(crate) fn worker_host(&self, pid: u32, host: &str) {
+        let mut inner = lock(&self.inner);
+        if let Some(track) = inner.workers.get_mut(&pid) {
+            track.label = format!("{} on {host}", track.label);
+        }
+    }
+
     /// Worker `pid` exited (or was found dead), as `exit` describes.
     pub(crate) fn worker_exited(&self, pid: u32, exit: &str) {
         let now = self.now();

@@ -576,10 +576,15 @@ pub(crate) fn start(
         // No lifeline of the OS crosses a network: tell the worker we live, every
         // `HEARTBEAT`, for as long as anything can write to it.
         let beats = frame_tx.downgrade();
+        let mut exited = shared.exit_watch.subscribe();
         runtime.spawn(async move {
             let mut every = tokio::time::interval(offspring_wire::HEARTBEAT);
             loop {
-                every.tick().await;
+                // A worker declared dead hears no more heartbeats.
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = exited.wait_for(|dead| *dead) => return,
+                }
                 let Some(frames) = beats.upgrade() else {
                     return;
                 };
@@ -592,15 +597,22 @@ pub(crate) fn start(
             }
         });
     }
+    let mut writer_exited = shared.exit_watch.subscribe();
     runtime.spawn(async move {
         let mut batch = Vec::new();
         let mut held = None;
         loop {
             let frame = match held.take() {
                 Some(frame) => frame,
-                None => match frame_rx.recv().await {
-                    Some(frame) => frame,
-                    None => break,
+                // Once the worker is declared dead, its connection is closed even while
+                // handles (or a primitive's pending timeout) still hold the sender: a worker
+                // the parent no longer hears then sees the end and exits.
+                None => tokio::select! {
+                    frame = frame_rx.recv() => match frame {
+                        Some(frame) => frame,
+                        None => break,
+                    },
+                    _ = writer_exited.wait_for(|dead| *dead) => break,
                 },
             };
             // Frames queued together go out in one write: fewer system calls and wake-ups.
@@ -891,6 +903,8 @@ impl Actor {
             FromWorker::Doorbell | FromWorker::Heartbeat => {}
             FromWorker::Node { host } => {
                 tracing::debug!(target: "offspring", worker_pid = self.shared.pid, %host, "remote worker connected");
+                self.timelines
+                    .each(|t| t.worker_host(self.shared.pid, &host));
                 let _ = self.shared.host.set(host);
             }
             FromWorker::Call { call_id, op } => {

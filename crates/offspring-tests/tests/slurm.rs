@@ -193,7 +193,15 @@ fn a_killed_parent_leaves_no_job_or_step() {
     }
     let job = job.expect("the parent printed its job id");
     assert!(!job.is_empty(), "the parent has no allocation of its own");
-    let steps = squeue(&["-h", "-s", "-j", &job, "-o", "%i"]);
+    // Both workers served calls; their steps are registered once each `srun` is.
+    let began = Instant::now();
+    let steps = loop {
+        let steps = squeue(&["-h", "-s", "-j", &job, "-o", "%i"]);
+        if steps.lines().count() >= 2 || began.elapsed() > Duration::from_secs(20) {
+            break steps;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     println!("job {job} runs steps: {steps:?}");
     assert!(
         steps.lines().count() >= 2,
@@ -219,4 +227,29 @@ fn a_killed_parent_leaves_no_job_or_step() {
         "job {job} and its steps were gone {:?} after the parent's SIGKILL",
         killed.elapsed()
     );
+}
+
+/// A node that cannot run the program (no shared filesystem at its path) is a spawn error
+/// that says so, early: `srun` ends at once, and the pool gives up after its tries.
+#[test]
+fn a_program_the_node_cannot_run_is_an_early_spawn_error_that_says_so() {
+    if !cluster() {
+        return;
+    }
+    let pool = offspring::__private::pool_with_program("/nonexistent/offspring-worker".into())
+        .processes(1)
+        .launcher(Slurm::new())
+        .build()
+        .expect("the pool builds; its workers fail to start");
+    let began = Instant::now();
+    let err = pool
+        .apply(square, 2)
+        .expect_err("a worker that cannot exist ran a call");
+    let text = err.to_string();
+    println!("after {:?}: {text}", began.elapsed());
+    assert!(
+        text.contains("shared filesystem") && text.contains("/nonexistent/offspring-worker"),
+        "the error does not say why: {text}"
+    );
+    assert!(began.elapsed() < Duration::from_secs(60));
 }

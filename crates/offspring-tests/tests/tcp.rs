@@ -535,3 +535,153 @@ async fn a_wrong_secret_over_tcp_is_refused() {
     let (_, end) = parent.await.expect("parent");
     assert!(end.is_err());
 }
+
+// --- Heartbeats: a peer that stops talking is taken for gone within the bound. ---
+
+#[offspring::task]
+fn pid_then_sleep(seconds: u64) -> u32 {
+    std::thread::sleep(Duration::from_secs(seconds));
+    std::process::id()
+}
+
+#[cfg(target_os = "linux")]
+fn signal(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status();
+}
+
+#[cfg(target_os = "linux")]
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// A worker that falls silent (stopped, as a vanished node is to the parent) fails its call
+/// with `WorkerDied` within the silence limit, and a replacement serves the next.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_silent_worker_is_declared_dead_within_the_bound_and_replaced() -> offspring::Result<()> {
+    let pool = tcp_pool(1)?;
+    let worker = pool.apply(pid_then_sleep, 0)?;
+    let running = pool.apply_async(pid_then_sleep, 120);
+    // Wait until the call runs: the pool's counters say so.
+    let began = Instant::now();
+    while pool.counters().running == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the call never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(worker, "-STOP");
+    let stopped = Instant::now();
+    match running.get() {
+        Err(Error::WorkerDied { .. }) => {}
+        other => panic!("a silent worker gave {other:?}"),
+    }
+    let noticed = stopped.elapsed();
+    println!("a silent worker was declared dead after {noticed:?}");
+    // At most one heartbeat period (2 s) of the limit may have passed before the stop.
+    assert!(
+        noticed >= Duration::from_secs(6),
+        "declared dead before the bound: {noticed:?}"
+    );
+    assert!(noticed < Duration::from_secs(20), "{noticed:?}");
+    assert_ne!(pool.apply(pid_then_sleep, 0)?, worker, "not replaced");
+    Ok(())
+}
+
+/// Set to run the ignored test that plays a parent to be stopped.
+const ENV_STOPPED_PARENT: &str = "OFFSPRING_TEST_STOPPED_PARENT";
+
+#[test]
+#[ignore = "run by a_silent_parent_makes_its_tcp_workers_exit_within_the_bound"]
+fn stopped_parent() -> offspring::Result<()> {
+    if std::env::var_os(ENV_STOPPED_PARENT).is_none() {
+        return Ok(());
+    }
+    let pool = tcp_pool(2)?;
+    let mut pids: Vec<u32> = Vec::new();
+    while pids.len() < 2 {
+        let pid = pool.apply(pid_then_sleep, 0)?;
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+        let _ = pool.map_chunked(pid_then_sleep, vec![0u64; 8], 1)?;
+    }
+    println!("workers {} {}", pids[0], pids[1]);
+    std::thread::sleep(Duration::from_secs(600));
+    Ok(())
+}
+
+/// A parent that falls silent (stopped: its connections stay open, so only the heartbeats
+/// tell) loses its TCP workers within the silence limit.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_silent_parent_makes_its_tcp_workers_exit_within_the_bound() {
+    use std::io::BufRead as _;
+    let exe = std::env::current_exe().expect("this test binary");
+    let mut parent = std::process::Command::new(exe)
+        .args(["--ignored", "--exact", "stopped_parent", "--nocapture"])
+        .env(ENV_STOPPED_PARENT, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the parent");
+    let stdout = parent.stdout.take().expect("stdout");
+    let mut workers = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        if let Some(rest) = line.strip_prefix("workers ") {
+            workers = rest
+                .split_whitespace()
+                .filter_map(|pid| pid.parse::<u32>().ok())
+                .collect();
+            break;
+        }
+    }
+    assert_eq!(workers.len(), 2, "the parent named no workers");
+    signal(parent.id(), "-STOP");
+    let stopped = Instant::now();
+    while workers.iter().any(|pid| alive(*pid)) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(25),
+            "workers outlived a silent parent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gone = stopped.elapsed();
+    signal(parent.id(), "-KILL");
+    let _ = parent.wait();
+    println!("the workers of a silent parent exited after {gone:?}");
+    assert!(
+        gone >= Duration::from_secs(6),
+        "they left before the bound: {gone:?}"
+    );
+}
+
+#[test]
+fn a_remote_workers_timeline_track_names_its_host() -> offspring::Result<()> {
+    let path =
+        std::env::temp_dir().join(format!("offspring-tcp-trace-{}.json", std::process::id()));
+    let pool = Pool::builder()
+        .processes(1)
+        .launcher(Loopback)
+        .listen(LISTEN)
+        .trace(&path)
+        .build()?;
+    assert_eq!(pool.apply(triple, 4)?, 12);
+    pool.close();
+    pool.join()?;
+    drop(pool);
+    let trace = std::fs::read_to_string(&path).expect("the pool's trace");
+    let _ = std::fs::remove_file(&path);
+    let host = offspring_transport::sys::hostname();
+    assert!(
+        trace.contains(&format!("on {host}")),
+        "no track names the host {host}: {trace}"
+    );
+    Ok(())
+}

@@ -157,11 +157,20 @@ impl FrameReader {
             }
             let start = sealed.plain.len();
             sealed.plain.resize(start + body_len, 0);
-            inner.read_exact(&mut sealed.plain[start..]).await?;
-            let opened = sealed
-                .opener
-                .open(record_header, &mut sealed.plain[start..])?;
-            sealed.plain.truncate(start + opened);
+            // Nothing unopened may stay behind as plaintext, whatever ends this read.
+            let opened = match inner.read_exact(&mut sealed.plain[start..]).await {
+                Ok(_) => sealed
+                    .opener
+                    .open(record_header, &mut sealed.plain[start..]),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(opened) => sealed.plain.truncate(start + opened),
+                Err(e) => {
+                    sealed.plain.truncate(start);
+                    return Err(e.into());
+                }
+            }
         }
     }
 }

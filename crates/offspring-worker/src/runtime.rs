@@ -710,6 +710,11 @@ fn io_thread(
         }
     };
     runtime.block_on(async move {
+        if matches!(env.endpoint, Endpoint::Tcp(_)) {
+            // The digest of the executable (computed once) before dialling: it must not eat
+            // into the parent's handshake timeout.
+            let _ = identity.portable();
+        }
         let handshake = async {
             let mut pause = Duration::from_millis(20);
             loop {

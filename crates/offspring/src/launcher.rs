@@ -147,14 +147,20 @@ impl Drop for Allocation {
     fn drop(&mut self) {
         if let Some(mut salloc) = self.owned.take() {
             // Cancelling is faster than waiting for the allocation's command to see its
-            // stdin close; either ends every step in it.
-            let _ = Command::new("scancel")
-                .arg(&self.job_id)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            drop(salloc.stdin.take());
-            let _ = salloc.wait();
+            // stdin close; either ends every step in it. On a thread of its own: the last
+            // clone may drop on the coordinator's thread, which must not wait for Slurm.
+            let job_id = std::mem::take(&mut self.job_id);
+            let _ = std::thread::Builder::new()
+                .name("offspring-scancel".into())
+                .spawn(move || {
+                    let _ = Command::new("scancel")
+                        .arg(&job_id)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                    drop(salloc.stdin.take());
+                    let _ = salloc.wait();
+                });
         }
     }
 }
