@@ -604,15 +604,20 @@ fn stopped_parent() -> offspring::Result<()> {
         return Ok(());
     }
     let pool = tcp_pool(2)?;
-    let mut pids: Vec<u32> = Vec::new();
-    while pids.len() < 2 {
-        let pid = pool.apply(pid_then_sleep, 0)?;
-        if !pids.contains(&pid) {
-            pids.push(pid);
-        }
-        let _ = pool.map_chunked(pid_then_sleep, vec![0u64; 8], 1)?;
+    pool.apply(pid_then_sleep, 0)?;
+    // Both workers connected: the pool counts a worker as spawned once it is.
+    let began = Instant::now();
+    while pool.counters().spawned < 2 && began.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
     }
-    println!("workers {} {}", pids[0], pids[1]);
+    let pids = offspring::active_children();
+    println!(
+        "workers {}",
+        pids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     std::thread::sleep(Duration::from_secs(600));
     Ok(())
 }
@@ -631,18 +636,27 @@ fn a_silent_parent_makes_its_tcp_workers_exit_within_the_bound() {
         .spawn()
         .expect("start the parent");
     let stdout = parent.stdout.take().expect("stdout");
-    let mut workers = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.expect("a line");
-        if let Some(rest) = line.strip_prefix("workers ") {
-            workers = rest
-                .split_whitespace()
-                .filter_map(|pid| pid.parse::<u32>().ok())
-                .collect();
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(rest) = line.strip_prefix("workers ") {
+                let workers: Vec<u32> = rest
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok())
+                    .collect();
+                let _ = tx.send(workers);
+                return;
+            }
         }
-    }
-    assert_eq!(workers.len(), 2, "the parent named no workers");
+    });
+    let workers = rx.recv_timeout(Duration::from_secs(90));
+    let Ok(workers) = workers else {
+        let _ = parent.kill();
+        let _ = parent.wait();
+        panic!("the parent named no workers");
+    };
+    assert_eq!(workers.len(), 2, "the parent named {workers:?}");
     signal(parent.id(), "-STOP");
     let stopped = Instant::now();
     while workers.iter().any(|pid| alive(*pid)) {
