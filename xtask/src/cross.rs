@@ -201,31 +201,14 @@ fn install_packages() -> Result<(), String> {
         ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64"),
     ]
     .into_iter()
-    .filter(|(tool, _)| !on_path(tool))
+    .filter(|(tool, _)| !util::on_path(tool))
     .map(|(_, package)| package)
     .collect();
     if missing.is_empty() {
         return Ok(());
     }
     println!("cross: installing {}", missing.join(", "));
-    let install = |update: bool| -> Result<(), String> {
-        if update {
-            util::run_checked(Command::new("apt-get").args(["update", "-q"]))?;
-        }
-        util::run_checked(
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(PACKAGES)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    };
-    // The package lists may be stale or absent on a fresh machine: update once and retry.
-    install(false).or_else(|_| install(true))
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+    util::apt_install(&PACKAGES)
 }
 
 /// Builds the `ProcessPrng` stand-in with mingw into the prefix, unless it is up to date.

@@ -274,25 +274,14 @@ fn real_memory() -> Result<u64, String> {
 fn install_missing() -> Result<(), String> {
     let missing: Vec<&str> = PACKAGES
         .iter()
-        .filter(|(_, tool)| !on_path(tool) && !Path::new("/usr/sbin").join(tool).is_file())
+        .filter(|(_, tool)| !util::on_path(tool) && !Path::new("/usr/sbin").join(tool).is_file())
         .map(|(package, _)| *package)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
     println!("slurm: installing {}", missing.join(", "));
-    let install = |update: bool| -> Result<(), String> {
-        if update {
-            util::run_checked(Command::new("apt-get").args(["update", "-q"]))?;
-        }
-        util::run_checked(
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    };
-    install(false).or_else(|_| install(true))
+    util::apt_install(&missing)
 }
 
 /// Starts `munged` as user `munge` unless one runs; whether it was started here.
@@ -349,11 +338,6 @@ fn stop_pid_file(path: &Path) {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     let _ = std::fs::remove_file(path);
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
 /// A command's stdout, or why it failed.

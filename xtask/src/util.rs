@@ -106,6 +106,29 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
+/// Whether `tool` is a file in one of the `PATH` directories.
+pub(crate) fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Installs Debian packages with apt (needs root). The package lists may be stale or absent
+/// on a fresh machine: on failure, update them once and try again.
+pub(crate) fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let install = |update: bool| -> Result<(), String> {
+        if update {
+            run_checked(Command::new("apt-get").args(["update", "-q"]))?;
+        }
+        run_checked(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    install(false).or_else(|_| install(true))
+}
+
 /// Runs a command to completion with inherited stdio, echoing it to stderr first, and fails unless it exits 0.
 pub(crate) fn run_checked(command: &mut Command) -> Result<(), String> {
     let line = describe(command);

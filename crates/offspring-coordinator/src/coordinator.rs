@@ -201,8 +201,6 @@ struct CoordinatorState {
     /// The TCP listener's endpoint, once bound (by the first spawn that needs one), and
     /// the address it was asked for.
     tcp: tokio::sync::Mutex<Option<(String, offspring_transport::Endpoint)>>,
-    /// Connections over TCP in their handshake now (at most [`MAX_STRANGERS`]).
-    tcp_strangers: AtomicUsize,
     /// Local children dial TCP on the loopback (`OFFSPRING_TRANSPORT=tcp`).
     local_tcp: bool,
     timeline: Option<Arc<Timeline>>,
@@ -224,21 +222,13 @@ struct Rejections {
     last_warning: Option<std::time::Instant>,
 }
 
-/// One of the [`MAX_STRANGERS`] places (of local connections, or of TCP ones), given back
-/// when the handshake ends either way.
-struct StrangerPlace {
-    shared: Arc<CoordinatorState>,
-    tcp: bool,
-}
+/// One of the [`MAX_STRANGERS`] places of local connections, given back when the handshake
+/// ends either way. (TCP handshakes are bounded by `tcp_accept_loop`'s own list.)
+struct StrangerPlace(Arc<CoordinatorState>);
 
 impl Drop for StrangerPlace {
     fn drop(&mut self) {
-        let count = if self.tcp {
-            &self.shared.tcp_strangers
-        } else {
-            &self.shared.strangers
-        };
-        count.fetch_sub(1, Ordering::SeqCst);
+        self.0.strangers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -295,7 +285,6 @@ impl Coordinator {
         let shared = Arc::new(CoordinatorState {
             config,
             tcp: tokio::sync::Mutex::new(None),
-            tcp_strangers: AtomicUsize::new(0),
             local_tcp: std::env::var(ENV_TRANSPORT).is_ok_and(|v| v == "tcp"),
             timeline: crate::trace::from_env(),
             registry: Arc::new(Registry::new(runtime.handle().clone())),
@@ -675,12 +664,7 @@ async fn tcp_accept_loop(listener: Listener, shared: Arc<CoordinatorState>) {
                 }
                 let (end, ended) = oneshot::channel::<()>();
                 handshakes.push_back(end);
-                shared.tcp_strangers.fetch_add(1, Ordering::SeqCst);
-                let place = Some(StrangerPlace {
-                    shared: Arc::clone(&shared),
-                    tcp: true,
-                });
-                let handshake = authenticate(conn, Arc::clone(&shared), place);
+                let handshake = authenticate(conn, Arc::clone(&shared), None);
                 tokio::spawn(async move {
                     tokio::select! {
                         () = handshake => {}
@@ -751,10 +735,7 @@ fn stranger_place(shared: &Arc<CoordinatorState>) -> Option<StrangerPlace> {
             (n < MAX_STRANGERS).then_some(n + 1)
         })
         .ok()
-        .map(|_| StrangerPlace {
-            shared: Arc::clone(shared),
-            tcp: false,
-        })
+        .map(|_| StrangerPlace(Arc::clone(shared)))
 }
 
 /// Logs a refused connection: a warning at most once per [`REJECT_LOG_PERIOD`], counting the
@@ -775,8 +756,8 @@ fn log_rejection(shared: &CoordinatorState, peer: Option<u32>, reason: &dyn std:
 }
 
 /// Runs the parent's side of the handshake on an accepted connection. `_place` is the
-/// stranger's place under the cap, held until the handshake ends; `None` for a peer whose pid
-/// is one the coordinator waits for.
+/// stranger's place under the local cap, held until the handshake ends; `None` for a peer
+/// whose pid is one the coordinator waits for, and for TCP (bounded by its accept loop).
 async fn authenticate(
     conn: offspring_transport::Conn,
     shared: Arc<CoordinatorState>,
