@@ -513,6 +513,20 @@ async fn spawn_async(
         },
     );
     let ring = make_ring(!options.frames_only);
+    // The worker's side channel, on which direct pipes' ends go down to it: its end is
+    // inherited, ours kept by the registry once it connected.
+    #[cfg(target_os = "linux")]
+    let side = if launch.is_none() {
+        offspring_transport::channel::Channel::pair()
+            .map_err(|e| tracing::debug!(target: "offspring", error = %e, "no side channel; the worker's pipes go through the parent"))
+            .ok()
+    } else {
+        None
+    };
+    #[cfg(target_os = "linux")]
+    let side_fd = side.as_ref().map(|(_, theirs)| theirs.raw_fd());
+    #[cfg(not(target_os = "linux"))]
+    let side_fd = None;
     let spec = SpawnSpec {
         env: WorkerEnv {
             endpoint,
@@ -520,13 +534,17 @@ async fn spawn_async(
             secret,
             parent_pid: std::process::id(),
             remote: launch.is_some(),
+            side: side_fd,
         },
         program: options.program,
         args: options.args,
         #[cfg(unix)]
-        inherit_fd: ring
+        inherit_fds: ring
             .as_ref()
-            .and_then(|(segment, _)| segment.inheritable_fd()),
+            .and_then(|(segment, _)| segment.inheritable_fd())
+            .into_iter()
+            .chain(side_fd)
+            .collect(),
         extra_env: options.env,
     };
     let forget = |shared: &CoordinatorState| lock(&shared.pending).remove(&worker_id);
@@ -542,6 +560,9 @@ async fn spawn_async(
         }
     };
     let pid = child.id().unwrap_or_default();
+    // The child has its copy of its end; ours is kept until it connected.
+    #[cfg(target_os = "linux")]
+    let side = side.map(|(ours, _theirs)| ours);
     lock(&shared.live).push(pid);
     let gone = move |shared: &CoordinatorState| lock(&shared.live).retain(|p| *p != pid);
     let segment = ring
@@ -577,6 +598,10 @@ async fn spawn_async(
     match outcome {
         Ok(authed) => {
             tracing::debug!(target: "offspring", worker_pid = pid, worker_id = worker_id, "worker connected");
+            #[cfg(target_os = "linux")]
+            if let Some(side) = side {
+                shared.registry.set_side(pid, side);
+            }
             let worker = worker::start(
                 pid,
                 child,

@@ -33,6 +33,6 @@ pub use pool::{
     ASYNC_TIMEOUT_GRACE, CallResult, JobId, JobSink, JobSpec, MAX_START_FAILURES, PoolConfig,
     PoolCounters, PoolFailure, PoolHandle,
 };
-pub use prims::{Holder, MAX_ITEM, Registry, ReplyFn, Upstream};
+pub use prims::{CLOSED_PIPE, Holder, MAX_ITEM, Registry, ReplyFn, Upstream};
 pub use trace::{MAX_EVENTS, TRACE_ENV, Timeline, program_name};
 pub use worker::{BatchContext, BatchSink, Death, WorkerHandle};

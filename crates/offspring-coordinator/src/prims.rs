@@ -36,6 +36,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use offspring_transport::channel::Channel;
 use offspring_wire::{Kind, PrimOp, PrimReply, ToWorker, encode};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -193,6 +195,16 @@ enum ObjectState {
         receivers: VecDeque<Waiting>,
         peer_closed: bool,
     },
+    /// A direct pipe's end (Linux): one end of a socket pair. Processes that can hold its
+    /// descriptor send and receive on it themselves (`PrimOp::Attach`); for the others the
+    /// registry does it on this one (see [`relay`]). Closed when the last lease goes, so
+    /// the other end reads its end once no process holds this one.
+    #[cfg(target_os = "linux")]
+    DirectEnd {
+        channel: Arc<Channel>,
+        /// How many sends and receives the registry made on it for others (for tests).
+        relayed: u64,
+    },
     /// Waiters of a condition, each with the semaphore (its lock) it takes again once
     /// notified.
     Condition {
@@ -239,6 +251,10 @@ pub struct Registry {
     inner: Mutex<Table>,
     runtime: tokio::runtime::Handle,
     upstream: std::sync::OnceLock<Arc<dyn Upstream>>,
+    /// The parent's ends of its workers' side channels, by pid: where the descriptors of
+    /// direct pipes go down (see `PrimOp::Attach`).
+    #[cfg(target_os = "linux")]
+    sides: Mutex<HashMap<u32, Channel>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -296,6 +312,110 @@ impl Registry {
             }),
             runtime,
             upstream: std::sync::OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            sides: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Keeps the parent's end of worker `pid`'s side channel until the worker is gone.
+    #[cfg(target_os = "linux")]
+    pub fn set_side(&self, pid: u32, side: Channel) {
+        if side.set_nonblocking().is_ok() {
+            lock(&self.sides).insert(pid, side);
+        }
+    }
+
+    /// The channel of direct pipe end `id`, for this process to use itself; `None` when `id`
+    /// is not a live direct end (its operations then go through [`Registry::local`]).
+    #[cfg(target_os = "linux")]
+    pub fn pipe_channel(&self, id: u64) -> Option<Arc<Channel>> {
+        match &lock(&self.inner).objects.get(&id)?.state {
+            ObjectState::DirectEnd { channel, .. } => Some(Arc::clone(channel)),
+            _ => None,
+        }
+    }
+
+    /// How many sends and receives the registry made on direct pipe end `id` for processes
+    /// that do not hold it (for tests: a pipe between two local processes shows none).
+    #[cfg(target_os = "linux")]
+    pub fn relayed(&self, id: u64) -> Option<u64> {
+        match &lock(&self.inner).objects.get(&id)?.state {
+            ObjectState::DirectEnd { relayed, .. } => Some(*relayed),
+            _ => None,
+        }
+    }
+
+    /// `PrimOp::Attach` from worker `pid` (`holder`): passes the end's descriptor down the
+    /// worker's side channel when it can.
+    fn attach(&self, pid: u32, holder: Holder, id: u64) -> PrimReply {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd as _;
+            let channel = {
+                let inner = lock(&self.inner);
+                match inner.objects.get(&id) {
+                    Some(Object {
+                        state: ObjectState::DirectEnd { channel, .. },
+                        leases,
+                        ..
+                    }) => {
+                        if !leases.contains_key(&holder) {
+                            return PrimReply::Error(format!(
+                                "this process holds no handle to pipe end {id}"
+                            ));
+                        }
+                        Arc::clone(channel)
+                    }
+                    Some(Object {
+                        kind: Kind::PipeEnd,
+                        ..
+                    }) => return PrimReply::Bool(false),
+                    _ => return no_such(id, Kind::PipeEnd),
+                }
+            };
+            if holder != Holder::Worker(pid) {
+                return PrimReply::Bool(false);
+            }
+            let sides = lock(&self.sides);
+            let Some(side) = sides.get(&pid) else {
+                return PrimReply::Bool(false);
+            };
+            match side.send_fd(id, channel.as_fd()) {
+                Ok(()) => PrimReply::Unit,
+                Err(error) => {
+                    // A side channel that is full (a worker not reading it) or broken: this
+                    // worker's operations on the end go through the registry instead.
+                    tracing::debug!(target: "offspring", worker_pid = pid, %error, "cannot pass a pipe end down");
+                    PrimReply::Bool(false)
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (pid, holder);
+            match lock(&self.inner).objects.get(&id) {
+                Some(Object {
+                    kind: Kind::PipeEnd,
+                    ..
+                }) => PrimReply::Bool(false),
+                _ => no_such(id, Kind::PipeEnd),
+            }
+        }
+    }
+
+    /// A `Send` or `Recv` on a direct pipe end, which the registry performs on the end's
+    /// channel for a process that does not hold it.
+    #[cfg(target_os = "linux")]
+    fn direct(&self, op: &PrimOp) -> Option<Arc<Channel>> {
+        let (PrimOp::Send { id, .. } | PrimOp::Recv { id, .. }) = op else {
+            return None;
+        };
+        match &mut lock(&self.inner).objects.get_mut(id)?.state {
+            ObjectState::DirectEnd { channel, relayed } => {
+                *relayed += 1;
+                Some(Arc::clone(channel))
+            }
+            _ => None,
         }
     }
 
@@ -317,6 +437,10 @@ impl Registry {
 
     /// Runs `op` for a thread of the parent, waiting as it says.
     pub fn local(&self, op: PrimOp) -> PrimReply {
+        #[cfg(target_os = "linux")]
+        if let Some(channel) = self.direct(&op) {
+            return relay(&channel, op, || true);
+        }
         let timeout = op_timeout(&op);
         let id = op_id(&op);
         let wait = Arc::new(LocalWait::default());
@@ -374,6 +498,7 @@ impl Registry {
                 end_tokens(&mut inner, &tokens, worker_died, Some(pid));
                 Some(PrimReply::Unit)
             }
+            PrimOp::Attach { id } => Some(self.attach(pid, holder, id)),
             PrimOp::Gone { path, clean } => {
                 let mut full = origin;
                 full.extend(path);
@@ -432,6 +557,22 @@ impl Registry {
         op: PrimOp,
         frames: &UnboundedSender<Vec<u8>>,
     ) {
+        #[cfg(target_os = "linux")]
+        if let Some(channel) = self.direct(&op) {
+            // The send or receive may wait: on a thread of its own, never the runtime's.
+            let frames = frames.clone();
+            self.runtime.spawn_blocking(move || {
+                let alive = || !frames.is_closed();
+                let reply = relay(&channel, op, alive);
+                if call_id != 0
+                    && let Err(PrimReply::Item(_)) =
+                        (Waiter::Remote { call_id, frames }).complete(reply)
+                {
+                    tracing::warn!(target: "offspring", ?holder, "a pipe's message taken for a worker that died meanwhile is lost");
+                }
+            });
+            return;
+        }
         let timeout = op_timeout(&op);
         let id = op_id(&op);
         let waiter = Waiter::Remote {
@@ -507,6 +648,8 @@ impl Registry {
     /// permits and waits go, and those of its descendants; see the module docs. With an
     /// upstream, the parent learns that its descendant went.
     pub fn process_gone(&self, pid: u32, clean: bool) {
+        #[cfg(target_os = "linux")]
+        lock(&self.sides).remove(&pid);
         if let Some(upstream) = self.upstream.get() {
             let gone = PrimOp::Gone {
                 path: vec![pid],
@@ -619,6 +762,16 @@ impl Registry {
                 Step::Done(PrimReply::Id(id))
             }
             PrimOp::CreatePipe => {
+                #[cfg(target_os = "linux")]
+                if let Ok((x, y)) = Channel::pair() {
+                    let end = |channel| ObjectState::DirectEnd {
+                        channel: Arc::new(channel),
+                        relayed: 0,
+                    };
+                    let a = insert(&mut inner, Kind::PipeEnd, holder, end(x));
+                    let b = insert(&mut inner, Kind::PipeEnd, holder, end(y));
+                    return Step::Done(PrimReply::Pair(a, b));
+                }
                 let a = inner.next_id;
                 let b = a + 1;
                 let end = |peer| ObjectState::PipeEnd {
@@ -758,7 +911,8 @@ fn op_id(op: &PrimOp) -> u64 {
         | PrimOp::TaskDone { id }
         | PrimOp::Join { id, .. }
         | PrimOp::Send { id, .. }
-        | PrimOp::Recv { id, .. } => *id,
+        | PrimOp::Recv { id, .. }
+        | PrimOp::Attach { id } => *id,
     }
 }
 
@@ -783,7 +937,7 @@ fn op_kind(op: &PrimOp) -> Option<Kind> {
         | PrimOp::TaskDone { .. }
         | PrimOp::Join { .. }
         | PrimOp::QueueShutdown { .. } => Kind::Queue,
-        PrimOp::Send { .. } | PrimOp::Recv { .. } => Kind::PipeEnd,
+        PrimOp::Send { .. } | PrimOp::Recv { .. } | PrimOp::Attach { .. } => Kind::PipeEnd,
         PrimOp::CondWait { .. } | PrimOp::CondNotify { .. } => Kind::Condition,
         _ => return None,
     })
@@ -927,7 +1081,59 @@ fn free(inner: &mut Table, id: u64) {
 }
 
 fn closed_pipe() -> PrimReply {
-    PrimReply::Error("the other end of the pipe is closed".into())
+    PrimReply::Error(CLOSED_PIPE.into())
+}
+
+/// What a receiver hears once the other end of its pipe is closed and nothing is left.
+pub const CLOSED_PIPE: &str = "the other end of the pipe is closed";
+
+/// How long a relayed receive waits at a time before it looks whether its worker is still
+/// there: a message is never taken for a receiver that is gone.
+#[cfg(target_os = "linux")]
+const RELAY_SLICE: Duration = Duration::from_millis(100);
+
+/// Performs `Send` or `Recv` on a direct pipe end's channel for a process that does not hold
+/// it (one on another machine, a worker's own worker, a worker whose side channel failed),
+/// waiting as the operation says; `alive` says whether the receiver still waits.
+#[cfg(target_os = "linux")]
+fn relay(channel: &Channel, op: PrimOp, alive: impl Fn() -> bool) -> PrimReply {
+    match op {
+        PrimOp::Send { item, .. } => {
+            if let Some(refused) = too_large(&item) {
+                return refused;
+            }
+            match channel.send(&item) {
+                Ok(()) => PrimReply::Unit,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => closed_pipe(),
+                Err(e) => PrimReply::Error(format!("cannot send on the pipe: {e}")),
+            }
+        }
+        PrimOp::Recv { timeout_ms, .. } => {
+            let deadline =
+                timeout_ms.map(|ms| std::time::Instant::now() + Duration::from_millis(ms));
+            loop {
+                let slice = deadline.map_or(RELAY_SLICE, |deadline| {
+                    deadline
+                        .saturating_duration_since(std::time::Instant::now())
+                        .min(RELAY_SLICE)
+                });
+                match channel.recv(Some(slice), MAX_ITEM, <[u8]>::to_vec) {
+                    Ok(Some(item)) => return PrimReply::Item(item),
+                    Ok(None) => {
+                        let over = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+                        if over || !alive() {
+                            return PrimReply::Timeout;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        return closed_pipe();
+                    }
+                    Err(e) => return PrimReply::Error(format!("cannot receive on the pipe: {e}")),
+                }
+            }
+        }
+        _ => PrimReply::Error("operation does not fit the primitive".into()),
+    }
 }
 
 /// The largest item a queue or pipe takes: one that fits, with its reply's envelope, in the
@@ -1051,6 +1257,8 @@ fn waits(state: &ObjectState) -> usize {
         ObjectState::PipeEnd { receivers, .. } => receivers.len(),
         ObjectState::Condition { sleepers } => sleepers.len(),
         ObjectState::Shared { .. } => 0,
+        #[cfg(target_os = "linux")]
+        ObjectState::DirectEnd { .. } => 0,
     }
 }
 
@@ -1072,6 +1280,8 @@ fn retain_waits(state: &mut ObjectState, keep: impl Fn(&Waiting) -> bool) {
         ObjectState::PipeEnd { receivers, .. } => receivers.retain(&keep),
         ObjectState::Condition { sleepers } => sleepers.retain(|(w, _)| keep(w)),
         ObjectState::Shared { .. } => {}
+        #[cfg(target_os = "linux")]
+        ObjectState::DirectEnd { .. } => {}
     }
 }
 

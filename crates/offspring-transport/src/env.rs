@@ -16,6 +16,10 @@ pub const ENV_PARENT_PID: &str = "OFFSPRING_PARENT_PID";
 /// such as a Slurm step): it arms no parent-death signal (its parent is the launcher's
 /// process), uses no shared memory, and lives by its connection and heartbeats alone.
 pub const ENV_REMOTE: &str = "OFFSPRING_REMOTE";
+/// The descriptor of the worker's side channel (Linux): one end of a socket pair its parent
+/// made for it, inherited under this number, on which the parent passes it the descriptors
+/// of direct pipes (see [`channel`](crate::channel)).
+pub const ENV_SIDE: &str = "OFFSPRING_SIDE";
 /// Testing switch: when set (in the parent's environment, which workers inherit), workers do
 /// not arm the OS's parent-death help (and a Windows parent puts them in no job object), so
 /// tests can prove the socket lifeline alone.
@@ -43,8 +47,9 @@ pub fn early_exit_hint(code: Option<i32>) -> &'static str {
     }
 }
 
-const SECRET_VARS: [&str; 6] = [
+const SECRET_VARS: [&str; 7] = [
     ENV_ROLE,
+    ENV_SIDE,
     ENV_REMOTE,
     ENV_ENDPOINT,
     ENV_WORKER_ID,
@@ -65,6 +70,8 @@ pub struct WorkerEnv {
     pub parent_pid: u32,
     /// Started by a launcher on another machine (see [`ENV_REMOTE`]).
     pub remote: bool,
+    /// The inherited descriptor of its side channel, if it has one (see [`ENV_SIDE`]).
+    pub side: Option<i32>,
 }
 
 impl WorkerEnv {
@@ -79,6 +86,9 @@ impl WorkerEnv {
         ];
         if self.remote {
             vars.push((ENV_REMOTE, "1".to_owned()));
+        }
+        if let Some(side) = self.side {
+            vars.push((ENV_SIDE, side.to_string()));
         }
         vars
     }
@@ -114,12 +124,19 @@ impl WorkerEnv {
                 .parse()
                 .map_err(|_| TransportError::BadEnv(format!("{ENV_PARENT_PID} is not a number")))?;
             let remote = std::env::var(ENV_REMOTE).is_ok_and(|v| v == "1");
+            let side = match std::env::var(ENV_SIDE) {
+                Ok(fd) => Some(fd.parse().map_err(|_| {
+                    TransportError::BadEnv(format!("{ENV_SIDE} is not a descriptor"))
+                })?),
+                Err(_) => None,
+            };
             Ok(Self {
                 endpoint,
                 worker_id,
                 secret,
                 parent_pid,
                 remote,
+                side,
             })
         })();
         for key in SECRET_VARS {

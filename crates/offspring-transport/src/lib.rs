@@ -15,6 +15,8 @@
 //! block with its invariant.
 
 mod auth;
+#[cfg(target_os = "linux")]
+pub mod channel;
 mod direct;
 mod endpoint;
 mod env;
@@ -31,7 +33,7 @@ pub use auth::{Authed, Expected, Secret, accept_handshake, connect_handshake};
 pub use direct::DirectWriter;
 pub use endpoint::{Conn, ENV_SOCKET_KIND, Endpoint, Listener, connect};
 pub use env::{
-    ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_REMOTE, ENV_ROLE, ENV_SECRET,
+    ENV_ENDPOINT, ENV_NO_PDEATHSIG, ENV_PARENT_PID, ENV_REMOTE, ENV_ROLE, ENV_SECRET, ENV_SIDE,
     ENV_WORKER_ID, EXIT_BAD_ENV, EXIT_BAD_TABLE, EXIT_HANDSHAKE, EXIT_PARENT_GONE, WorkerEnv,
     early_exit_hint, worker_env_present,
 };

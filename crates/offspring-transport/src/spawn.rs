@@ -16,10 +16,11 @@ pub struct SpawnSpec {
     /// `offspring::init()` first); a test binary gets the arguments that make its harness run
     /// only the worker entry test.
     pub args: Vec<std::ffi::OsString>,
-    /// A descriptor (close-on-exec in the parent) that this child alone inherits, under the
-    /// same number: its outcome segment (see [`Segment`](crate::Segment)).
+    /// Descriptors (close-on-exec in the parent) that this child alone inherits, under the
+    /// same numbers: its outcome segment (see [`Segment`](crate::Segment)) and, on Linux,
+    /// its side channel (see [`ENV_SIDE`](crate::ENV_SIDE)).
     #[cfg(unix)]
-    pub inherit_fd: Option<i32>,
+    pub inherit_fds: Vec<i32>,
     /// Extra environment variables for the worker (tests use them to switch on test-only
     /// behaviour in one pool's workers).
     pub extra_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
@@ -53,18 +54,20 @@ pub fn spawn_worker(spec: &SpawnSpec) -> Result<tokio::process::Child, Transport
         command.arg0(arg0);
     }
     #[cfg(unix)]
-    if let Some(fd) = spec.inherit_fd {
+    if !spec.inherit_fds.is_empty() {
+        let fds = spec.inherit_fds.clone();
         // SAFETY: the closure runs in the child between fork and exec, where only
-        // async-signal-safe calls are allowed: `fcntl` is one, and it touches no memory. It
-        // clears close-on-exec on this one descriptor, in this child only, so no other child
-        // started meanwhile inherits it.
+        // async-signal-safe calls are allowed: `fcntl` is one, and the closure only reads the
+        // vector it owns (no allocation). It clears close-on-exec on these descriptors, in
+        // this child only, so no other child started meanwhile inherits them.
         unsafe {
             command.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
+                for fd in &fds {
+                    if libc::fcntl(*fd, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
+                Ok(())
             });
         }
     }

@@ -60,7 +60,9 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 /// 6: a segment may carry arenas after its ring (`arena`); `ToWorker::RunShared`,
 ///    `Outcome::Shared`.
 /// 7: lent permits: `PrimOp::AcquireLent`, `PrimReply::Lent`, `ToWorker::Recall`.
-pub const PROTOCOL_VERSION: u32 = 8;
+/// 8: TCP: `ToWorker::Heartbeat`, `FromWorker::Heartbeat`, `FromWorker::Node`.
+/// 9: direct pipes: `PrimOp::Attach`.
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// How often each side of a TCP connection sends a heartbeat.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -249,6 +249,15 @@ pub enum PrimOp {
         /// Timeout in milliseconds.
         timeout_ms: Option<u64>,
     },
+    /// A worker holding a handle to pipe end `id` asks for the end itself, to send and
+    /// receive without the parent in between: `Unit` once the parent passed the end's
+    /// descriptor down the worker's side channel (tagged with `id`), `Bool(false)` when the
+    /// end is not direct or cannot reach this worker (then its operations go through the
+    /// parent, as `Send` and `Recv`), `Error` when it names nothing.
+    Attach {
+        /// The pipe end.
+        id: u64,
+    },
 }
 
 /// The answer to a [`PrimOp`].

@@ -500,6 +500,7 @@ fn prim_op_variant(op: &PrimOp) -> usize {
         PrimOp::SharedSeal { .. } => 30,
         PrimOp::Sync => 31,
         PrimOp::AcquireLent { .. } => 32,
+        PrimOp::Attach { .. } => 33,
     }
 }
 
@@ -715,8 +716,10 @@ fn prim_ops() -> Vec<PrimOp> {
             id: u64::MAX,
             timeout_ms: Some(0),
         },
+        PrimOp::Attach { id: 7 },
+        PrimOp::Attach { id: u64::MAX },
     ]);
-    assert_covers(&ops, prim_op_variant, 33);
+    assert_covers(&ops, prim_op_variant, 34);
     ops
 }
 

@@ -34,6 +34,16 @@ pub struct Client {
     one_way: std::sync::atomic::AtomicBool,
     /// Permits the parent lent this process, by semaphore (see [`Client::keep_lent`]).
     lent: Mutex<HashMap<u64, Lent>>,
+    /// This worker's side channel, on which the parent passes down direct pipes' ends (see
+    /// [`Client::attach`]), and the ends received for another thread's attach.
+    #[cfg(target_os = "linux")]
+    side: Option<Mutex<Side>>,
+}
+
+#[cfg(target_os = "linux")]
+struct Side {
+    channel: offspring_transport::channel::Channel,
+    received: HashMap<u64, Vec<std::os::fd::OwnedFd>>,
 }
 
 /// The lent permits of one semaphore.
@@ -77,8 +87,23 @@ pub fn client() -> Option<&'static Client> {
     CLIENT.get()
 }
 
-pub(crate) fn install(outbox: Arc<Outbox>) {
+/// The side channel this worker inherited, if its parent made one.
+#[cfg(target_os = "linux")]
+pub(crate) type SideChannel = Option<offspring_transport::channel::Channel>;
+#[cfg(not(target_os = "linux"))]
+pub(crate) type SideChannel = Option<std::convert::Infallible>;
+
+pub(crate) fn install(outbox: Arc<Outbox>, side: SideChannel) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = side;
     let _ = CLIENT.set(Client {
+        #[cfg(target_os = "linux")]
+        side: side.map(|channel| {
+            Mutex::new(Side {
+                channel,
+                received: HashMap::new(),
+            })
+        }),
         outbox,
         next_call: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
@@ -144,6 +169,42 @@ impl Client {
                 .ready
                 .wait(value)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// The descriptor of direct pipe end `id`, passed down by the parent, for this process
+    /// to send and receive on itself; `Ok(None)` when its operations must go through the
+    /// parent instead (no side channel, an end that is not direct, another OS).
+    ///
+    /// # Errors
+    ///
+    /// Why the parent refused (the handle names nothing), or why the side channel failed.
+    #[cfg(target_os = "linux")]
+    pub fn attach(&self, id: u64) -> Result<Option<std::os::fd::OwnedFd>, String> {
+        let Some(side) = &self.side else {
+            return Ok(None);
+        };
+        match self.call(PrimOp::Attach { id }) {
+            PrimReply::Unit => {}
+            PrimReply::Bool(false) => return Ok(None),
+            PrimReply::Error(reason) => return Err(reason),
+            other => return Err(format!("unexpected reply to an attach: {other:?}")),
+        }
+        // The parent sent the descriptor before its reply: it is in the side channel now.
+        let mut side = lock(side);
+        if let Some(fd) = side.received.get_mut(&id).and_then(Vec::pop) {
+            return Ok(Some(fd));
+        }
+        loop {
+            let (tag, fd) = side
+                .channel
+                .recv_fd()
+                .map_err(|e| format!("the side channel to the parent failed: {e}"))?;
+            if tag == id {
+                return Ok(Some(fd));
+            }
+            // Another thread's, which waits for this lock.
+            side.received.entry(tag).or_default().push(fd);
         }
     }
 

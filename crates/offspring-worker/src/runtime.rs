@@ -88,6 +88,16 @@ pub fn run(env: WorkerEnv) -> ! {
         Err(e) => fail(EXIT_BAD_TABLE, &e),
     };
     let identity = build_identity(table.descriptions());
+    #[cfg(target_os = "linux")]
+    let side = env.side.and_then(|fd| {
+        offspring_transport::channel::Channel::inherited(fd)
+            .map_err(|e| {
+                eprintln!("offspring worker: no side channel ({e}); pipes go through the parent")
+            })
+            .ok()
+    });
+    #[cfg(not(target_os = "linux"))]
+    let side = None;
     let (task_tx, task_rx) = std::sync::mpsc::channel::<RunTask>();
     // Rung with each batch (and `Shutdown`), for a task thread serving async calls.
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -107,7 +117,7 @@ pub fn run(env: WorkerEnv) -> ! {
             "the i/o thread stopped during the handshake",
         ),
     };
-    crate::client::install(Arc::clone(&outbox));
+    crate::client::install(Arc::clone(&outbox), side);
     install_logging(&config, Arc::clone(&outbox));
     install_panic_hook();
     install_exit_flush(&outbox);

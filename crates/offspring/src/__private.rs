@@ -210,3 +210,20 @@ pub fn seal_throughput(payload: &[u8]) -> f64 {
         0.0
     }
 }
+
+/// How many sends and receives the parent's registry made on pipe end `end` for processes
+/// that do not hold it themselves; `None` when the end is not direct (another OS, or freed).
+/// Call it in the parent.
+pub fn pipe_relayed<T>(end: &crate::Connection<T>) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        crate::init::coordinator()
+            .ok()
+            .and_then(|coordinator| coordinator.registry().relayed(end.id()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = end.id();
+        None
+    }
+}

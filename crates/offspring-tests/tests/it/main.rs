@@ -11,6 +11,7 @@ mod async_tasks;
 mod flow;
 mod hostile;
 mod logs;
+mod pipes;
 mod pool;
 mod pool_failures;
 mod prims;

@@ -100,6 +100,15 @@ impl Handle {
         self.0.backend.call(op)
     }
 
+    /// The registry, in the parent.
+    #[cfg(target_os = "linux")]
+    pub(super) fn registry(&self) -> Option<&'static Registry> {
+        match self.0.backend {
+            Backend::Parent(registry) => Some(registry),
+            Backend::Worker(_) => None,
+        }
+    }
+
     /// The connection to the parent, in a worker.
     pub(super) fn client(&self) -> Option<&'static offspring_worker::Client> {
         match self.0.backend {

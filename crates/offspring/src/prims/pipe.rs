@@ -1,7 +1,17 @@
 //! [`pipe`] and its two [`Connection`] ends.
+//!
+//! On Linux a pipe is *direct*: its ends are the two ends of a socket pair (see
+//! `offspring_transport::channel`), held by the parent's registry. Each process that uses an
+//! end gets its own descriptor of it (the parent's threads from the registry, a worker
+//! through its side channel, once, with `PrimOp::Attach`), and sends and receives on it
+//! itself: a message goes from one process to the other without the parent in between. A
+//! process that cannot hold the descriptor (a worker on another machine, a worker's own
+//! worker) has the registry do its sends and receives on the registry's own copy, so every
+//! holder of an end reads and writes the same stream of messages. Elsewhere, the registry
+//! keeps each end's messages itself, and every operation is a message to it.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use offspring_wire::{Kind, PrimOp, PrimReply};
@@ -14,16 +24,81 @@ use crate::{Error, Result};
 /// One end of a duplex pipe made by [`pipe`]: what one end sends, only the other receives.
 pub struct Connection<T> {
     handle: Handle,
+    /// How this process reaches the end, found on first use and shared by clones.
+    route: Arc<OnceLock<Route>>,
     _items: PhantomData<fn() -> T>,
+}
+
+/// How a process sends and receives on a pipe end.
+enum Route {
+    /// On the end's own descriptor (see the module docs).
+    #[cfg(target_os = "linux")]
+    Direct(Arc<offspring_transport::channel::Channel>),
+    /// Through the parent's registry.
+    Relay,
 }
 
 impl<T> Clone for Connection<T> {
     fn clone(&self) -> Self {
         Self {
             handle: self.handle.clone(),
+            route: Arc::clone(&self.route),
             _items: PhantomData,
         }
     }
+}
+
+/// The direct ends this worker holds, by id, so that every handle of one end in this
+/// process shares one descriptor (closed with the last of them).
+#[cfg(target_os = "linux")]
+static ATTACHED: std::sync::Mutex<
+    std::collections::BTreeMap<u64, std::sync::Weak<offspring_transport::channel::Channel>>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// How this process reaches pipe end `handle`.
+fn resolve(handle: &Handle) -> Result<Route> {
+    #[cfg(target_os = "linux")]
+    {
+        use offspring_transport::channel::Channel;
+        let id = handle.id();
+        if let Some(registry) = handle.registry() {
+            return Ok(registry
+                .pipe_channel(id)
+                .map_or(Route::Relay, Route::Direct));
+        }
+        if let Some(client) = handle.client() {
+            let mut attached = ATTACHED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            attached.retain(|_, end| end.strong_count() > 0);
+            if let Some(channel) = attached.get(&id).and_then(std::sync::Weak::upgrade) {
+                return Ok(Route::Direct(channel));
+            }
+            return match client.attach(id) {
+                Ok(Some(fd)) => {
+                    let channel = Arc::new(Channel::from_fd(fd));
+                    attached.insert(id, Arc::downgrade(&channel));
+                    Ok(Route::Direct(channel))
+                }
+                Ok(None) => Ok(Route::Relay),
+                Err(reason) => Err(Error::Primitive { reason }),
+            };
+        }
+    }
+    let _ = handle;
+    Ok(Route::Relay)
+}
+
+/// A direct end's error as the caller sees it.
+#[cfg(target_os = "linux")]
+fn channel_error(what: &str, error: &std::io::Error) -> Error {
+    let reason = match error.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::UnexpectedEof => {
+            offspring_coordinator::CLOSED_PIPE.to_owned()
+        }
+        _ => format!("cannot {what} on the pipe: {error}"),
+    };
+    Error::Primitive { reason }
 }
 
 impl<T> std::fmt::Debug for Connection<T> {
@@ -43,13 +118,12 @@ pub fn pipe<T: Serialize + DeserializeOwned>() -> Result<(Connection<T>, Connect
     let backend = backend()?;
     match backend.call(PrimOp::CreatePipe) {
         PrimReply::Pair(a, b) => {
-            let end = |id| Connection {
-                handle: Handle(Arc::new(HandleCore {
+            let end = |id| {
+                Connection::from_handle(Handle(Arc::new(HandleCore {
                     id,
                     kind: Kind::PipeEnd,
                     backend,
-                })),
-                _items: PhantomData,
+                })))
             };
             Ok((end(a), end(b)))
         }
@@ -61,8 +135,22 @@ impl<T> Connection<T> {
     fn from_handle(handle: Handle) -> Self {
         Self {
             handle,
+            route: Arc::new(OnceLock::new()),
             _items: PhantomData,
         }
+    }
+
+    /// The end's id in the registry.
+    pub(crate) fn id(&self) -> u64 {
+        self.handle.id()
+    }
+
+    fn route(&self) -> Result<&Route> {
+        if let Some(route) = self.route.get() {
+            return Ok(route);
+        }
+        let route = resolve(&self.handle)?;
+        Ok(self.route.get_or_init(|| route))
     }
 }
 
@@ -74,6 +162,21 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// [`Error::Primitive`] when the other end is closed or the message does not encode.
     pub fn send(&self, value: &T) -> Result<()> {
         let item = crate::codec::encode_item(value)?;
+        #[cfg(target_os = "linux")]
+        if let Route::Direct(channel) = self.route()? {
+            // The same limit as through the registry: another holder of this end may be
+            // one the registry relays for.
+            if item.len() > offspring_coordinator::MAX_ITEM {
+                return Err(Error::Primitive {
+                    reason: format!(
+                        "the item is {} bytes encoded, more than the {} a queue or pipe carries",
+                        item.len(),
+                        offspring_coordinator::MAX_ITEM
+                    ),
+                });
+            }
+            return channel.send(&item).map_err(|e| channel_error("send", &e));
+        }
         match self.handle.call(PrimOp::Send {
             id: self.handle.id(),
             item,
@@ -83,7 +186,22 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
         }
     }
 
-    fn take(&self, timeout_ms: Option<u64>) -> Result<Option<T>> {
+    fn take(&self, timeout: Option<Duration>) -> Result<Option<T>> {
+        #[cfg(target_os = "linux")]
+        if let Route::Direct(channel) = self.route()? {
+            return match channel.recv(
+                timeout,
+                offspring_coordinator::MAX_ITEM,
+                crate::codec::decode_item::<T>,
+            ) {
+                Ok(Some(item)) => item.map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(channel_error("receive", &e)),
+            };
+        }
+        #[cfg(not(target_os = "linux"))]
+        self.route()?;
+        let timeout_ms = timeout.map(millis);
         take_item(
             &self.handle,
             PrimOp::Recv {
@@ -109,7 +227,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     ///
     /// [`Error::Timeout`] when nothing came; otherwise as `recv`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
-        self.take(Some(millis(timeout)))?.ok_or(Error::Timeout)
+        self.take(Some(timeout))?.ok_or(Error::Timeout)
     }
 
     /// The next message if there is one now.
@@ -118,6 +236,6 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     ///
     /// As [`recv`](Self::recv).
     pub fn try_recv(&self) -> Result<Option<T>> {
-        self.take(Some(0))
+        self.take(Some(Duration::ZERO))
     }
 }
