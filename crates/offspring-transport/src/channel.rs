@@ -357,10 +357,10 @@ fn send_parts(sock: BorrowedFd<'_>, parts: &[&[u8]], fd: Option<BorrowedFd<'_>>)
         }
     }
     loop {
+        let flags = libc::MSG_NOSIGNAL;
         // SAFETY: `header` points at `iov` (whose slices outlive the call) and, if set, at
         // `control`; both stay alive and unmoved until the call returns.
-        let sent =
-            unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const header, libc::MSG_NOSIGNAL) };
+        let sent = unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const header, flags) };
         if sent >= 0 {
             // A message of a seqpacket socket is sent whole or not at all.
             return Ok(());
