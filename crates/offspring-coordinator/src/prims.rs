@@ -235,6 +235,11 @@ struct Table {
     paths: HashMap<(u32, Vec<u32>), u64>,
     path_of: HashMap<u64, (u32, Vec<u32>)>,
     next_path: u64,
+    /// Sends and receives the registry is making on direct pipe ends for others, each with
+    /// the flag that tells it its holder is gone (so a message is never taken for a process
+    /// that died: a worker's own worker, whose connection is its parent's).
+    #[cfg(target_os = "linux")]
+    relays: Vec<(Holder, Arc<std::sync::atomic::AtomicBool>)>,
     next_id: u64,
     next_token: u64,
     next_wait: u64,
@@ -561,9 +566,16 @@ impl Registry {
         if let Some(channel) = self.direct(&op) {
             // The send or receive may wait: on a thread of its own, never the runtime's.
             let frames = frames.clone();
+            let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            lock(&self.inner).relays.push((holder, Arc::clone(&gone)));
+            let registry = Arc::clone(self);
             self.runtime.spawn_blocking(move || {
-                let alive = || !frames.is_closed();
+                let alive =
+                    || !frames.is_closed() && !gone.load(std::sync::atomic::Ordering::Acquire);
                 let reply = relay(&channel, op, alive);
+                lock(&registry.inner)
+                    .relays
+                    .retain(|(_, flag)| !Arc::ptr_eq(flag, &gone));
                 if call_id != 0
                     && let Err(PrimReply::Item(_)) =
                         (Waiter::Remote { call_id, frames }).complete(reply)
@@ -993,6 +1005,13 @@ fn end_tokens(inner: &mut Table, tokens: &[u64], worker_died: bool, by: Option<u
 /// `holder` (process `pid`) is gone: its permits go back, its waits are withdrawn, a
 /// barrier it had a handle to breaks unless it exited cleanly, and its leases end.
 fn holder_gone(inner: &mut Table, holder: Holder, pid: u32, clean: bool) {
+    #[cfg(target_os = "linux")]
+    inner.relays.retain(|(by, gone)| {
+        if *by == holder {
+            gone.store(true, std::sync::atomic::Ordering::Release);
+        }
+        *by != holder
+    });
     let ids: Vec<u64> = inner.objects.keys().copied().collect();
     for id in ids {
         let Some(object) = inner.objects.get_mut(&id) else {
