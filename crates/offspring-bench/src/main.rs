@@ -646,6 +646,13 @@ fn targets() {
         );
     }
     ratio(
+        "pipe_ping_pong",
+        "floor.task_round_trip",
+        "<=",
+        1.5,
+        "moonshot: a pipe round trip within 1.5x of the raw socket's (a direct pipe is one)",
+    );
+    ratio(
         "semaphore_pairs",
         "lock_pairs",
         ">=",

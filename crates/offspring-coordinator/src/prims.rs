@@ -409,19 +409,29 @@ impl Registry {
     }
 
     /// A `Send` or `Recv` on a direct pipe end, which the registry performs on the end's
-    /// channel for a process that does not hold it.
+    /// channel for a process that does not hold it: the channel, and the flag that says
+    /// `holder` is gone (registered under the same lock, so a death is never missed).
     #[cfg(target_os = "linux")]
-    fn direct(&self, op: &PrimOp) -> Option<Arc<Channel>> {
+    fn direct(
+        &self,
+        op: &PrimOp,
+        holder: Option<Holder>,
+    ) -> Option<(Arc<Channel>, Arc<std::sync::atomic::AtomicBool>)> {
         let (PrimOp::Send { id, .. } | PrimOp::Recv { id, .. }) = op else {
             return None;
         };
-        match &mut lock(&self.inner).objects.get_mut(id)?.state {
-            ObjectState::DirectEnd { channel, relayed } => {
-                *relayed += 1;
-                Some(Arc::clone(channel))
-            }
-            _ => None,
+        let mut inner = lock(&self.inner);
+        let ObjectState::DirectEnd { channel, relayed } = &mut inner.objects.get_mut(id)?.state
+        else {
+            return None;
+        };
+        *relayed += 1;
+        let channel = Arc::clone(channel);
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(holder) = holder {
+            inner.relays.push((holder, Arc::clone(&gone)));
         }
+        Some((channel, gone))
     }
 
     /// Makes this registry pass its workers' operations on to `upstream` (this process is a
@@ -443,7 +453,7 @@ impl Registry {
     /// Runs `op` for a thread of the parent, waiting as it says.
     pub fn local(&self, op: PrimOp) -> PrimReply {
         #[cfg(target_os = "linux")]
-        if let Some(channel) = self.direct(&op) {
+        if let Some((channel, _)) = self.direct(&op, None) {
             return relay(&channel, op, || true);
         }
         let timeout = op_timeout(&op);
@@ -563,26 +573,38 @@ impl Registry {
         frames: &UnboundedSender<Vec<u8>>,
     ) {
         #[cfg(target_os = "linux")]
-        if let Some(channel) = self.direct(&op) {
-            // The send or receive may wait: on a thread of its own, never the runtime's.
-            let frames = frames.clone();
-            let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            lock(&self.inner).relays.push((holder, Arc::clone(&gone)));
+        if let Some((channel, gone)) = self.direct(&op, Some(holder)) {
+            // The send or receive may wait as long as its caller does: on a thread of its own
+            // (never the runtime's, nor a pool's that waits could fill).
+            let for_relay = frames.clone();
             let registry = Arc::clone(self);
-            self.runtime.spawn_blocking(move || {
-                let alive =
-                    || !frames.is_closed() && !gone.load(std::sync::atomic::Ordering::Acquire);
-                let reply = relay(&channel, op, alive);
-                lock(&registry.inner)
-                    .relays
-                    .retain(|(_, flag)| !Arc::ptr_eq(flag, &gone));
-                if call_id != 0
-                    && let Err(PrimReply::Item(_)) =
-                        (Waiter::Remote { call_id, frames }).complete(reply)
-                {
-                    tracing::warn!(target: "offspring", ?holder, "a pipe's message taken for a worker that died meanwhile is lost");
-                }
-            });
+            let relayed = std::thread::Builder::new()
+                .name("offspring-relay".into())
+                .spawn(move || {
+                    let frames = for_relay;
+                    let alive =
+                        || !frames.is_closed() && !gone.load(std::sync::atomic::Ordering::Acquire);
+                    let reply = relay(&channel, op, alive);
+                    lock(&registry.inner)
+                        .relays
+                        .retain(|(_, flag)| !Arc::ptr_eq(flag, &gone));
+                    drop(channel);
+                    if call_id != 0
+                        && let Err(PrimReply::Item(_)) =
+                            (Waiter::Remote { call_id, frames }).complete(reply)
+                    {
+                        tracing::warn!(target: "offspring", ?holder, "a pipe's message taken for a worker that died that moment is lost");
+                    }
+                });
+            if let Err(e) = relayed {
+                let _ = (Waiter::Remote {
+                    call_id,
+                    frames: frames.clone(),
+                })
+                .complete(PrimReply::Error(format!(
+                    "the parent cannot start a thread to relay the pipe: {e}"
+                )));
+            }
             return;
         }
         let timeout = op_timeout(&op);
@@ -1128,26 +1150,36 @@ fn relay(channel: &Channel, op: PrimOp, alive: impl Fn() -> bool) -> PrimReply {
             }
         }
         PrimOp::Recv { timeout_ms, .. } => {
-            let deadline =
-                timeout_ms.map(|ms| std::time::Instant::now() + Duration::from_millis(ms));
+            let deadline = timeout_ms
+                .and_then(|ms| std::time::Instant::now().checked_add(Duration::from_millis(ms)));
             loop {
-                let slice = deadline.map_or(RELAY_SLICE, |deadline| {
-                    deadline
-                        .saturating_duration_since(std::time::Instant::now())
-                        .min(RELAY_SLICE)
+                let left = deadline.map_or(RELAY_SLICE, |deadline| {
+                    deadline.saturating_duration_since(std::time::Instant::now())
                 });
-                match channel.recv(Some(slice), MAX_ITEM, <[u8]>::to_vec) {
-                    Ok(Some(item)) => return PrimReply::Item(item),
-                    Ok(None) => {
-                        let over = deadline.is_some_and(|d| std::time::Instant::now() >= d);
-                        if over || !alive() {
-                            return PrimReply::Timeout;
+                // Wait in slices, and look whether the receiver is still there before taking
+                // anything: a message is taken only for a live one.
+                let ready = match channel.readable(left.min(RELAY_SLICE)) {
+                    Ok(ready) => ready,
+                    Err(e) => return PrimReply::Error(format!("cannot receive on the pipe: {e}")),
+                };
+                if !alive() {
+                    return PrimReply::Timeout;
+                }
+                if ready {
+                    match channel.recv(Some(Duration::ZERO), MAX_ITEM, <[u8]>::to_vec) {
+                        Ok(Some(item)) => return PrimReply::Item(item),
+                        // Another holder took it first.
+                        Ok(None) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            return closed_pipe();
+                        }
+                        Err(e) => {
+                            return PrimReply::Error(format!("cannot receive on the pipe: {e}"));
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        return closed_pipe();
-                    }
-                    Err(e) => return PrimReply::Error(format!("cannot receive on the pipe: {e}")),
+                }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return PrimReply::Timeout;
                 }
             }
         }

@@ -159,15 +159,23 @@ impl Channel {
         max: usize,
         take: impl FnOnce(&[u8]) -> R,
     ) -> io::Result<Option<R>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to the clock waits for ever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let forever = timeout.is_none() || deadline.is_none();
+        let deadline = if forever { None } else { deadline };
         let mut buffer = BUFFER
             .with(|b| b.borrow_mut().take())
             .unwrap_or_else(|| vec![0u8; INLINE_MAX + 1].into_boxed_slice());
         let result = loop {
-            if !wait_readable(self.0.as_fd(), deadline)? {
-                break Ok(None);
-            }
+            let hung_up = match wait_readable(self.0.as_fd(), deadline) {
+                Ok(Some(hung_up)) => hung_up,
+                Ok(None) => break Ok(None),
+                Err(e) => break Err(e),
+            };
             match recv_parts(self.0.as_fd(), &mut buffer) {
+                // End of file and an empty message both read as nothing: only a hang-up is
+                // the end (no message of offspring's is empty).
+                Ok((0, _)) if !hung_up => break Err(invalid("a message of a pipe is empty")),
                 Ok((n, fd)) => break read_message(&buffer[..n], fd, max).map(Some),
                 // Another thread took the message it was woken for.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -182,6 +190,17 @@ impl Channel {
         };
         BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
         taken
+    }
+
+    /// Waits until a message (or the end) is there to receive, at most `timeout`; `false`
+    /// when the time ran out. Another thread may still take that message first.
+    ///
+    /// # Errors
+    ///
+    /// The OS's.
+    pub fn readable(&self, timeout: Duration) -> io::Result<bool> {
+        let deadline = Instant::now().checked_add(timeout);
+        Ok(wait_readable(self.0.as_fd(), deadline)?.is_some())
     }
 
     /// Sends the descriptor `fd` to the process at the other end, with `tag` to name it.
@@ -203,7 +222,7 @@ impl Channel {
     pub fn recv_fd(&self) -> io::Result<(u64, OwnedFd)> {
         let mut buffer = [0u8; TAG_LEN + 1];
         let (n, fd) = loop {
-            wait_readable(self.0.as_fd(), None)?;
+            let _ = wait_readable(self.0.as_fd(), None)?;
             match recv_parts(self.0.as_fd(), &mut buffer) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 other => break other?,
@@ -264,18 +283,24 @@ fn read_message(bytes: &[u8], fd: Option<OwnedFd>, max: usize) -> io::Result<Mes
     }
 }
 
-/// Reads the first `len` bytes of a regular file (the sender's `memfd`).
+/// Reads the first `len` bytes of the sender's `memfd`. Anything else is refused: only
+/// memory-backed files take seals, so a descriptor on a file system that could hang the
+/// reader (a stalled network mount) never gets read. A file the sender shrinks meanwhile
+/// is malformed, not the end of the pipe.
 fn read_memfd(fd: &OwnedFd, len: usize) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt as _;
+    let refused = || invalid("a large message's descriptor is not a memory file of its length");
+    // SAFETY: `fcntl` on a descriptor this process owns, with no pointers.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) } < 0 {
+        return Err(refused());
+    }
     let file = std::fs::File::from(fd.try_clone()?);
     let meta = file.metadata()?;
     if !meta.is_file() || meta.len() < len as u64 {
-        return Err(invalid(
-            "a large message's descriptor is not a file of its length",
-        ));
+        return Err(refused());
     }
     let mut bytes = vec![0u8; len];
-    file.read_exact_at(&mut bytes, 0)?;
+    file.read_exact_at(&mut bytes, 0).map_err(|_| refused())?;
     Ok(bytes)
 }
 
@@ -294,8 +319,9 @@ fn memfd_with(message: &[u8]) -> io::Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// Waits until `fd` is readable (or closed); `false` when `deadline` passed first.
-fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+/// Waits until `fd` is readable (or closed): whether the peer hung up, or `None` when
+/// `deadline` passed first.
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<Option<bool>> {
     loop {
         let timeout_ms = match deadline {
             None => -1,
@@ -312,10 +338,10 @@ fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bo
         // SAFETY: one valid `pollfd` for the duration of the call.
         let ready = unsafe { libc::poll(&raw mut poll, 1, timeout_ms) };
         match ready {
-            0 if timeout_ms == 0 => return Ok(false),
+            0 if timeout_ms == 0 => return Ok(None),
             // Rounded up to whole milliseconds: look at the clock again.
             0 => {}
-            n if n > 0 => return Ok(true),
+            n if n > 0 => return Ok(Some(poll.revents & libc::POLLHUP != 0)),
             _ => {
                 let error = io::Error::last_os_error();
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -507,13 +533,37 @@ mod tests {
             Some(not_a_file.0.as_fd()),
         );
         raw(&[&[INLINE]], Some(short.as_fd()));
-        for _ in 0..5 {
+        raw(&[], None);
+        let file = tempfile_fd();
+        raw(&[&[OUT_OF_LINE], &1u64.to_le_bytes()], Some(file.as_fd()));
+        for _ in 0..7 {
             let refused = take(&b, None).expect_err("malformed");
             assert_eq!(refused.kind(), io::ErrorKind::InvalidData, "{refused}");
         }
         // And the channel still works.
         a.send(b"fine").expect("send");
         assert_eq!(take(&b, None).expect("recv"), Some(b"fine".to_vec()));
+    }
+
+    /// A regular file that is not a memory file, already unlinked.
+    fn tempfile_fd() -> OwnedFd {
+        let path = std::env::temp_dir().join(format!("offspring-channel-{}", std::process::id()));
+        std::fs::write(&path, [1u8; 16]).expect("temp file");
+        let file = std::fs::File::open(&path).expect("open");
+        let _ = std::fs::remove_file(&path);
+        file.into()
+    }
+
+    #[test]
+    fn a_huge_timeout_waits_and_does_not_overflow() {
+        let (a, b) = Channel::pair().expect("pair");
+        a.send(b"now").expect("send");
+        let got = b
+            .recv(Some(Duration::MAX), usize::MAX, <[u8]>::to_vec)
+            .expect("recv");
+        assert_eq!(got, Some(b"now".to_vec()));
+        a.send(b"then").expect("send");
+        assert!(b.readable(Duration::MAX).expect("readable"));
     }
 
     #[test]

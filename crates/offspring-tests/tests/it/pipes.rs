@@ -200,3 +200,19 @@ fn two_processes_sending_on_one_end_never_interleave() -> offspring::Result<()> 
     assert_direct(&[&ours, &theirs]);
     Ok(())
 }
+
+/// Timeouts at both extremes: a try, and one too long to add to the clock.
+#[test]
+fn a_try_and_an_endless_timeout_behave_in_the_parent() -> offspring::Result<()> {
+    let (a, b) = pipe::<u64>()?;
+    assert_eq!(b.try_recv()?, None);
+    a.send(&5)?;
+    assert_eq!(b.recv_timeout(Duration::MAX)?, 5);
+    assert!(matches!(
+        b.recv_timeout(Duration::from_millis(20)),
+        Err(offspring::Error::Timeout)
+    ));
+    drop(a);
+    assert!(matches!(b.recv(), Err(offspring::Error::Primitive { .. })));
+    Ok(())
+}

@@ -67,15 +67,25 @@ fn resolve(handle: &Handle) -> Result<Route> {
                 .map_or(Route::Relay, Route::Direct));
         }
         if let Some(client) = handle.client() {
-            let mut attached = ATTACHED
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            attached.retain(|_, end| end.strong_count() > 0);
-            if let Some(channel) = attached.get(&id).and_then(std::sync::Weak::upgrade) {
+            let attached = || {
+                ATTACHED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            };
+            if let Some(channel) = attached().get(&id).and_then(std::sync::Weak::upgrade) {
                 return Ok(Route::Direct(channel));
             }
+            // Not under the lock: attaching is a round trip to the parent, and other threads'
+            // first uses of other ends need not wait for it.
             return match client.attach(id) {
                 Ok(Some(fd)) => {
+                    let mut attached = attached();
+                    attached.retain(|_, end| end.strong_count() > 0);
+                    // Another thread of this process may have attached the same end meanwhile:
+                    // keep one descriptor per end (this one closes).
+                    if let Some(channel) = attached.get(&id).and_then(std::sync::Weak::upgrade) {
+                        return Ok(Route::Direct(channel));
+                    }
                     let channel = Arc::new(Channel::from_fd(fd));
                     attached.insert(id, Arc::downgrade(&channel));
                     Ok(Route::Direct(channel))
