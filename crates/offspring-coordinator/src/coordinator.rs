@@ -599,9 +599,9 @@ async fn spawn_async(
         Ok(authed) => {
             tracing::debug!(target: "offspring", worker_pid = pid, worker_id = worker_id, "worker connected");
             #[cfg(target_os = "linux")]
-            if let Some(side) = side {
-                shared.registry.set_side(pid, side);
-            }
+            let side = side.and_then(|side| shared.registry.set_side(pid, side));
+            #[cfg(not(target_os = "linux"))]
+            let side = None;
             let worker = worker::start(
                 pid,
                 child,
@@ -609,7 +609,10 @@ async fn spawn_async(
                 &handle,
                 Arc::clone(&shared.registry),
                 observers,
-                ring.filter(|_| segment.is_some()),
+                worker::Local {
+                    ring: ring.filter(|_| segment.is_some()),
+                    side,
+                },
             );
             let watched = worker.clone();
             handle.spawn(async move {

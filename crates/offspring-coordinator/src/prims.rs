@@ -90,12 +90,77 @@ impl LocalWait {
     }
 }
 
+/// A worker's side channel, kept by the parent (Linux; nothing elsewhere).
+#[cfg(target_os = "linux")]
+pub(crate) type Side = Arc<Channel>;
+/// A worker's side channel, kept by the parent (Linux; nothing elsewhere).
+#[cfg(not(target_os = "linux"))]
+pub(crate) type Side = std::convert::Infallible;
+
+/// Where a worker's replies go: its connection's writer, or, for a call made with
+/// [`offspring_wire::SIDE_REPLY`] on its side channel, that channel, written at once by
+/// whichever thread of the parent completes the call (the waiting thread reads it itself).
+#[derive(Clone)]
+pub(crate) struct ReplyTo {
+    /// The connection's writer; recalls of lent permits go there too.
+    pub(crate) frames: UnboundedSender<Vec<u8>>,
+    pub(crate) side: Option<Side>,
+}
+
+impl ReplyTo {
+    /// Sends `frame`; `Err` when the worker is gone.
+    fn send(&self, frame: Vec<u8>) -> Result<(), ()> {
+        match &self.side {
+            #[cfg(target_os = "linux")]
+            Some(side) => side_send(side, &self.frames, frame),
+            #[cfg(not(target_os = "linux"))]
+            Some(never) => match *never {},
+            None => self.frames.send(frame).map_err(drop),
+        }
+    }
+}
+
+/// Writes a reply to a worker's side channel without waiting. A channel that is full (the
+/// worker's threads are slow to read it) gets it from a thread of its own, for as long as
+/// the worker lives.
+#[cfg(target_os = "linux")]
+fn side_send(side: &Side, frames: &UnboundedSender<Vec<u8>>, frame: Vec<u8>) -> Result<(), ()> {
+    match side.send(body(&frame)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            let side = Arc::clone(side);
+            let frames = frames.clone();
+            std::thread::Builder::new()
+                .name("offspring-reply".into())
+                .spawn(move || {
+                    loop {
+                        let by = std::time::Instant::now() + Duration::from_millis(100);
+                        match side.send_by(body(&frame), by) {
+                            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                                if frames.is_closed() {
+                                    return;
+                                }
+                            }
+                            _ => return,
+                        }
+                    }
+                })
+                .map(drop)
+                .map_err(drop)
+        }
+        Err(_) => Err(()),
+    }
+}
+
+/// A side channel's message: the frame's body, without its length.
+#[cfg(target_os = "linux")]
+fn body(frame: &[u8]) -> &[u8] {
+    frame.get(offspring_wire::HEADER_LEN..).unwrap_or_default()
+}
+
 enum Waiter {
     Local(Arc<LocalWait>),
-    Remote {
-        call_id: u64,
-        frames: UnboundedSender<Vec<u8>>,
-    },
+    Remote { call_id: u64, to: ReplyTo },
 }
 
 impl Waiter {
@@ -107,7 +172,7 @@ impl Waiter {
                 wait.fill(reply);
                 Ok(())
             }
-            Self::Remote { call_id, frames } => {
+            Self::Remote { call_id, to } => {
                 let message = ToWorker::Reply {
                     call_id: *call_id,
                     reply,
@@ -124,7 +189,7 @@ impl Waiter {
                             )),
                         };
                         if let Ok(frame) = encode(&error)
-                            && frames.send(frame).is_ok()
+                            && to.send(frame).is_ok()
                         {
                             return match message {
                                 ToWorker::Reply {
@@ -140,7 +205,7 @@ impl Waiter {
                         });
                     }
                 };
-                frames.send(frame).map_err(|_| match message {
+                to.send(frame).map_err(|()| match message {
                     ToWorker::Reply { reply, .. } => reply,
                     _ => PrimReply::Unit,
                 })
@@ -259,7 +324,7 @@ pub struct Registry {
     /// The parent's ends of its workers' side channels, by pid: where the descriptors of
     /// direct pipes go down (see `PrimOp::Attach`).
     #[cfg(target_os = "linux")]
-    sides: Mutex<HashMap<u32, Channel>>,
+    sides: Mutex<HashMap<u32, Side>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -322,12 +387,14 @@ impl Registry {
         }
     }
 
-    /// Keeps the parent's end of worker `pid`'s side channel until the worker is gone.
+    /// Keeps the parent's end of worker `pid`'s side channel until the worker is gone, and
+    /// gives it back to be served (see `worker::serve_side`); `None` when it cannot be used.
     #[cfg(target_os = "linux")]
-    pub fn set_side(&self, pid: u32, side: Channel) {
-        if side.set_nonblocking().is_ok() {
-            lock(&self.sides).insert(pid, side);
-        }
+    pub(crate) fn set_side(&self, pid: u32, side: Channel) -> Option<Side> {
+        side.set_nonblocking().ok()?;
+        let side = Arc::new(side);
+        lock(&self.sides).insert(pid, Arc::clone(&side));
+        Some(side)
     }
 
     /// The channel of direct pipe end `id`, for this process to use itself; `None` when `id`
@@ -476,23 +543,23 @@ impl Registry {
     }
 
     /// Runs `op` for worker `pid`, or for its descendant `origin` when that is not empty; the
-    /// reply (if `call_id` is not zero) goes out on `frames`.
+    /// reply (if `call_id` is not zero) goes out to `to`.
     pub(crate) fn remote(
         self: &Arc<Self>,
         pid: u32,
         origin: Vec<u32>,
         call_id: u64,
         op: PrimOp,
-        frames: &UnboundedSender<Vec<u8>>,
+        to: &ReplyTo,
     ) {
         if let Some(upstream) = self.upstream.get() {
             let mut path = Vec::with_capacity(origin.len() + 1);
             path.push(pid);
             path.extend(origin);
             let reply = (call_id != 0).then(|| {
-                let frames = frames.clone();
+                let to = to.clone();
                 Box::new(move |reply| {
-                    let _ = Waiter::Remote { call_id, frames }.complete(reply);
+                    let _ = Waiter::Remote { call_id, to }.complete(reply);
                 }) as ReplyFn
             });
             upstream.forward(path, op, reply);
@@ -523,7 +590,7 @@ impl Registry {
                 Some(PrimReply::Unit)
             }
             op => {
-                self.run_remote(holder, call_id, op, frames);
+                self.run_remote(holder, call_id, op, to);
                 None
             }
         };
@@ -532,7 +599,7 @@ impl Registry {
         {
             let _ = Waiter::Remote {
                 call_id,
-                frames: frames.clone(),
+                to: to.clone(),
             }
             .complete(reply);
         }
@@ -565,25 +632,20 @@ impl Registry {
         }
     }
 
-    fn run_remote(
-        self: &Arc<Self>,
-        holder: Holder,
-        call_id: u64,
-        op: PrimOp,
-        frames: &UnboundedSender<Vec<u8>>,
-    ) {
+    fn run_remote(self: &Arc<Self>, holder: Holder, call_id: u64, op: PrimOp, to: &ReplyTo) {
         #[cfg(target_os = "linux")]
         if let Some((channel, gone)) = self.direct(&op, Some(holder)) {
             // The send or receive may wait as long as its caller does: on a thread of its own
             // (never the runtime's, nor a pool's that waits could fill).
-            let for_relay = frames.clone();
+            let for_relay = to.clone();
             let registry = Arc::clone(self);
             let relayed = std::thread::Builder::new()
                 .name("offspring-relay".into())
                 .spawn(move || {
-                    let frames = for_relay;
-                    let alive =
-                        || !frames.is_closed() && !gone.load(std::sync::atomic::Ordering::Acquire);
+                    let to = for_relay;
+                    let alive = || {
+                        !to.frames.is_closed() && !gone.load(std::sync::atomic::Ordering::Acquire)
+                    };
                     let reply = relay(&channel, op, alive);
                     lock(&registry.inner)
                         .relays
@@ -591,7 +653,7 @@ impl Registry {
                     drop(channel);
                     if call_id != 0
                         && let Err(PrimReply::Item(_)) =
-                            (Waiter::Remote { call_id, frames }).complete(reply)
+                            (Waiter::Remote { call_id, to }).complete(reply)
                     {
                         tracing::warn!(target: "offspring", ?holder, "a pipe's message taken for a worker that died that moment is lost");
                     }
@@ -599,7 +661,7 @@ impl Registry {
             if let Err(e) = relayed {
                 let _ = (Waiter::Remote {
                     call_id,
-                    frames: frames.clone(),
+                    to: to.clone(),
                 })
                 .complete(PrimReply::Error(format!(
                     "the parent cannot start a thread to relay the pipe: {e}"
@@ -611,14 +673,14 @@ impl Registry {
         let id = op_id(&op);
         let waiter = Waiter::Remote {
             call_id,
-            frames: frames.clone(),
+            to: to.clone(),
         };
         match self.step(holder, op, waiter) {
             Step::Done(reply) => {
                 if call_id != 0 {
                     let _ = Waiter::Remote {
                         call_id,
-                        frames: frames.clone(),
+                        to: to.clone(),
                     }
                     .complete(reply);
                 } else if let PrimReply::Error(reason) = reply {
@@ -635,11 +697,11 @@ impl Registry {
             Step::Waiting(wait_id) => {
                 if let Some(timeout) = timeout {
                     let registry = Arc::clone(self);
-                    let frames = frames.clone();
+                    let to = to.clone();
                     self.runtime.spawn(async move {
                         tokio::time::sleep(timeout).await;
                         if registry.withdraw(id, wait_id) {
-                            let _ = Waiter::Remote { call_id, frames }.complete(PrimReply::Timeout);
+                            let _ = Waiter::Remote { call_id, to }.complete(PrimReply::Timeout);
                         }
                     });
                 }
@@ -1221,8 +1283,8 @@ fn pipe_send(inner: &mut Table, peer: u64, item: Vec<u8>) -> PrimReply {
 /// are lent permits: a recall could not reach a descendant through the worker in between.
 fn granted(waiting: &Waiting) -> (PrimReply, Option<UnboundedSender<Vec<u8>>>) {
     match (&waiting.holder, &waiting.waiter) {
-        (Holder::Worker(_), Waiter::Remote { frames, .. }) if waiting.lend => {
-            (PrimReply::Lent, Some(frames.clone()))
+        (Holder::Worker(_), Waiter::Remote { to, .. }) if waiting.lend => {
+            (PrimReply::Lent, Some(to.frames.clone()))
         }
         _ => (PrimReply::Bool(true), None),
     }
@@ -1787,7 +1849,10 @@ mod tests {
     #[test]
     fn a_reply_too_large_for_a_frame_reaches_its_waiter_as_an_error_and_is_given_back() {
         let (frames, mut sent) = tokio::sync::mpsc::unbounded_channel();
-        let waiter = Waiter::Remote { call_id: 9, frames };
+        let waiter = Waiter::Remote {
+            call_id: 9,
+            to: ReplyTo { frames, side: None },
+        };
         let item = vec![7u8; offspring_wire::MAX_FRAME as usize + 1];
         let back = waiter.complete(PrimReply::Item(item));
         assert!(

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::coordinator::{lock, wait_for};
 use crate::logs::LogCounts;
+use crate::prims::{ReplyTo, Side};
 use crate::trace::{CallSlice, Timelines};
 use crate::{Failure, Registry};
 
@@ -522,6 +523,10 @@ impl WorkerHandle {
 enum ConnEvent {
     Frame(FromWorker),
     Closed(Option<WireError>),
+    /// The worker's side channel ended (see [`serve_side`]), with the error that ended it.
+    /// Only Linux has side channels.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    SideClosed(Option<WireError>),
 }
 
 /// Where a new worker's actor records what it sees.
@@ -533,6 +538,14 @@ pub(crate) struct Observers {
     pub(crate) logs: Option<Arc<LogCounts>>,
 }
 
+/// What a worker on this machine shares with the parent besides its connection.
+pub(crate) struct Local {
+    /// Its outcome segment and the parent's reader of it.
+    pub(crate) ring: Option<(Segment, RingReader)>,
+    /// The parent's end of its side channel.
+    pub(crate) side: Option<Side>,
+}
+
 pub(crate) fn start(
     pid: u32,
     child: tokio::process::Child,
@@ -540,8 +553,9 @@ pub(crate) fn start(
     runtime: &tokio::runtime::Handle,
     registry: Arc<Registry>,
     observers: Observers,
-    ring: Option<(Segment, RingReader)>,
+    local: Local,
 ) -> WorkerHandle {
+    let Local { ring, side } = local;
     let ring = ring.map(|(segment, reader)| (Arc::new(segment), reader));
     let arena = ring.as_ref().and_then(|(segment, _)| {
         arena::parts(segment.words()).to_worker.is_some().then(|| {
@@ -571,7 +585,24 @@ pub(crate) fn start(
     let Conn {
         reader, mut writer, ..
     } = conn;
-    runtime.spawn(read_loop(reader, event_tx));
+    let side_served = side.is_some_and(|side| {
+        serve_side(
+            pid,
+            side,
+            Arc::clone(&registry),
+            frame_tx.clone(),
+            event_tx.clone(),
+        )
+    });
+    let served = Served {
+        pid,
+        registry: Arc::clone(&registry),
+        to: ReplyTo {
+            frames: frame_tx.clone(),
+            side: None,
+        },
+    };
+    runtime.spawn(read_loop(reader, event_tx, served));
     if remote {
         // No lifeline of the OS crosses a network: tell the worker we live, every
         // `HEARTBEAT`, for as long as anything can write to it.
@@ -643,6 +674,7 @@ pub(crate) fn start(
         shared: Arc::clone(&shared),
         child,
         frames: frame_tx,
+        side_served,
         registry,
         in_flight: BTreeMap::new(),
         dead: false,
@@ -662,11 +694,43 @@ pub(crate) fn start(
     }
 }
 
-async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<ConnEvent>) {
+/// Who serves the primitive operations read from a worker's connection.
+struct Served {
+    pid: u32,
+    registry: Arc<Registry>,
+    to: ReplyTo,
+}
+
+/// Reads a worker's connection. A primitive's operation is served here, where it is read,
+/// with no hop to the actor (as the actor did, it is applied ahead of any report read
+/// after it: see `Actor::frame`); everything else goes to the actor in order.
+async fn read_loop(
+    mut reader: FrameReader,
+    events: mpsc::UnboundedSender<ConnEvent>,
+    served: Served,
+) {
     loop {
         // A TCP reader fails by itself after `SILENCE_LIMIT` without a byte.
         let event = match reader.read_frame().await {
+            // A worker declared dead (its writer closed) is served no more.
+            Ok(Some(_)) if served.to.frames.is_closed() => continue,
             Ok(Some(body)) => match decode::<FromWorker>(&body) {
+                Ok(FromWorker::Call { call_id, op }) => {
+                    served
+                        .registry
+                        .remote(served.pid, Vec::new(), call_id, op, &served.to);
+                    continue;
+                }
+                Ok(FromWorker::CallFor {
+                    call_id,
+                    origin,
+                    op,
+                }) => {
+                    served
+                        .registry
+                        .remote(served.pid, origin, call_id, op, &served.to);
+                    continue;
+                }
                 Ok(msg) => ConnEvent::Frame(msg),
                 Err(e) => ConnEvent::Closed(Some(e)),
             },
@@ -680,10 +744,82 @@ async fn read_loop(mut reader: FrameReader, events: mpsc::UnboundedSender<ConnEv
     }
 }
 
+/// Serves worker `pid`'s primitive operations from its side channel (Linux), on a thread of
+/// its own: each is applied as soon as it is read, and the reply to a call made with
+/// [`offspring_wire::SIDE_REPLY`] is written back at once, with no hop through the runtime
+/// (the channel's receive spins a moment before it sleeps, so a worker that keeps asking is
+/// served without a wake-up). The thread ends with the channel, which ends once the worker
+/// is gone, and tells the actor, which handles the death only then: every operation the
+/// worker sent before it died is applied first, as on its connection. Whether it started.
+#[cfg(target_os = "linux")]
+fn serve_side(
+    pid: u32,
+    side: Side,
+    registry: Arc<Registry>,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    events: mpsc::UnboundedSender<ConnEvent>,
+) -> bool {
+    let serve = move || {
+        let error = loop {
+            let received = side.recv(None, offspring_wire::MAX_FRAME as usize, |bytes| {
+                decode::<FromWorker>(bytes)
+            });
+            let (origin, call_id, op) = match received {
+                Ok(Some(Ok(FromWorker::Call { call_id, op }))) => (Vec::new(), call_id, op),
+                Ok(Some(Ok(FromWorker::CallFor {
+                    call_id,
+                    origin,
+                    op,
+                }))) => (origin, call_id, op),
+                Ok(Some(Ok(_))) => {
+                    break Some(WireError::Malformed(
+                        "a side channel carries only primitive operations".into(),
+                    ));
+                }
+                Ok(Some(Err(e))) => break Some(e),
+                Ok(None) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break None,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    break Some(WireError::Malformed(e.to_string()));
+                }
+                Err(e) => break Some(WireError::Io(e)),
+            };
+            // A worker declared dead (its writer closed) is served no more, even if a process
+            // it forked still holds its end.
+            if frames.is_closed() {
+                break None;
+            }
+            let to = ReplyTo {
+                frames: frames.clone(),
+                side: (call_id & offspring_wire::SIDE_REPLY != 0).then(|| Arc::clone(&side)),
+            };
+            registry.remote(pid, origin, call_id, op, &to);
+        };
+        let _ = events.send(ConnEvent::SideClosed(error));
+    };
+    std::thread::Builder::new()
+        .name(format!("offspring-side-{pid}"))
+        .spawn(serve)
+        .is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn serve_side(
+    _pid: u32,
+    side: Side,
+    _registry: Arc<Registry>,
+    _frames: mpsc::UnboundedSender<Vec<u8>>,
+    _events: mpsc::UnboundedSender<ConnEvent>,
+) -> bool {
+    match side {}
+}
+
 struct Actor {
     shared: Arc<WorkerShared>,
     child: tokio::process::Child,
     frames: mpsc::UnboundedSender<Vec<u8>>,
+    /// Whether [`serve_side`] serves a side channel, whose end the actor waits for.
+    side_served: bool,
     registry: Arc<Registry>,
     /// By task id: a handful at most, looked up once per reported call.
     in_flight: BTreeMap<u64, InFlight>,
@@ -710,6 +846,8 @@ impl Actor {
     ) {
         let mut commands_open = true;
         let mut events_open = true;
+        let mut main_closed = false;
+        let mut side_open = self.side_served;
         // The child's status once reaped, while its last frames are still being read.
         let mut reaped: Option<Option<ExitStatus>> = None;
         let mut drain_deadline: Option<tokio::time::Instant> = None;
@@ -738,13 +876,28 @@ impl Actor {
                 event = events.recv(), if events_open => match event {
                     Some(ConnEvent::Frame(msg)) => self.frame(msg),
                     Some(ConnEvent::Closed(error)) => {
-                        events_open = false;
+                        main_closed = true;
                         if let Some(error) = error {
                             let host = self.shared.host.get().map_or("this host", String::as_str);
                             tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %host, %error, "worker connection failed; killing the worker");
                             self.kill_child(sys::EXIT_KILLED);
                         }
-                        if !self.dead {
+                        // The death is handled once the side channel is drained too.
+                        if !side_open && !self.dead {
+                            let status = match reaped.take() {
+                                Some(status) => status,
+                                None => self.reap().await,
+                            };
+                            self.died(status);
+                        }
+                    }
+                    Some(ConnEvent::SideClosed(error)) => {
+                        side_open = false;
+                        if let Some(error) = error {
+                            tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %error, "worker side channel failed; killing the worker");
+                            self.kill_child(sys::EXIT_KILLED);
+                        }
+                        if main_closed && !self.dead {
                             let status = match reaped.take() {
                                 Some(status) => status,
                                 None => self.reap().await,
@@ -858,7 +1011,8 @@ impl Actor {
     fn frame(&mut self, msg: FromWorker) {
         // A report announces the ring: what the worker published before it sent this frame
         // is read first, so reports stay in order whichever way they came. A primitive's
-        // operation or a log record is handled first instead: the worker sent it before it
+        // operation (served by `read_loop` before it gets here, or on the side channel) or a
+        // log record is handled first instead: the worker sent it before it
         // published anything the ring holds now that came after it, so an outcome is never
         // delivered ahead of the release, `set` or log line its call made before it ended
         // (what the ring holds from before is read at the next report or doorbell).
@@ -907,18 +1061,8 @@ impl Actor {
                     .each(|t| t.worker_host(self.shared.pid, &host));
                 let _ = self.shared.host.set(host);
             }
-            FromWorker::Call { call_id, op } => {
-                self.registry
-                    .remote(self.shared.pid, Vec::new(), call_id, op, &self.frames);
-            }
-            FromWorker::CallFor {
-                call_id,
-                origin,
-                op,
-            } => {
-                self.registry
-                    .remote(self.shared.pid, origin, call_id, op, &self.frames);
-            }
+            // Served where they are read (`read_loop`, `serve_side`).
+            FromWorker::Call { .. } | FromWorker::CallFor { .. } => {}
             FromWorker::Log(record) => {
                 if let Some(logs) = &self.logs {
                     logs.forwarded.fetch_add(1, Ordering::Relaxed);

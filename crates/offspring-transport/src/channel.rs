@@ -159,21 +159,56 @@ impl Channel {
     /// # Errors
     ///
     /// [`io::ErrorKind::UnexpectedEof`] when the other end is closed and nothing is left;
-    /// [`io::ErrorKind::InvalidData`] for a message that makes no sense; the OS's otherwise.
+    /// [`io::ErrorKind::InvalidData`] for a message that makes no sense (a descriptor sent
+    /// with [`send_fd`](Self::send_fd) among them); the OS's otherwise.
     pub fn recv<R>(
         &self,
         timeout: Option<Duration>,
         max: usize,
         take: impl FnOnce(&[u8]) -> R,
     ) -> io::Result<Option<R>> {
+        match self.receive(timeout, max, false, take)? {
+            Some(Received::Message(value)) => Ok(Some(value)),
+            Some(Received::Descriptor(..)) => {
+                Err(invalid("a message of a pipe has a malformed header"))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// As [`recv`](Self::recv), and a descriptor sent with [`send_fd`](Self::send_fd) is
+    /// received too: a side channel carries both, in the order they were sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_any<R>(
+        &self,
+        timeout: Option<Duration>,
+        max: usize,
+        take: impl FnOnce(&[u8]) -> R,
+    ) -> io::Result<Option<Received<R>>> {
+        self.receive(timeout, max, true, take)
+    }
+
+    fn receive<R>(
+        &self,
+        timeout: Option<Duration>,
+        max: usize,
+        descriptors: bool,
+        take: impl FnOnce(&[u8]) -> R,
+    ) -> io::Result<Option<Received<R>>> {
         // A timeout too long to add to the clock waits for ever.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let forever = timeout.is_none() || deadline.is_none();
-        let deadline = if forever { None } else { deadline };
+        let now = Instant::now();
+        let deadline = timeout.and_then(|t| now.checked_add(t));
         let mut buffer = BUFFER
             .with(|b| b.borrow_mut().take())
             .unwrap_or_else(|| vec![0u8; INLINE_MAX + 1].into_boxed_slice());
-        let spin_until = (timeout != Some(Duration::ZERO)).then(|| Instant::now() + SPIN);
+        // Never spinning past the deadline, nor at all for a try.
+        let spin_until = (timeout != Some(Duration::ZERO)).then(|| {
+            let until = now + SPIN;
+            deadline.map_or(until, |deadline| deadline.min(until))
+        });
         let result = loop {
             if let Some(until) = spin_until
                 && Instant::now() < until
@@ -192,7 +227,9 @@ impl Channel {
                             Err(e) => Err(e),
                         };
                     }
-                    Ok((n, fd)) => break read_message(&buffer[..n], fd, max).map(Some),
+                    Ok((n, fd)) => {
+                        break read_message(&buffer[..n], fd, max, descriptors).map(Some);
+                    }
                     Err(e) => break Err(e),
                 }
             }
@@ -205,20 +242,39 @@ impl Channel {
                 // End of file and an empty message both read as nothing: only a hang-up is
                 // the end (no message of offspring's is empty).
                 Ok((0, _)) if !hung_up => break Err(invalid("a message of a pipe is empty")),
-                Ok((n, fd)) => break read_message(&buffer[..n], fd, max).map(Some),
+                Ok((n, fd)) => break read_message(&buffer[..n], fd, max, descriptors).map(Some),
                 // Another thread took the message it was woken for.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => break Err(e),
             }
         };
         let taken = match result {
-            Ok(Some(Message::Inline(range))) => Ok(Some(take(&buffer[range]))),
-            Ok(Some(Message::Owned(bytes))) => Ok(Some(take(&bytes))),
+            Ok(Some(Message::Inline(range))) => Ok(Some(Received::Message(take(&buffer[range])))),
+            Ok(Some(Message::Owned(bytes))) => Ok(Some(Received::Message(take(&bytes)))),
+            Ok(Some(Message::Descriptor(tag, fd))) => Ok(Some(Received::Descriptor(tag, fd))),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
         BUFFER.with(|b| *b.borrow_mut() = Some(buffer));
         taken
+    }
+
+    /// Sends `message` on an end set non-blocking ([`set_nonblocking`](Self::set_nonblocking)),
+    /// waiting at most until `deadline` while the other end's buffer is full.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::TimedOut`] when the buffer stayed full; otherwise as
+    /// [`send`](Self::send).
+    pub fn send_by(&self, message: &[u8], deadline: Instant) -> io::Result<()> {
+        loop {
+            match self.send(message) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::sys::wait_writable(self.0.as_fd(), Some(deadline))?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Waits until a message (or the end) is there to receive, at most `timeout`; `false`
@@ -279,10 +335,20 @@ impl AsFd for Channel {
     }
 }
 
+/// What [`Channel::recv_any`] received.
+#[derive(Debug)]
+pub enum Received<R> {
+    /// A message, as its `take` made it.
+    Message(R),
+    /// A descriptor sent with [`Channel::send_fd`], and its tag.
+    Descriptor(u64, OwnedFd),
+}
+
 enum Message {
     /// The payload's place in the receive buffer.
     Inline(std::ops::Range<usize>),
     Owned(Vec<u8>),
+    Descriptor(u64, OwnedFd),
 }
 
 fn invalid(what: &str) -> io::Error {
@@ -290,7 +356,20 @@ fn invalid(what: &str) -> io::Error {
 }
 
 /// What a received message holds (`n` bytes, maybe a descriptor), checked.
-fn read_message(bytes: &[u8], fd: Option<OwnedFd>, max: usize) -> io::Result<Message> {
+fn read_message(
+    bytes: &[u8],
+    fd: Option<OwnedFd>,
+    max: usize,
+    descriptors: bool,
+) -> io::Result<Message> {
+    let fd = match fd {
+        Some(fd) if descriptors && bytes.len() == TAG_LEN => {
+            let mut tag = [0u8; TAG_LEN];
+            tag.copy_from_slice(bytes);
+            return Ok(Message::Descriptor(u64::from_le_bytes(tag), fd));
+        }
+        fd => fd,
+    };
     match (bytes.first(), fd) {
         (None, _) => Err(io::ErrorKind::UnexpectedEof.into()),
         (Some(&INLINE), None) if bytes.len() <= INLINE_MAX + 1 => {

@@ -44,7 +44,8 @@ pub use handshake::{
 };
 pub use log::{Level, LogField, LogRecord, SpanRecord};
 pub use message::{
-    Args, FromWorker, Outcome, RunTask, SharedRun, ToWorker, encode_run, encode_run_shared,
+    Args, FromWorker, Outcome, RunTask, SIDE_REPLY, SharedRun, ToWorker, encode_run,
+    encode_run_shared,
 };
 pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 
@@ -62,7 +63,9 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 /// 7: lent permits: `PrimOp::AcquireLent`, `PrimReply::Lent`, `ToWorker::Recall`.
 /// 8: TCP: `ToWorker::Heartbeat`, `FromWorker::Heartbeat`, `FromWorker::Node`.
 /// 9: direct pipes: `PrimOp::Attach`.
-pub const PROTOCOL_VERSION: u32 = 9;
+/// 10: primitive operations on a worker's side channel, replies there for [`SIDE_REPLY`]
+///    call ids.
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// How often each side of a TCP connection sends a heartbeat.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -216,7 +216,9 @@ pub enum FromWorker {
     },
     /// A log record emitted in the worker.
     Log(LogRecord),
-    /// An operation on a primitive; call id 0 wants no reply.
+    /// An operation on a primitive; call id 0 wants no reply. A worker with a side channel
+    /// (Linux) sends these and [`FromWorker::CallFor`] there, never on its connection; a call
+    /// id with [`SIDE_REPLY`] set is answered there too.
     Call {
         /// The worker's id for this call, echoed in [`ToWorker::Reply`].
         call_id: u64,
@@ -292,6 +294,11 @@ pub enum Outcome {
         bytes: SharedBytes,
     },
 }
+
+/// The bit of a [`FromWorker::Call`]'s id that asks for the [`ToWorker::Reply`] on the side
+/// channel the call came on, where the calling thread reads it itself, instead of on the
+/// connection, where the worker's i/o thread would read it and wake the caller.
+pub const SIDE_REPLY: u64 = 1 << 63;
 
 #[cfg(test)]
 mod tests {

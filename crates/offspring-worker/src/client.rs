@@ -1,8 +1,20 @@
 //! A worker's side of the cross-process primitives: operations travel to the parent as
-//! `FromWorker::Call`, written by the calling thread itself where the platform allows (see
-//! `outbox`), and the task thread waits for the `ToWorker::Reply`, which the i/o thread reads
-//! and hands over while it keeps reading the socket (the lifeline never stops). A worker
-//! that is a parent too passes its own workers' operations on with [`Client::forward`].
+//! `FromWorker::Call`, written by the calling thread itself.
+//!
+//! - **With a side channel** (Linux, a worker the parent started itself): every operation,
+//!   one-way ones and those passed on for this process's own workers included, goes on the
+//!   side channel, so the parent applies them in the order this process sent them. A
+//!   thread's call asks for its reply there too ([`offspring_wire::SIDE_REPLY`]) and reads it itself: one
+//!   waiting thread at a time reads the channel for all of them, hands the others their
+//!   replies and, once it has its own, lets the next one read. The receive spins a moment
+//!   before it sleeps, so a reply that comes at once wakes nobody. The end of the channel is
+//!   the parent's end: the call waits for the lifeline, as below.
+//! - **Otherwise** the operation goes on the connection (see `outbox`), and the task thread
+//!   waits for the `ToWorker::Reply`, which the i/o thread reads and hands over while it
+//!   keeps reading the socket (the lifeline never stops).
+//!
+//! A worker that is a parent too passes its own workers' operations on with
+//! [`Client::forward`]; their replies come on the connection.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,16 +46,19 @@ pub struct Client {
     one_way: std::sync::atomic::AtomicBool,
     /// Permits the parent lent this process, by semaphore (see [`Client::keep_lent`]).
     lent: Mutex<HashMap<u64, Lent>>,
-    /// This worker's side channel, on which the parent passes down direct pipes' ends (see
-    /// [`Client::attach`]), and the ends received for another thread's attach.
+    /// This worker's side channel: its operations and their replies, and the direct pipes'
+    /// ends the parent passes down (see [`Client::attach`]).
     #[cfg(target_os = "linux")]
-    side: Option<Mutex<Side>>,
+    side: Option<Side>,
 }
 
 #[cfg(target_os = "linux")]
 struct Side {
     channel: offspring_transport::channel::Channel,
-    received: HashMap<u64, Vec<std::os::fd::OwnedFd>>,
+    /// Held by the one waiting thread that reads the channel for all of them.
+    reading: Mutex<()>,
+    /// Pipe ends received, by the attach they answer.
+    received: Mutex<HashMap<u64, Vec<std::os::fd::OwnedFd>>>,
 }
 
 /// The lent permits of one semaphore.
@@ -98,11 +113,10 @@ pub(crate) fn install(outbox: Arc<Outbox>, side: SideChannel) {
     let _ = side;
     let _ = CLIENT.set(Client {
         #[cfg(target_os = "linux")]
-        side: side.map(|channel| {
-            Mutex::new(Side {
-                channel,
-                received: HashMap::new(),
-            })
+        side: side.map(|channel| Side {
+            channel,
+            reading: Mutex::new(()),
+            received: Mutex::new(HashMap::new()),
         }),
         outbox,
         next_call: AtomicU64::new(1),
@@ -132,6 +146,17 @@ fn parent_gone() -> ! {
     std::process::exit(offspring_transport::EXIT_PARENT_GONE);
 }
 
+/// The side channel carried something the parent never sends: the process cannot trust
+/// what it would read next, and ends as it does for a malformed frame on its connection.
+#[cfg(target_os = "linux")]
+fn side_broken(what: &dyn std::fmt::Display) -> ! {
+    eprintln!(
+        "offspring worker {}: malformed message from the parent on the side channel: {what}",
+        std::process::id()
+    );
+    std::process::exit(offspring_transport::EXIT_PARENT_GONE);
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -144,6 +169,10 @@ impl Client {
     /// returns an answer the parent did not give: a call that finds the connection closed
     /// waits for the lifeline to end the process (and ends it itself after a few seconds).
     pub fn call(&self, op: PrimOp) -> PrimReply {
+        #[cfg(target_os = "linux")]
+        if let Some(side) = &self.side {
+            return self.call_side(side, op);
+        }
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let reply = Arc::new(Reply::default());
         lock(&self.pending).insert(call_id, Waiting::Thread(Arc::clone(&reply)));
@@ -172,6 +201,104 @@ impl Client {
         }
     }
 
+    /// [`Client::call`] on the side channel: the reply comes there, and a waiting thread
+    /// reads it (see the module docs).
+    #[cfg(target_os = "linux")]
+    fn call_side(&self, side: &Side, op: PrimOp) -> PrimReply {
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed) | offspring_wire::SIDE_REPLY;
+        let reply = Arc::new(Reply::default());
+        lock(&self.pending).insert(call_id, Waiting::Thread(Arc::clone(&reply)));
+        match self.send(call_id, op) {
+            Ok(()) => {}
+            Err(Unsent::Closed) => {
+                lock(&self.pending).remove(&call_id);
+                parent_gone();
+            }
+            Err(Unsent::Unencodable(reason)) => {
+                lock(&self.pending).remove(&call_id);
+                return PrimReply::Error(reason);
+            }
+        }
+        let mut value = lock(&reply.value);
+        loop {
+            if let Some(value) = value.take() {
+                return value;
+            }
+            // Holding `value` while trying: a reader stepping down notifies under it, so
+            // this thread either gets the lead now or hears that it is free.
+            let reading = match side.reading.try_lock() {
+                Ok(reading) => Some(reading),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            match reading {
+                Some(reading) => {
+                    drop(value);
+                    return self.read_side(side, reading, call_id, &reply);
+                }
+                None => {
+                    value = reply
+                        .ready
+                        .wait(value)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+        }
+    }
+
+    /// Reads the side channel for every waiting thread until call `call_id`'s own reply
+    /// comes, then lets another waiting thread read.
+    #[cfg(target_os = "linux")]
+    fn read_side(
+        &self,
+        side: &Side,
+        reading: std::sync::MutexGuard<'_, ()>,
+        call_id: u64,
+        mine: &Reply,
+    ) -> PrimReply {
+        use offspring_transport::channel::Received;
+        let answer = loop {
+            // Handed over by the thread that read before this one.
+            if let Some(value) = lock(&mine.value).take() {
+                break value;
+            }
+            let received =
+                side.channel
+                    .recv_any(None, offspring_wire::MAX_FRAME as usize, |bytes| {
+                        offspring_wire::decode::<offspring_wire::ToWorker>(bytes)
+                    });
+            match received {
+                Ok(Some(Received::Message(Ok(offspring_wire::ToWorker::Reply {
+                    call_id: id,
+                    reply,
+                })))) => {
+                    if id == call_id {
+                        lock(&self.pending).remove(&id);
+                        break reply;
+                    }
+                    self.deliver(id, reply);
+                }
+                Ok(Some(Received::Descriptor(tag, fd))) => {
+                    lock(&side.received).entry(tag).or_default().push(fd);
+                }
+                Ok(Some(Received::Message(Ok(other)))) => side_broken(&format_args!("{other:?}")),
+                Ok(Some(Received::Message(Err(e)))) => side_broken(&e),
+                Ok(None) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => parent_gone(),
+                Err(e) => side_broken(&e),
+            }
+        };
+        drop(reading);
+        // Another waiting thread reads now: each one looks.
+        for waiting in lock(&self.pending).values() {
+            if let Waiting::Thread(reply) = waiting {
+                let _value = lock(&reply.value);
+                reply.ready.notify_all();
+            }
+        }
+        answer
+    }
+
     /// The descriptor of direct pipe end `id`, passed down by the parent, for this process
     /// to send and receive on itself; `Ok(None)` when its operations must go through the
     /// parent instead (no side channel, an end that is not direct, another OS).
@@ -190,38 +317,42 @@ impl Client {
             PrimReply::Error(reason) => return Err(reason),
             other => return Err(format!("unexpected reply to an attach: {other:?}")),
         }
-        // The parent sent the descriptor before its reply: it is in the side channel now.
-        let mut side = lock(side);
-        if let Some(fd) = side.received.get_mut(&id).and_then(Vec::pop) {
-            return Ok(Some(fd));
-        }
-        loop {
-            let (tag, fd) = side
-                .channel
-                .recv_fd()
-                .map_err(|e| format!("the side channel to the parent failed: {e}"))?;
-            if tag == id {
-                return Ok(Some(fd));
-            }
-            // Another thread's, which waits for this lock.
-            side.received.entry(tag).or_default().push(fd);
-        }
+        // The parent sent the descriptor before its reply, on the same channel: it was
+        // received before the reply was.
+        lock(&side.received)
+            .get_mut(&id)
+            .and_then(Vec::pop)
+            .map(Some)
+            .ok_or_else(|| "the parent's reply to an attach came without the pipe's end".to_owned())
     }
 
     /// Sends `op` without waiting for a reply (releases, an event's `set` and `clear`, a
     /// queue's `task_done`).
     pub fn notify(&self, op: PrimOp) {
-        // A handle's lease changing is not something another process waits to see.
-        if !matches!(op, PrimOp::Release { .. } | PrimOp::Adopt { .. }) {
+        // A handle's lease changing is not something another process waits to see, and on
+        // the connection it arrives ahead of the call's outcome anyway; on the side channel
+        // nothing does, and an adoption must be seen before the call that carried the
+        // handle is reported (its in-flight lease ends then).
+        if self.has_side() || !matches!(op, PrimOp::Release { .. } | PrimOp::Adopt { .. }) {
             self.one_way.store(true, Ordering::Release);
         }
         let _ = self.send(0, op);
     }
 
+    /// Whether operations go on a side channel, which nothing else sent keeps order with
+    /// (see [`Client::sync_one_way`]).
+    pub(crate) fn has_side(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.side.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// Waits until the parent applied every one-way operation sent so far, if any was: run
     /// before a call's outcome goes into the ring, which the parent may read before frames
-    /// sent earlier, so that an outcome is never delivered ahead of what its call did (the
-    /// permit it released, the event it set). Frames need none: they arrive in order.
+    /// sent earlier, or anywhere when operations go on the side channel, so that an outcome
+    /// is never delivered ahead of what its call did (the permit it released, the event it
+    /// set). Frames on the connection need none: they arrive in order.
     pub(crate) fn sync_one_way(&self) {
         if self.one_way.swap(false, Ordering::AcqRel) {
             let _ = self.call(PrimOp::Sync);
@@ -274,7 +405,7 @@ impl Client {
             op: PrimOp::ReleasePermit { id },
         }) {
             self.one_way.store(true, Ordering::Release);
-            let _ = self.outbox.post(frame, false);
+            let _ = self.post(frame);
         }
     }
 
@@ -336,10 +467,12 @@ impl Client {
                 op,
             }
         };
+        if call_id == 0 {
+            self.one_way.store(true, Ordering::Release);
+        }
         let failed = match encode(&message) {
             Ok(frame) => self
-                .outbox
-                .post(frame, false)
+                .post(frame)
                 .is_none()
                 .then(|| "the connection to the parent is closed".to_owned()),
             Err(e) => Some(format!("the operation cannot be passed on: {e}")),
@@ -357,10 +490,31 @@ impl Client {
         }
         let frame = encode(&FromWorker::Call { call_id, op })
             .map_err(|e| Unsent::Unencodable(format!("the operation cannot be sent: {e}")))?;
+        #[cfg(target_os = "linux")]
+        if let Some(side) = &self.side {
+            // The side channel takes a message whole, without the frame's header.
+            return match side.channel.send(frame_body(&frame)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Unsent::Closed),
+                Err(e) => Err(Unsent::Unencodable(format!(
+                    "the operation cannot be sent: {e}"
+                ))),
+            };
+        }
         match self.outbox.send([frame]) {
             Some(_) => Ok(()),
             None => Err(Unsent::Closed),
         }
+    }
+
+    /// Sends an operation's `frame` from any thread, the i/o thread's too: on the side
+    /// channel, or queued for the connection's writer. `None` when the parent is gone.
+    fn post(&self, frame: Vec<u8>) -> Option<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(side) = &self.side {
+            return side.channel.send(frame_body(&frame)).ok();
+        }
+        self.outbox.post(frame, false).map(drop)
     }
 
     /// Hands a reply from the parent to the waiting call.
@@ -375,4 +529,10 @@ impl Client {
             None => {}
         }
     }
+}
+
+/// An encoded frame without its length header: what a side channel's message holds.
+#[cfg(target_os = "linux")]
+fn frame_body(frame: &[u8]) -> &[u8] {
+    frame.get(offspring_wire::HEADER_LEN..).unwrap_or_default()
 }

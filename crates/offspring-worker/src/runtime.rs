@@ -408,16 +408,16 @@ impl Published {
         last_report: &mut u64,
         tail: &mut Vec<Vec<u8>>,
     ) {
-        let client = crate::client::client();
-        if let Some(client) = client {
+        if let Some(client) = crate::client::client() {
             client.return_lent();
-        }
-        if let Some(ring) = ring {
-            // The parent may read the ring before frames sent earlier: what this call did
+            // The parent may read the ring before frames sent earlier, and operations on
+            // the side channel keep no order with anything else: what this call did
             // through one-way operations is applied first.
-            if let Some(client) = client {
+            if ring.is_some() || client.has_side() {
                 client.sync_one_way();
             }
+        }
+        if let Some(ring) = ring {
             ring.publish(
                 out,
                 self.task_id,

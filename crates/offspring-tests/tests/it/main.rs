@@ -19,4 +19,5 @@ mod process;
 mod reexec;
 mod ring;
 mod shared;
+mod side;
 mod tasks;

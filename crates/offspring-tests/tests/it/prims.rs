@@ -936,13 +936,18 @@ fn a_permit_given_back_as_a_task_ends_is_free_when_its_value_arrives() -> offspr
 
 /// Sets (then clears) each event and says so through a queue, one after the other, with no
 /// wait between: the one-way operations must be applied before the `put` that follows them.
+/// The clearing starts once the parent has looked at every set (`go`), so that it does not
+/// overtake a parent that is slow to look.
 #[offspring::task]
-fn set_then_put(events: Vec<Event>, said: Queue<usize>, work: Queue<u32>) -> bool {
+fn set_then_put(events: Vec<Event>, said: Queue<usize>, work: Queue<u32>, go: Queue<u8>) -> bool {
     for (i, event) in events.iter().enumerate() {
         event.set();
         if said.put(&i).is_err() {
             return false;
         }
+    }
+    if go.get_timeout(Duration::from_secs(60)).is_err() {
+        return false;
     }
     for (i, event) in events.iter().enumerate() {
         event.clear();
@@ -967,11 +972,16 @@ fn one_way_operations_are_seen_before_what_their_process_does_next() -> offsprin
     let work = Queue::new()?;
     work.put(&7u32)?;
     let started = Instant::now();
-    let child = Process::spawn(set_then_put, (events.clone(), said.clone(), work.clone()))?;
+    let go = Queue::new()?;
+    let child = Process::spawn(
+        set_then_put,
+        (events.clone(), said.clone(), work.clone(), go.clone()),
+    )?;
     for _ in 0..events.len() {
         let i: usize = said.get_timeout(Duration::from_secs(60))?;
         assert!(events[i].is_set(), "event {i} was said set before it was");
     }
+    go.put(&1u8)?;
     for _ in 0..events.len() {
         let i: usize = said.get_timeout(Duration::from_secs(60))?;
         assert!(
