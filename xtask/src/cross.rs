@@ -10,7 +10,8 @@
 //! 2. `windows-test`: `cargo test --workspace --target x86_64-pc-windows-gnu`, run by Wine (the
 //!    target's `runner` in `.cargo/config.toml`), doctests included, with
 //!    `OFFSPRING_UNDER_WINE=1` so heavy tests scale their counts down (process starts cost a
-//!    few hundred milliseconds there). `xtask` itself is a host tool and is left out.
+//!    few hundred milliseconds there). `xtask` itself is a host tool and is left out. Then the
+//!    long direct-pipe tests again, alone, at their full 100,000 messages.
 //! 3. `windows-examples`: every example, built for Windows and run under Wine.
 //! 4. `darwin`: `cargo clippy --workspace --all-targets -D warnings` (which type-checks
 //!    everything) for `x86_64-apple-darwin` and `aarch64-apple-darwin`. Nothing is linked: there
@@ -94,7 +95,25 @@ pub(crate) fn run_part(ws: &Workspace, part: Part) -> Result<(), String> {
             ]);
             wine_env(ws, &mut command);
             command.env(UNDER_WINE_ENV, "1");
-            util::run_reporting(&mut command)
+            util::run_reporting(&mut command)?;
+            // The long direct-pipe tests at their full count, alone: in the suite they run
+            // fewer messages under Wine, whose pipes are slow enough to starve other tests.
+            let mut pipes = ws.cargo([
+                "test",
+                "-p",
+                "offspring-tests",
+                "--test",
+                "it",
+                "--target",
+                WINDOWS,
+                "--",
+                "pipes::a_direct_pipe_carries",
+                "--test-threads=1",
+            ]);
+            wine_env(ws, &mut pipes);
+            pipes.env(UNDER_WINE_ENV, "1");
+            pipes.env("OFFSPRING_TEST_PIPE_MESSAGES", "100000");
+            util::run_reporting(&mut pipes)
         }),
         Part::WindowsExamples => with_wine_server(ws, || {
             let mut build =

@@ -602,6 +602,13 @@ async fn spawn_async(
             let side = side.and_then(|side| shared.registry.set_side(pid, side));
             #[cfg(not(target_os = "linux"))]
             let side = None;
+            // A local worker's direct pipe ends are duplicated into its process.
+            #[cfg(windows)]
+            if launch.is_none()
+                && let Some(process) = child.raw_handle()
+            {
+                shared.registry.set_process(pid, process);
+            }
             let worker = worker::start(
                 pid,
                 child,

@@ -36,7 +36,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 use offspring_transport::channel::Channel;
 use offspring_wire::{Kind, PrimOp, PrimReply, ToWorker, encode};
 use tokio::sync::mpsc::UnboundedSender;
@@ -264,7 +264,7 @@ enum ObjectState {
     /// descriptor send and receive on it themselves (`PrimOp::Attach`); for the others the
     /// registry does it on this one (see [`relay`]). Closed when the last lease goes, so
     /// the other end reads its end once no process holds this one.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     DirectEnd {
         channel: Arc<Channel>,
         /// How many sends and receives the registry made on it for others (for tests).
@@ -303,7 +303,7 @@ struct Table {
     /// Sends and receives the registry is making on direct pipe ends for others, each with
     /// the flag that tells it its holder is gone (so a message is never taken for a process
     /// that died: a worker's own worker, whose connection is its parent's).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     relays: Vec<(Holder, Arc<std::sync::atomic::AtomicBool>)>,
     next_id: u64,
     next_token: u64,
@@ -325,6 +325,9 @@ pub struct Registry {
     /// direct pipes go down (see `PrimOp::Attach`).
     #[cfg(target_os = "linux")]
     sides: Mutex<HashMap<u32, Side>>,
+    /// Each local worker's process, into which its direct pipe ends are duplicated.
+    #[cfg(windows)]
+    processes: Mutex<HashMap<u32, std::os::windows::io::OwnedHandle>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -384,6 +387,22 @@ impl Registry {
             upstream: std::sync::OnceLock::new(),
             #[cfg(target_os = "linux")]
             sides: Mutex::new(HashMap::new()),
+            #[cfg(windows)]
+            processes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Keeps worker `pid`'s process (a duplicate of its handle) until the worker is gone, to
+    /// duplicate direct pipe ends into it.
+    #[cfg(windows)]
+    pub(crate) fn set_process(&self, pid: u32, process: std::os::windows::io::RawHandle) {
+        match offspring_transport::channel::keep_process(process) {
+            Ok(process) => {
+                lock(&self.processes).insert(pid, process);
+            }
+            Err(error) => {
+                tracing::debug!(target: "offspring", worker_pid = pid, %error, "pipes of this worker go through the parent");
+            }
         }
     }
 
@@ -399,7 +418,7 @@ impl Registry {
 
     /// The channel of direct pipe end `id`, for this process to use itself; `None` when `id`
     /// is not a live direct end (its operations then go through [`Registry::local`]).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     pub fn pipe_channel(&self, id: u64) -> Option<Arc<Channel>> {
         match &lock(&self.inner).objects.get(&id)?.state {
             ObjectState::DirectEnd { channel, .. } => Some(Arc::clone(channel)),
@@ -409,7 +428,7 @@ impl Registry {
 
     /// How many sends and receives the registry made on direct pipe end `id` for processes
     /// that do not hold it (for tests: a pipe between two local processes shows none).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     pub fn relayed(&self, id: u64) -> Option<u64> {
         match &lock(&self.inner).objects.get(&id)?.state {
             ObjectState::DirectEnd { relayed, .. } => Some(*relayed),
@@ -418,11 +437,11 @@ impl Registry {
     }
 
     /// `PrimOp::Attach` from worker `pid` (`holder`): passes the end's descriptor down the
-    /// worker's side channel when it can.
+    /// worker's side channel (Linux), or duplicates its handle into the worker (Windows,
+    /// answered with the handle's value), when it can.
     fn attach(&self, pid: u32, holder: Holder, id: u64) -> PrimReply {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         {
-            use std::os::fd::AsFd as _;
             let channel = {
                 let inner = lock(&self.inner);
                 match inner.objects.get(&id) {
@@ -448,21 +467,9 @@ impl Registry {
             if holder != Holder::Worker(pid) {
                 return PrimReply::Bool(false);
             }
-            let sides = lock(&self.sides);
-            let Some(side) = sides.get(&pid) else {
-                return PrimReply::Bool(false);
-            };
-            match side.send_fd(id, channel.as_fd()) {
-                Ok(()) => PrimReply::Unit,
-                Err(error) => {
-                    // A side channel that is full (a worker not reading it) or broken: this
-                    // worker's operations on the end go through the registry instead.
-                    tracing::debug!(target: "offspring", worker_pid = pid, %error, "cannot pass a pipe end down");
-                    PrimReply::Bool(false)
-                }
-            }
+            self.hand_down(pid, id, &channel)
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(not(any(target_os = "linux", windows)))]
         {
             let _ = (pid, holder);
             match lock(&self.inner).objects.get(&id) {
@@ -475,10 +482,48 @@ impl Registry {
         }
     }
 
+    /// Gives worker `pid` its own descriptor of direct end `id`: down its side channel, ahead
+    /// of the `Unit` reply.
+    #[cfg(target_os = "linux")]
+    fn hand_down(&self, pid: u32, id: u64, channel: &Channel) -> PrimReply {
+        use std::os::fd::AsFd as _;
+        let sides = lock(&self.sides);
+        let Some(side) = sides.get(&pid) else {
+            return PrimReply::Bool(false);
+        };
+        match side.send_fd(id, channel.as_fd()) {
+            Ok(()) => PrimReply::Unit,
+            Err(error) => {
+                // A side channel that is full (a worker not reading it) or broken: this
+                // worker's operations on the end go through the registry instead.
+                tracing::debug!(target: "offspring", worker_pid = pid, %error, "cannot pass a pipe end down");
+                PrimReply::Bool(false)
+            }
+        }
+    }
+
+    /// Gives worker `pid` its own handle of direct end `id`, duplicated into its process: the
+    /// handle's value there, as `Count`.
+    #[cfg(windows)]
+    fn hand_down(&self, pid: u32, id: u64, channel: &Channel) -> PrimReply {
+        use std::os::windows::io::AsHandle as _;
+        let processes = lock(&self.processes);
+        let Some(process) = processes.get(&pid) else {
+            return PrimReply::Bool(false);
+        };
+        match channel.duplicate_into(process.as_handle()) {
+            Ok(handle) => PrimReply::Count(handle),
+            Err(error) => {
+                tracing::debug!(target: "offspring", worker_pid = pid, id, %error, "cannot pass a pipe end down");
+                PrimReply::Bool(false)
+            }
+        }
+    }
+
     /// A `Send` or `Recv` on a direct pipe end, which the registry performs on the end's
     /// channel for a process that does not hold it: the channel, and the flag that says
     /// `holder` is gone (registered under the same lock, so a death is never missed).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     fn direct(
         &self,
         op: &PrimOp,
@@ -519,7 +564,7 @@ impl Registry {
 
     /// Runs `op` for a thread of the parent, waiting as it says.
     pub fn local(&self, op: PrimOp) -> PrimReply {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         if let Some((channel, _)) = self.direct(&op, None) {
             return relay(&channel, op, || true);
         }
@@ -633,7 +678,7 @@ impl Registry {
     }
 
     fn run_remote(self: &Arc<Self>, holder: Holder, call_id: u64, op: PrimOp, to: &ReplyTo) {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         if let Some((channel, gone)) = self.direct(&op, Some(holder)) {
             // The send or receive may wait as long as its caller does: on a thread of its own
             // (never the runtime's, nor a pool's that waits could fill).
@@ -746,6 +791,8 @@ impl Registry {
     pub fn process_gone(&self, pid: u32, clean: bool) {
         #[cfg(target_os = "linux")]
         lock(&self.sides).remove(&pid);
+        #[cfg(windows)]
+        lock(&self.processes).remove(&pid);
         if let Some(upstream) = self.upstream.get() {
             let gone = PrimOp::Gone {
                 path: vec![pid],
@@ -858,7 +905,7 @@ impl Registry {
                 Step::Done(PrimReply::Id(id))
             }
             PrimOp::CreatePipe => {
-                #[cfg(target_os = "linux")]
+                #[cfg(any(target_os = "linux", windows))]
                 if let Ok((x, y)) = Channel::pair() {
                     let end = |channel| ObjectState::DirectEnd {
                         channel: Arc::new(channel),
@@ -1089,7 +1136,7 @@ fn end_tokens(inner: &mut Table, tokens: &[u64], worker_died: bool, by: Option<u
 /// `holder` (process `pid`) is gone: its permits go back, its waits are withdrawn, a
 /// barrier it had a handle to breaks unless it exited cleanly, and its leases end.
 fn holder_gone(inner: &mut Table, holder: Holder, pid: u32, clean: bool) {
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     inner.relays.retain(|(by, gone)| {
         if *by == holder {
             gone.store(true, std::sync::atomic::Ordering::Release);
@@ -1192,13 +1239,13 @@ pub const CLOSED_PIPE: &str = "the other end of the pipe is closed";
 
 /// How long a relayed receive waits at a time before it looks whether its worker is still
 /// there: a message is never taken for a receiver that is gone.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 const RELAY_SLICE: Duration = Duration::from_millis(100);
 
 /// Performs `Send` or `Recv` on a direct pipe end's channel for a process that does not hold
 /// it (one on another machine, a worker's own worker, a worker whose side channel failed),
 /// waiting as the operation says; `alive` says whether the receiver still waits.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn relay(channel: &Channel, op: PrimOp, alive: impl Fn() -> bool) -> PrimReply {
     match op {
         PrimOp::Send { item, .. } => {
@@ -1370,7 +1417,7 @@ fn waits(state: &ObjectState) -> usize {
         ObjectState::PipeEnd { receivers, .. } => receivers.len(),
         ObjectState::Condition { sleepers } => sleepers.len(),
         ObjectState::Shared { .. } => 0,
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         ObjectState::DirectEnd { .. } => 0,
     }
 }
@@ -1393,7 +1440,7 @@ fn retain_waits(state: &mut ObjectState, keep: impl Fn(&Waiting) -> bool) {
         ObjectState::PipeEnd { receivers, .. } => receivers.retain(&keep),
         ObjectState::Condition { sleepers } => sleepers.retain(|(w, _)| keep(w)),
         ObjectState::Shared { .. } => {}
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         ObjectState::DirectEnd { .. } => {}
     }
 }

@@ -17,6 +17,9 @@
 mod auth;
 #[cfg(target_os = "linux")]
 pub mod channel;
+#[cfg(windows)]
+#[path = "channel_win.rs"]
+pub mod channel;
 mod direct;
 mod endpoint;
 mod env;

@@ -299,15 +299,15 @@ impl Client {
         answer
     }
 
-    /// The descriptor of direct pipe end `id`, passed down by the parent, for this process
-    /// to send and receive on itself; `Ok(None)` when its operations must go through the
+    /// This process's own channel of direct pipe end `id`, passed down by the parent, to
+    /// send and receive on itself; `Ok(None)` when its operations must go through the
     /// parent instead (no side channel, an end that is not direct, another OS).
     ///
     /// # Errors
     ///
     /// Why the parent refused (the handle names nothing), or why the side channel failed.
     #[cfg(target_os = "linux")]
-    pub fn attach(&self, id: u64) -> Result<Option<std::os::fd::OwnedFd>, String> {
+    pub fn attach(&self, id: u64) -> Result<Option<offspring_transport::channel::Channel>, String> {
         let Some(side) = &self.side else {
             return Ok(None);
         };
@@ -322,8 +322,26 @@ impl Client {
         lock(&side.received)
             .get_mut(&id)
             .and_then(Vec::pop)
-            .map(Some)
+            .map(|fd| Some(offspring_transport::channel::Channel::from_fd(fd)))
             .ok_or_else(|| "the parent's reply to an attach came without the pipe's end".to_owned())
+    }
+
+    /// As on Linux; the parent duplicates the end's handle into this process and answers
+    /// with its value.
+    ///
+    /// # Errors
+    ///
+    /// Why the parent refused, or a handle that is not a pipe's.
+    #[cfg(windows)]
+    pub fn attach(&self, id: u64) -> Result<Option<offspring_transport::channel::Channel>, String> {
+        match self.call(PrimOp::Attach { id }) {
+            PrimReply::Count(handle) => offspring_transport::channel::Channel::inherited(handle)
+                .map(Some)
+                .map_err(|e| format!("the parent's pipe end: {e}")),
+            PrimReply::Bool(false) => Ok(None),
+            PrimReply::Error(reason) => Err(reason),
+            other => Err(format!("unexpected reply to an attach: {other:?}")),
+        }
     }
 
     /// Sends `op` without waiting for a reply (releases, an event's `set` and `clear`, a

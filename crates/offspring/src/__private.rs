@@ -215,13 +215,13 @@ pub fn seal_throughput(payload: &[u8]) -> f64 {
 /// that do not hold it themselves; `None` when the end is not direct (another OS, or freed).
 /// Call it in the parent.
 pub fn pipe_relayed<T>(end: &crate::Connection<T>) -> Option<u64> {
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     {
         crate::init::coordinator()
             .ok()
             .and_then(|coordinator| coordinator.registry().relayed(end.id()))
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         let _ = end.id();
         None

@@ -1,12 +1,13 @@
 //! Primitive operations on a worker's side channel (Linux): many threads of one worker
 //! waiting at once each get their own reply, what a worker did just before it died is
 //! applied before its death is, and a worker writing nonsense on its side channel is
-//! killed with a clear error and replaced. Elsewhere the same calls go on the connection,
-//! and the first two tests hold there too.
+//! killed with a clear error and replaced. Elsewhere the same calls go on the connection:
+//! the first test holds there too, and the second on macOS (on Windows a worker's i/o
+//! thread writes its frames, and those still queued when it aborts are lost with it).
 
 use std::time::{Duration, Instant};
 
-use offspring::{Error, Event, Pool, Queue};
+use offspring::{Event, Pool, Queue};
 
 const THREADS: u64 = 16;
 const ROUNDS: u64 = 200;
@@ -71,6 +72,7 @@ fn many_threads_of_one_worker_waiting_at_once_each_get_their_own_reply() -> offs
 
 /// Puts `item`, clears and sets `done` many times (one-way operations, which pile up in the
 /// side channel), and aborts at once.
+#[cfg(unix)]
 #[offspring::task]
 fn put_set_and_abort(queue: Queue<u64>, done: Event, item: u64) {
     let _ = queue.put(&item);
@@ -81,6 +83,7 @@ fn put_set_and_abort(queue: Queue<u64>, done: Event, item: u64) {
     std::process::abort();
 }
 
+#[cfg(unix)]
 #[test]
 fn what_a_worker_did_just_before_it_died_is_seen_once_its_death_is() -> offspring::Result<()> {
     let pool = Pool::new(1)?;
@@ -88,7 +91,7 @@ fn what_a_worker_did_just_before_it_died_is_seen_once_its_death_is() -> offsprin
         let queue = Queue::<u64>::new()?;
         let done = Event::new()?;
         match pool.apply(put_set_and_abort, (queue.clone(), done.clone(), item)) {
-            Err(Error::WorkerDied { .. }) => {}
+            Err(offspring::Error::WorkerDied { .. }) => {}
             other => panic!("expected WorkerDied, got {other:?}"),
         }
         // The death is handled only after the worker's last operations were applied.
@@ -162,7 +165,7 @@ fn a_worker_writing_nonsense_on_its_side_channel_is_killed_and_replaced() -> off
         let before = pool.apply(worker_pid, ())?;
         let started = Instant::now();
         match pool.apply(scribble_on_the_side_channel, bytes.clone()) {
-            Err(Error::WorkerDied { pid, .. }) => assert_eq!(pid, before),
+            Err(offspring::Error::WorkerDied { pid, .. }) => assert_eq!(pid, before),
             other => panic!("{bytes:?}: expected WorkerDied, got {other:?}"),
         }
         println!("{bytes:?}: killed after {:?}", started.elapsed());

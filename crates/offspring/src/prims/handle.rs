@@ -101,7 +101,7 @@ impl Handle {
     }
 
     /// The registry, in the parent.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     pub(super) fn registry(&self) -> Option<&'static Registry> {
         match self.0.backend {
             Backend::Parent(registry) => Some(registry),

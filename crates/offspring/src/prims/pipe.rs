@@ -32,7 +32,7 @@ pub struct Connection<T> {
 /// How a process sends and receives on a pipe end.
 enum Route {
     /// On the end's own descriptor (see the module docs).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     Direct(Arc<offspring_transport::channel::Channel>),
     /// Through the parent's registry.
     Relay,
@@ -50,16 +50,15 @@ impl<T> Clone for Connection<T> {
 
 /// The direct ends this worker holds, by id, so that every handle of one end in this
 /// process shares one descriptor (closed with the last of them).
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 static ATTACHED: std::sync::Mutex<
     std::collections::BTreeMap<u64, std::sync::Weak<offspring_transport::channel::Channel>>,
 > = std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 /// How this process reaches pipe end `handle`.
 fn resolve(handle: &Handle) -> Result<Route> {
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     {
-        use offspring_transport::channel::Channel;
         let id = handle.id();
         if let Some(registry) = handle.registry() {
             return Ok(registry
@@ -78,7 +77,7 @@ fn resolve(handle: &Handle) -> Result<Route> {
             // Not under the lock: attaching is a round trip to the parent, and other threads'
             // first uses of other ends need not wait for it.
             return match client.attach(id) {
-                Ok(Some(fd)) => {
+                Ok(Some(channel)) => {
                     let mut attached = attached();
                     attached.retain(|_, end| end.strong_count() > 0);
                     // Another thread of this process may have attached the same end meanwhile:
@@ -86,7 +85,7 @@ fn resolve(handle: &Handle) -> Result<Route> {
                     if let Some(channel) = attached.get(&id).and_then(std::sync::Weak::upgrade) {
                         return Ok(Route::Direct(channel));
                     }
-                    let channel = Arc::new(Channel::from_fd(fd));
+                    let channel = Arc::new(channel);
                     attached.insert(id, Arc::downgrade(&channel));
                     Ok(Route::Direct(channel))
                 }
@@ -100,7 +99,7 @@ fn resolve(handle: &Handle) -> Result<Route> {
 }
 
 /// A direct end's error as the caller sees it.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn channel_error(what: &str, error: &std::io::Error) -> Error {
     let reason = match error.kind() {
         std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::UnexpectedEof => {
@@ -172,7 +171,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// [`Error::Primitive`] when the other end is closed or the message does not encode.
     pub fn send(&self, value: &T) -> Result<()> {
         let item = crate::codec::encode_item(value)?;
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         if let Route::Direct(channel) = self.route()? {
             // The same limit as through the registry: another holder of this end may be
             // one the registry relays for.
@@ -197,7 +196,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     }
 
     fn take(&self, timeout: Option<Duration>) -> Result<Option<T>> {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         if let Route::Direct(channel) = self.route()? {
             return match channel.recv(
                 timeout,
@@ -209,7 +208,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
                 Err(e) => Err(channel_error("receive", &e)),
             };
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(not(any(target_os = "linux", windows)))]
         self.route()?;
         let timeout_ms = timeout.map(millis);
         take_item(
