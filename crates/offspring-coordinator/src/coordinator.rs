@@ -599,7 +599,18 @@ async fn spawn_async(
         Ok(authed) => {
             tracing::debug!(target: "offspring", worker_pid = pid, worker_id = worker_id, "worker connected");
             #[cfg(target_os = "linux")]
-            let side = side.and_then(|side| shared.registry.set_side(pid, side));
+            let side = match side {
+                Some(side) => {
+                    let kept = shared.registry.set_side(pid, side);
+                    if kept.is_none() {
+                        // The worker will send its operations there: it cannot be served.
+                        tracing::warn!(target: "offspring", worker_pid = pid, "cannot keep the worker's side channel; killing the worker");
+                        let _ = child.start_kill();
+                    }
+                    kept
+                }
+                None => None,
+            };
             #[cfg(not(target_os = "linux"))]
             let side = None;
             // A local worker's direct pipe ends are duplicated into its process.

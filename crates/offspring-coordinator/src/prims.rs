@@ -1,6 +1,7 @@
 //! The state of every cross-process primitive (events, semaphores, barriers, queues, pipe
 //! ends), owned by the parent. The parent's own threads call it directly; workers reach it
-//! through `FromWorker::Call` messages, which their actor hands to [`Registry::remote`].
+//! through `FromWorker::Call` messages, which the thread that reads them (the connection's
+//! reader, or on Linux the worker's side channel's) hands to [`Registry::remote`].
 //!
 //! # Holders and leases
 //!
@@ -91,11 +92,59 @@ impl LocalWait {
 }
 
 /// A worker's side channel, kept by the parent (Linux; nothing elsewhere).
+pub(crate) type Side = Arc<SideEnd>;
+
+/// The parent's end of a worker's side channel, and the replies waiting for room in it.
 #[cfg(target_os = "linux")]
-pub(crate) type Side = Arc<Channel>;
-/// A worker's side channel, kept by the parent (Linux; nothing elsewhere).
+pub(crate) struct SideEnd {
+    pub(crate) channel: Channel,
+    pid: u32,
+    backlog: Mutex<Backlog>,
+}
+
+/// Nothing: only Linux has side channels.
 #[cfg(not(target_os = "linux"))]
-pub(crate) type Side = std::convert::Infallible;
+pub(crate) enum SideEnd {}
+
+#[cfg(not(target_os = "linux"))]
+impl SideEnd {
+    pub(crate) fn shutdown(&self) {
+        match *self {}
+    }
+}
+
+/// Replies that found a side channel full, in order, and whether a thread writes them.
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+struct Backlog {
+    queued: VecDeque<Vec<u8>>,
+    writing: bool,
+}
+
+/// How many replies may wait for room in one side channel. A worker's threads read their
+/// replies as they wait for them, so a backlog this long means a worker that asks and does
+/// not read: its side channel is shut down, and it ends as one whose parent is gone.
+#[cfg(target_os = "linux")]
+const MAX_BACKLOG: usize = 4096;
+
+#[cfg(target_os = "linux")]
+impl SideEnd {
+    /// Ends the channel both ways: the worker's reads see its end, and so does the thread
+    /// serving it here.
+    pub(crate) fn shutdown(&self) {
+        let _ = self.channel.shutdown();
+    }
+}
+
+/// Why a reply did not go out.
+enum Unsent {
+    /// The worker is gone.
+    Gone,
+    /// It could not be written (the OS's reason): the waiter hears an error instead. Only
+    /// side channels (Linux) fail this way.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Failed(String),
+}
 
 /// Where a worker's replies go: its connection's writer, or, for a call made with
 /// [`offspring_wire::SIDE_REPLY`] on its side channel, that channel, written at once by
@@ -108,47 +157,105 @@ pub(crate) struct ReplyTo {
 }
 
 impl ReplyTo {
-    /// Sends `frame`; `Err` when the worker is gone.
-    fn send(&self, frame: Vec<u8>) -> Result<(), ()> {
+    fn send(&self, frame: Vec<u8>) -> Result<(), Unsent> {
         match &self.side {
             #[cfg(target_os = "linux")]
             Some(side) => side_send(side, &self.frames, frame),
             #[cfg(not(target_os = "linux"))]
-            Some(never) => match *never {},
-            None => self.frames.send(frame).map_err(drop),
+            Some(never) => match **never {},
+            None => self.frames.send(frame).map_err(|_| Unsent::Gone),
         }
     }
 }
 
-/// Writes a reply to a worker's side channel without waiting. A channel that is full (the
-/// worker's threads are slow to read it) gets it from a thread of its own, for as long as
-/// the worker lives.
+/// Writes a reply to a worker's side channel without waiting. When the channel is full (the
+/// worker's threads are slow to read it) the reply waits in its backlog, which one thread
+/// writes, in order, for as long as the worker lives.
 #[cfg(target_os = "linux")]
-fn side_send(side: &Side, frames: &UnboundedSender<Vec<u8>>, frame: Vec<u8>) -> Result<(), ()> {
-    match side.send(body(&frame)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            let side = Arc::clone(side);
-            let frames = frames.clone();
-            std::thread::Builder::new()
-                .name("offspring-reply".into())
-                .spawn(move || {
-                    loop {
-                        let by = std::time::Instant::now() + Duration::from_millis(100);
-                        match side.send_by(body(&frame), by) {
-                            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                                if frames.is_closed() {
-                                    return;
-                                }
-                            }
-                            _ => return,
-                        }
-                    }
-                })
-                .map(drop)
-                .map_err(drop)
+fn side_send(side: &Side, frames: &UnboundedSender<Vec<u8>>, frame: Vec<u8>) -> Result<(), Unsent> {
+    let mut backlog = lock(&side.backlog);
+    if backlog.queued.is_empty() && !backlog.writing {
+        match side.channel.send(body(&frame)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(side_error(&e)),
         }
-        Err(_) => Err(()),
+    }
+    if backlog.queued.len() >= MAX_BACKLOG {
+        backlog.queued.clear();
+        drop(backlog);
+        tracing::warn!(target: "offspring", worker_pid = side.pid, "the worker does not read its replies ({MAX_BACKLOG} wait); ending its side channel");
+        side.shutdown();
+        return Err(Unsent::Gone);
+    }
+    backlog.queued.push_back(frame);
+    if backlog.writing {
+        return Ok(());
+    }
+    let writer = {
+        let side = Arc::clone(side);
+        let frames = frames.clone();
+        move || write_backlog(&side, &frames)
+    };
+    match std::thread::Builder::new()
+        .name("offspring-reply".into())
+        .spawn(writer)
+    {
+        Ok(_) => {
+            backlog.writing = true;
+            Ok(())
+        }
+        Err(e) => {
+            backlog.queued.pop_back();
+            Err(Unsent::Failed(format!(
+                "cannot start a thread to write it: {e}"
+            )))
+        }
+    }
+}
+
+/// What a failed write to a side channel means.
+#[cfg(target_os = "linux")]
+fn side_error(error: &std::io::Error) -> Unsent {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => Unsent::Gone,
+        _ => Unsent::Failed(error.to_string()),
+    }
+}
+
+/// Writes a side channel's backlog, waiting for room, until it is empty or the worker gone.
+#[cfg(target_os = "linux")]
+fn write_backlog(side: &SideEnd, frames: &UnboundedSender<Vec<u8>>) {
+    loop {
+        let frame = {
+            let mut backlog = lock(&side.backlog);
+            match backlog.queued.pop_front() {
+                Some(frame) => frame,
+                None => {
+                    backlog.writing = false;
+                    return;
+                }
+            }
+        };
+        loop {
+            let by = std::time::Instant::now() + Duration::from_millis(100);
+            match side.channel.send_by(body(&frame), by) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !frames.is_closed() => {}
+                Err(e) => {
+                    // The worker is gone (or its channel failed, and the worker with it):
+                    // what waits here has nobody to go to.
+                    if !matches!(side_error(&e), Unsent::Gone) && !frames.is_closed() {
+                        tracing::warn!(target: "offspring", worker_pid = side.pid, error = %e, "cannot write a reply to the worker's side channel; ending it");
+                        side.shutdown();
+                    }
+                    let mut backlog = lock(&side.backlog);
+                    backlog.queued.clear();
+                    backlog.writing = false;
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -205,10 +312,29 @@ impl Waiter {
                         });
                     }
                 };
-                to.send(frame).map_err(|()| match message {
+                let reply = match message {
                     ToWorker::Reply { reply, .. } => reply,
                     _ => PrimReply::Unit,
-                })
+                };
+                match to.send(frame) {
+                    Ok(()) => Ok(()),
+                    Err(Unsent::Gone) => Err(reply),
+                    // The reply could not be written (no memory file for a large one): the
+                    // waiter hears why, in a reply small enough to go, and an item is given
+                    // back.
+                    Err(Unsent::Failed(reason)) => {
+                        let error = ToWorker::Reply {
+                            call_id: *call_id,
+                            reply: PrimReply::Error(format!(
+                                "the parent could not send the answer: {reason}"
+                            )),
+                        };
+                        match encode(&error).map(|frame| to.send(frame)) {
+                            Ok(Ok(())) if !matches!(reply, PrimReply::Item(_)) => Ok(()),
+                            _ => Err(reply),
+                        }
+                    }
+                }
             }
         }
     }
@@ -411,7 +537,11 @@ impl Registry {
     #[cfg(target_os = "linux")]
     pub(crate) fn set_side(&self, pid: u32, side: Channel) -> Option<Side> {
         side.set_nonblocking().ok()?;
-        let side = Arc::new(side);
+        let side = Arc::new(SideEnd {
+            channel: side,
+            pid,
+            backlog: Mutex::default(),
+        });
         lock(&self.sides).insert(pid, Arc::clone(&side));
         Some(side)
     }
@@ -491,7 +621,7 @@ impl Registry {
         let Some(side) = sides.get(&pid) else {
             return PrimReply::Bool(false);
         };
-        match side.send_fd(id, channel.as_fd()) {
+        match side.channel.send_fd(id, channel.as_fd()) {
             Ok(()) => PrimReply::Unit,
             Err(error) => {
                 // A side channel that is full (a worker not reading it) or broken: this

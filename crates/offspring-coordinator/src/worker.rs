@@ -386,6 +386,9 @@ struct WorkerShared {
     exit: Mutex<ExitState>,
     exited: Condvar,
     exit_watch: tokio::sync::watch::Sender<bool>,
+    /// Set as the death is handled, before what it held is given back: operations read
+    /// after that (from a process it forked, which still holds its ends) are not applied.
+    dead: std::sync::atomic::AtomicBool,
 }
 
 /// A handle to one worker. Clones refer to the same worker; dropping the last one detaches
@@ -578,6 +581,7 @@ pub(crate) fn start(
         }),
         exited: Condvar::new(),
         exit_watch: tokio::sync::watch::Sender::new(false),
+        dead: std::sync::atomic::AtomicBool::new(false),
     });
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let (frame_tx, mut frame_rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -585,15 +589,29 @@ pub(crate) fn start(
     let Conn {
         reader, mut writer, ..
     } = conn;
+    let served_side = side.clone();
     let side_served = side.is_some_and(|side| {
         serve_side(
-            pid,
+            Served {
+                pid,
+                registry: Arc::clone(&registry),
+                to: ReplyTo {
+                    frames: frame_tx.clone(),
+                    side: None,
+                },
+                shared: Arc::clone(&shared),
+            },
             side,
-            Arc::clone(&registry),
-            frame_tx.clone(),
             event_tx.clone(),
         )
     });
+    if served_side.is_some() && !side_served {
+        // The worker sends its operations on the side channel, and nobody would read them.
+        tracing::warn!(target: "offspring", worker_pid = pid, "cannot start the thread serving the worker's side channel; killing the worker");
+        if let Some(side) = &served_side {
+            side.shutdown();
+        }
+    }
     let served = Served {
         pid,
         registry: Arc::clone(&registry),
@@ -601,6 +619,7 @@ pub(crate) fn start(
             frames: frame_tx.clone(),
             side: None,
         },
+        shared: Arc::clone(&shared),
     };
     runtime.spawn(read_loop(reader, event_tx, served));
     if remote {
@@ -675,6 +694,7 @@ pub(crate) fn start(
         child,
         frames: frame_tx,
         side_served,
+        side: served_side,
         registry,
         in_flight: BTreeMap::new(),
         dead: false,
@@ -699,6 +719,16 @@ struct Served {
     pid: u32,
     registry: Arc<Registry>,
     to: ReplyTo,
+    shared: Arc<WorkerShared>,
+}
+
+impl Served {
+    /// Applies an operation of the worker's, unless its death was handled already.
+    fn serve(&self, origin: Vec<u32>, call_id: u64, op: offspring_wire::PrimOp, to: &ReplyTo) {
+        if !self.shared.dead.load(Ordering::Acquire) {
+            self.registry.remote(self.pid, origin, call_id, op, to);
+        }
+    }
 }
 
 /// Reads a worker's connection. A primitive's operation is served here, where it is read,
@@ -712,13 +742,9 @@ async fn read_loop(
     loop {
         // A TCP reader fails by itself after `SILENCE_LIMIT` without a byte.
         let event = match reader.read_frame().await {
-            // A worker declared dead (its writer closed) is served no more.
-            Ok(Some(_)) if served.to.frames.is_closed() => continue,
             Ok(Some(body)) => match decode::<FromWorker>(&body) {
                 Ok(FromWorker::Call { call_id, op }) => {
-                    served
-                        .registry
-                        .remote(served.pid, Vec::new(), call_id, op, &served.to);
+                    served.serve(Vec::new(), call_id, op, &served.to);
                     continue;
                 }
                 Ok(FromWorker::CallFor {
@@ -726,9 +752,7 @@ async fn read_loop(
                     origin,
                     op,
                 }) => {
-                    served
-                        .registry
-                        .remote(served.pid, origin, call_id, op, &served.to);
+                    served.serve(origin, call_id, op, &served.to);
                     continue;
                 }
                 Ok(msg) => ConnEvent::Frame(msg),
@@ -752,18 +776,15 @@ async fn read_loop(
 /// is gone, and tells the actor, which handles the death only then: every operation the
 /// worker sent before it died is applied first, as on its connection. Whether it started.
 #[cfg(target_os = "linux")]
-fn serve_side(
-    pid: u32,
-    side: Side,
-    registry: Arc<Registry>,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
-    events: mpsc::UnboundedSender<ConnEvent>,
-) -> bool {
+fn serve_side(served: Served, side: Side, events: mpsc::UnboundedSender<ConnEvent>) -> bool {
+    let pid = served.pid;
     let serve = move || {
         let error = loop {
-            let received = side.recv(None, offspring_wire::MAX_FRAME as usize, |bytes| {
-                decode::<FromWorker>(bytes)
-            });
+            let received = side
+                .channel
+                .recv(None, offspring_wire::MAX_FRAME as usize, |bytes| {
+                    decode::<FromWorker>(bytes)
+                });
             let (origin, call_id, op) = match received {
                 Ok(Some(Ok(FromWorker::Call { call_id, op }))) => (Vec::new(), call_id, op),
                 Ok(Some(Ok(FromWorker::CallFor {
@@ -784,16 +805,16 @@ fn serve_side(
                 }
                 Err(e) => break Some(WireError::Io(e)),
             };
-            // A worker declared dead (its writer closed) is served no more, even if a process
-            // it forked still holds its end.
-            if frames.is_closed() {
+            // A worker whose death was handled is served no more, even if a process it
+            // forked still holds its end.
+            if served.shared.dead.load(Ordering::Acquire) {
                 break None;
             }
             let to = ReplyTo {
-                frames: frames.clone(),
+                frames: served.to.frames.clone(),
                 side: (call_id & offspring_wire::SIDE_REPLY != 0).then(|| Arc::clone(&side)),
             };
-            registry.remote(pid, origin, call_id, op, &to);
+            served.serve(origin, call_id, op, &to);
         };
         let _ = events.send(ConnEvent::SideClosed(error));
     };
@@ -804,14 +825,8 @@ fn serve_side(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn serve_side(
-    _pid: u32,
-    side: Side,
-    _registry: Arc<Registry>,
-    _frames: mpsc::UnboundedSender<Vec<u8>>,
-    _events: mpsc::UnboundedSender<ConnEvent>,
-) -> bool {
-    match side {}
+fn serve_side(_served: Served, side: Side, _events: mpsc::UnboundedSender<ConnEvent>) -> bool {
+    match *side {}
 }
 
 struct Actor {
@@ -820,6 +835,8 @@ struct Actor {
     frames: mpsc::UnboundedSender<Vec<u8>>,
     /// Whether [`serve_side`] serves a side channel, whose end the actor waits for.
     side_served: bool,
+    /// The parent's end of that side channel, shut down once the death is handled.
+    side: Option<Side>,
     registry: Arc<Registry>,
     /// By task id: a handful at most, looked up once per reported call.
     in_flight: BTreeMap<u64, InFlight>,
@@ -882,7 +899,11 @@ impl Actor {
                             tracing::warn!(target: "offspring", worker_pid = self.shared.pid, %host, %error, "worker connection failed; killing the worker");
                             self.kill_child(sys::EXIT_KILLED);
                         }
-                        // The death is handled once the side channel is drained too.
+                        // The death is handled once the side channel is drained too, or once
+                        // the process had `EXIT_GRACE` to end after its connection did.
+                        if side_open && !self.dead && drain_deadline.is_none() {
+                            drain_deadline = Some(tokio::time::Instant::now() + EXIT_GRACE);
+                        }
                         if !side_open && !self.dead {
                             let status = match reaped.take() {
                                 Some(status) => status,
@@ -921,7 +942,16 @@ impl Actor {
                 // The connection stays open after the process exited (a descendant holds it):
                 // stop waiting for the rest.
                 () = drain_timer, if drain_deadline.is_some() && !self.dead => {
-                    self.died(reaped.take().flatten());
+                    let status = match reaped.take() {
+                        Some(status) => status,
+                        // The connection ended and the process lingers: it is killed.
+                        None => {
+                            tracing::warn!(target: "offspring", worker_pid = self.shared.pid, "worker closed its connection but did not exit; killing it");
+                            self.kill_child(sys::EXIT_KILLED);
+                            self.child.wait().await.ok()
+                        }
+                    };
+                    self.died(status);
                 }
             }
         }
@@ -1320,6 +1350,11 @@ impl Actor {
             running.insert(task_id, was);
         }
         self.dead = true;
+        self.shared.dead.store(true, Ordering::Release);
+        // A process the worker forked may still hold its side channel: its thread ends now.
+        if let Some(side) = &self.side {
+            side.shutdown();
+        }
         let clean = status.is_some_and(|s| s.success());
         self.registry.process_gone(self.shared.pid, clean);
         {

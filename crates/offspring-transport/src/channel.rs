@@ -288,6 +288,20 @@ impl Channel {
         Ok(wait_readable(self.0.as_fd(), deadline)?.is_some())
     }
 
+    /// Ends the channel both ways: receives here and at the other end see its end (once
+    /// what was sent before is read), and sends fail.
+    ///
+    /// # Errors
+    ///
+    /// The OS's.
+    pub fn shutdown(&self) -> io::Result<()> {
+        // SAFETY: `shutdown` on a descriptor this value owns, with no pointers.
+        if unsafe { libc::shutdown(self.0.as_raw_fd(), libc::SHUT_RDWR) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Sends the descriptor `fd` to the process at the other end, with `tag` to name it.
     ///
     /// # Errors

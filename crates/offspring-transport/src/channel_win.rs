@@ -10,7 +10,9 @@
 //! - **Boundaries.** The pipe is in message mode: each `send` is one `WriteFile`, which
 //!   arrives as one message, and each `recv` takes one whole message (a message longer than
 //!   the buffer is read on after `ERROR_MORE_DATA`), so an end held by two processes (or two
-//!   threads) at once never interleaves bytes.
+//!   threads) at once never interleaves bytes (but see below for a long message that two
+//!   processes read at once). A message larger than the pipe's 64 KiB buffer is written
+//!   whole only as its reader takes it, so its `send` waits for a reader.
 //! - **Overlapped.** Both ends are opened for overlapped i/o, so a thread waiting in `recv`
 //!   never holds up a `send` on the same end (a synchronous handle serializes every
 //!   operation on it), and a timeout cancels the read it started (`CancelIoEx`); a read
@@ -20,8 +22,12 @@
 //! - **Untrusted.** What arrives was written by another process: a message whose header or
 //!   length does not make sense is [`io::ErrorKind::InvalidData`], never a wrong value.
 //!
-//! Every message starts with one byte, so that none is empty (an empty message could not be
-//! told from an empty read).
+//! Every message starts with a byte and its payload's length, so that none is empty (an empty
+//! message could not be told from an empty read) and a cut one is refused. One thread of a
+//! process reads an end at a time. Two *processes* reading one end at the same moment can
+//! split a message over 32 KiB between them (the pipe gives the rest of it to the next read
+//! of any holder): both refuse what they got, so such a message is lost with an error, never
+//! taken as a wrong value.
 
 use std::io;
 use std::os::windows::io::{
@@ -57,9 +63,13 @@ const MESSAGE: u8 = 0;
 /// `WriteFile` waits until the reader has taken it.
 const BUFFER: u32 = 64 * 1024;
 
-/// One end of a message-mode pipe (see the module docs).
+/// One end of a message-mode pipe (see the module docs), and the lock its readers in this
+/// process take.
 #[derive(Debug)]
-pub struct Channel(OwnedHandle);
+pub struct Channel(OwnedHandle, std::sync::Mutex<()>);
+
+/// What every message starts with: [`MESSAGE`], then its payload's length.
+const HEADER: usize = 1 + 8;
 
 /// The event an overlapped operation signals when it ends. Each thread keeps one (see
 /// [`with_event`]): `ReadFile`, `WriteFile` and `ConnectNamedPipe` reset it as they start, and
@@ -151,7 +161,7 @@ impl Channel {
             return Err(last_error());
         }
         // SAFETY: a handle just returned to us, owned by nobody else.
-        let server = Self(unsafe { OwnedHandle::from_raw_handle(server.cast()) });
+        let server = Self::own(unsafe { OwnedHandle::from_raw_handle(server.cast()) });
         // SAFETY: as above; the pipe has one instance, which this open takes (a stranger
         // who found the random name first makes it fail, and the pair is not made).
         let client = unsafe {
@@ -169,7 +179,7 @@ impl Channel {
             return Err(last_error());
         }
         // SAFETY: a handle just returned to us, owned by nobody else.
-        let client = Self(unsafe { OwnedHandle::from_raw_handle(client.cast()) });
+        let client = Self::own(unsafe { OwnedHandle::from_raw_handle(client.cast()) });
         let mode = PIPE_READMODE_MESSAGE;
         // SAFETY: `mode` outlives the call; the other settings stay as they are.
         if unsafe {
@@ -233,7 +243,7 @@ impl Channel {
                 "the handle is not a pipe",
             ));
         }
-        Ok(Self(owned))
+        Ok(Self::own(owned))
     }
 
     /// Duplicates this end into `process` (a worker's process handle, opened with the right
@@ -268,14 +278,19 @@ impl Channel {
         self.0.as_raw_handle().cast()
     }
 
+    fn own(handle: OwnedHandle) -> Self {
+        Self(handle, std::sync::Mutex::new(()))
+    }
+
     /// Sends `message` as one message, waiting while the other end's buffer is full.
     ///
     /// # Errors
     ///
     /// [`io::ErrorKind::BrokenPipe`] when the other end is closed; the OS's otherwise.
     pub fn send(&self, message: &[u8]) -> io::Result<()> {
-        let mut whole = Vec::with_capacity(message.len() + 1);
+        let mut whole = Vec::with_capacity(message.len() + HEADER);
         whole.push(MESSAGE);
+        whole.extend_from_slice(&(message.len() as u64).to_le_bytes());
         whole.extend_from_slice(message);
         let len = u32::try_from(whole.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a message over 4 GiB"))?;
@@ -333,7 +348,13 @@ impl Channel {
         take: impl FnOnce(&[u8]) -> R,
     ) -> io::Result<Option<R>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut buffer = vec![0u8; INLINE_MAX + 1];
+        // One reader of this process at a time: a long message is read in two parts, and
+        // another thread's read between them would take its second.
+        let _reading = self
+            .1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buffer = vec![0u8; INLINE_MAX + HEADER];
         let first = match self.read(&mut buffer, deadline)? {
             Some(first) => first,
             None => return Ok(None),
@@ -347,7 +368,7 @@ impl Channel {
                 // The rest of a long message: the pipe says how long it is.
                 let left = self.left_in_message()?;
                 let total = n.saturating_add(left);
-                if total.saturating_sub(1) > max {
+                if total.saturating_sub(HEADER) > max {
                     self.discard(left)?;
                     return Err(invalid("a message is larger than allowed"));
                 }
@@ -358,11 +379,20 @@ impl Channel {
                 }
             }
         };
-        match message.split_first() {
-            Some((&MESSAGE, payload)) if payload.len() <= max => Ok(Some(take(payload))),
-            Some((&MESSAGE, _)) => Err(invalid("a message is larger than allowed")),
-            _ => Err(invalid("a message of a pipe has a malformed header")),
+        // The length is checked too: a message whose two parts another process's read
+        // split (it took the second) is refused on both sides, never taken as a value.
+        let (header, payload) = message
+            .split_at_checked(HEADER)
+            .ok_or_else(|| invalid("a message of a pipe has a malformed header"))?;
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&header[1..]);
+        if header[0] != MESSAGE || u64::from_le_bytes(len) != payload.len() as u64 {
+            return Err(invalid("a message of a pipe has a malformed header"));
         }
+        if payload.len() > max {
+            return Err(invalid("a message is larger than allowed"));
+        }
+        Ok(Some(take(payload)))
     }
 
     /// Waits until a message (or the end) is there to receive, at most `timeout`; `false`

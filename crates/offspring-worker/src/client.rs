@@ -351,10 +351,13 @@ impl Client {
         // the connection it arrives ahead of the call's outcome anyway; on the side channel
         // nothing does, and an adoption must be seen before the call that carried the
         // handle is reported (its in-flight lease ends then).
-        if self.has_side() || !matches!(op, PrimOp::Release { .. } | PrimOp::Adopt { .. }) {
+        let observed =
+            self.has_side() || !matches!(op, PrimOp::Release { .. } | PrimOp::Adopt { .. });
+        let sent = self.send(0, op).is_ok();
+        // Set once sent, so that a `sync_one_way` that clears it is never ahead of it.
+        if observed && sent {
             self.one_way.store(true, Ordering::Release);
         }
-        let _ = self.send(0, op);
     }
 
     /// Whether operations go on a side channel, which nothing else sent keeps order with
@@ -406,7 +409,8 @@ impl Client {
 
     /// The parent recalls a lent permit of semaphore `id` (another process waits): an idle
     /// one goes back now, else the next release gives its permit back. Runs on the i/o
-    /// thread, so the release is queued for it, never written here.
+    /// thread: the release goes on the side channel, or is queued for the connection's
+    /// writer, never written to the connection here.
     pub(crate) fn recall(&self, id: u64) {
         let mut lent = lock(&self.lent);
         let entry = lent.entry(id).or_default();
@@ -421,9 +425,9 @@ impl Client {
         if let Ok(frame) = encode(&FromWorker::Call {
             call_id: 0,
             op: PrimOp::ReleasePermit { id },
-        }) {
+        }) && self.post(frame).is_some()
+        {
             self.one_way.store(true, Ordering::Release);
-            let _ = self.post(frame);
         }
     }
 
@@ -485,9 +489,6 @@ impl Client {
                 op,
             }
         };
-        if call_id == 0 {
-            self.one_way.store(true, Ordering::Release);
-        }
         let failed = match encode(&message) {
             Ok(frame) => self
                 .post(frame)
@@ -495,6 +496,9 @@ impl Client {
                 .then(|| "the connection to the parent is closed".to_owned()),
             Err(e) => Some(format!("the operation cannot be passed on: {e}")),
         };
+        if call_id == 0 && failed.is_none() {
+            self.one_way.store(true, Ordering::Release);
+        }
         if let Some(reason) = failed
             && let Some(Waiting::Forwarded(reply)) = lock(&self.pending).remove(&call_id)
         {
