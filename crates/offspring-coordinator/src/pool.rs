@@ -1471,18 +1471,15 @@ impl Actor {
         let mut blamed = false;
         if let SlotState::Busy(batches) = slot.state {
             for batch in batches {
-                blamed |= if batch.task_id == task_id {
-                    self.batch_died(batch, death, pid)
+                if batch.task_id == task_id {
+                    self.batch_died(batch, death, pid, &mut blamed);
                 } else {
                     let theirs = Death {
                         next: batch.reported,
                         ..death.clone()
                     };
-                    self.batch_died(batch, &theirs, pid)
-                };
-            }
-            if blamed {
-                bump(&self.shared.counters.died_running, 1);
+                    self.batch_died(batch, &theirs, pid, &mut blamed);
+                }
             }
         }
         self.live_ended(worker, unasked, blamed, || death_text(death));
@@ -1498,9 +1495,16 @@ impl Actor {
     /// was running fails (or runs again while it has retries), and the calls that never
     /// started go back to the front of the queue, each to its own job.
     ///
-    /// Returns whether a call that was running is blamed (failed or run again).
-    fn batch_died(&mut self, batch: Batch, death: &Death, pid: u32) -> bool {
-        let mut blamed = false;
+    /// `blamed` turns true when a call that was running is blamed (failed or run again): the
+    /// death counts as one in a call then, once, before any failure reaches a caller, so a
+    /// caller who has seen its failure sees the death counted.
+    fn batch_died(&mut self, batch: Batch, death: &Death, pid: u32, blamed: &mut bool) {
+        let mut blame = |this: &Self, any: bool| {
+            if any && !*blamed {
+                *blamed = true;
+                bump(&this.shared.counters.died_running, 1);
+            }
+        };
         let status = death.status;
         let Batch {
             parts,
@@ -1526,7 +1530,7 @@ impl Actor {
             // The worker broke the protocol: its unreported calls may have run, and what
             // they returned is lost. They fail (never run twice, never a wrong value).
             let failure = PoolFailure::Task(Failure::Misbehaved(reason.clone()));
-            blamed |= items.peek().is_some();
+            blame(self, items.peek().is_some());
             for (index, call) in items.by_ref() {
                 let (job, sink) = part_of(index);
                 bump(&self.shared.counters.running, -1);
@@ -1555,7 +1559,7 @@ impl Actor {
         } else {
             Vec::new()
         };
-        blamed |= !running.is_empty();
+        blame(self, !running.is_empty());
         for (index, mut running) in running {
             let (job, sink) = part_of(index);
             bump(&self.shared.counters.running, -1);
@@ -1600,7 +1604,6 @@ impl Actor {
         for (job, n) in delivered {
             self.settle(job, n);
         }
-        blamed
     }
 
     fn requeue(&mut self, id: JobId, items: Vec<Pending>) {
