@@ -589,29 +589,6 @@ pub(crate) fn start(
     let Conn {
         reader, mut writer, ..
     } = conn;
-    let served_side = side.clone();
-    let side_served = side.is_some_and(|side| {
-        serve_side(
-            Served {
-                pid,
-                registry: Arc::clone(&registry),
-                to: ReplyTo {
-                    frames: frame_tx.clone(),
-                    side: None,
-                },
-                shared: Arc::clone(&shared),
-            },
-            side,
-            event_tx.clone(),
-        )
-    });
-    if served_side.is_some() && !side_served {
-        // The worker sends its operations on the side channel, and nobody would read them.
-        tracing::warn!(target: "offspring", worker_pid = pid, "cannot start the thread serving the worker's side channel; killing the worker");
-        if let Some(side) = &served_side {
-            side.shutdown();
-        }
-    }
     let served = Served {
         pid,
         registry: Arc::clone(&registry),
@@ -621,6 +598,16 @@ pub(crate) fn start(
         },
         shared: Arc::clone(&shared),
     };
+    let served_side = side.clone();
+    let side_served = side.is_some_and(|side| serve_side(served.clone(), side, event_tx.clone()));
+    if served_side.is_some() && !side_served {
+        // The worker sends its operations on the side channel, and nobody would read them:
+        // shut down, the side channel ends the worker as a lost parent does.
+        tracing::warn!(target: "offspring", worker_pid = pid, "cannot start the thread serving the worker's side channel; shutting the side channel down, which ends the worker");
+        if let Some(side) = &served_side {
+            side.shutdown();
+        }
+    }
     runtime.spawn(read_loop(reader, event_tx, served));
     if remote {
         // No lifeline of the OS crosses a network: tell the worker we live, every
@@ -715,6 +702,7 @@ pub(crate) fn start(
 }
 
 /// Who serves the primitive operations read from a worker's connection.
+#[derive(Clone)]
 struct Served {
     pid: u32,
     registry: Arc<Registry>,

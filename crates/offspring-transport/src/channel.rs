@@ -444,34 +444,8 @@ fn memfd_with(message: &[u8]) -> io::Result<OwnedFd> {
 /// Waits until `fd` is readable (or closed): whether the peer hung up, or `None` when
 /// `deadline` passed first.
 fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<Option<bool>> {
-    loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-            }
-        };
-        let mut poll = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid `pollfd` for the duration of the call.
-        let ready = unsafe { libc::poll(&raw mut poll, 1, timeout_ms) };
-        match ready {
-            0 if timeout_ms == 0 => return Ok(None),
-            // Rounded up to whole milliseconds: look at the clock again.
-            0 => {}
-            n if n > 0 => return Ok(Some(poll.revents & libc::POLLHUP != 0)),
-            _ => {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            }
-        }
-    }
+    Ok(crate::sys::poll_one(fd, libc::POLLIN, deadline)?
+        .map(|revents| revents & libc::POLLHUP != 0))
 }
 
 /// `sendmsg` of `parts` as one message, with `fd` attached if given; blocking.

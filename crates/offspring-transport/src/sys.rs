@@ -219,30 +219,47 @@ pub fn wait_writable(
     fd: std::os::fd::BorrowedFd<'_>,
     deadline: Option<std::time::Instant>,
 ) -> io::Result<()> {
+    match poll_one(fd, libc::POLLOUT, deadline)? {
+        Some(_) => Ok(()),
+        None => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Waits until `fd` has one of `events` (or an error or a hang-up), at most until `deadline`
+/// (a deadline already past looks once): what it has, or `None` when the deadline came first.
+///
+/// # Errors
+///
+/// The OS error of `poll`.
+#[cfg(unix)]
+pub fn poll_one(
+    fd: std::os::fd::BorrowedFd<'_>,
+    events: libc::c_short,
+    deadline: Option<std::time::Instant>,
+) -> io::Result<Option<libc::c_short>> {
     use std::os::fd::AsRawFd as _;
     loop {
         let timeout_ms: libc::c_int = match deadline {
             None => -1,
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
                 // Rounded up, so a wait shorter than a millisecond does not spin.
                 libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
             }
         };
         let mut poll_fd = libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLOUT,
+            events,
             revents: 0,
         };
         // SAFETY: `poll_fd` is one valid `pollfd`, borrowed exclusively for the call, which is
         // told its length is 1; the descriptor stays open for the call because `fd` borrows it.
         let ready = unsafe { libc::poll(&raw mut poll_fd, 1, timeout_ms) };
         match ready {
+            0 if timeout_ms == 0 => return Ok(None),
+            // Rounded up to whole milliseconds: look at the clock again.
             0 => {}
-            n if n > 0 => return Ok(()),
+            n if n > 0 => return Ok(Some(poll_fd.revents)),
             _ => {
                 let error = io::Error::last_os_error();
                 if error.kind() != io::ErrorKind::Interrupted {

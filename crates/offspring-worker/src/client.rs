@@ -173,22 +173,10 @@ impl Client {
         if let Some(side) = &self.side {
             return self.call_side(side, op);
         }
-        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let reply = Arc::new(Reply::default());
-        lock(&self.pending).insert(call_id, Waiting::Thread(Arc::clone(&reply)));
-        match self.send(call_id, op) {
-            Ok(()) => {}
-            Err(Unsent::Closed) => {
-                lock(&self.pending).remove(&call_id);
-                parent_gone();
-            }
-            // An operation that cannot be a frame (an item over the limit): the caller's
-            // error, and the worker goes on.
-            Err(Unsent::Unencodable(reason)) => {
-                lock(&self.pending).remove(&call_id);
-                return PrimReply::Error(reason);
-            }
-        }
+        let reply = match self.start_call(0, op) {
+            Ok((_, reply)) => reply,
+            Err(refused) => return refused,
+        };
         let mut value = lock(&reply.value);
         loop {
             if let Some(value) = value.take() {
@@ -201,24 +189,35 @@ impl Client {
         }
     }
 
-    /// [`Client::call`] on the side channel: the reply comes there, and a waiting thread
-    /// reads it (see the module docs).
-    #[cfg(target_os = "linux")]
-    fn call_side(&self, side: &Side, op: PrimOp) -> PrimReply {
-        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed) | offspring_wire::SIDE_REPLY;
+    /// Sends `op` as a new call whose id carries `flags`, with a thread waiting for its
+    /// reply: its id and where the reply will be put, or the reply the caller gets at once.
+    fn start_call(&self, flags: u64, op: PrimOp) -> Result<(u64, Arc<Reply>), PrimReply> {
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed) | flags;
         let reply = Arc::new(Reply::default());
         lock(&self.pending).insert(call_id, Waiting::Thread(Arc::clone(&reply)));
         match self.send(call_id, op) {
-            Ok(()) => {}
+            Ok(()) => Ok((call_id, reply)),
             Err(Unsent::Closed) => {
                 lock(&self.pending).remove(&call_id);
                 parent_gone();
             }
+            // An operation that cannot be a frame (an item over the limit): the caller's
+            // error, and the worker goes on.
             Err(Unsent::Unencodable(reason)) => {
                 lock(&self.pending).remove(&call_id);
-                return PrimReply::Error(reason);
+                Err(PrimReply::Error(reason))
             }
         }
+    }
+
+    /// [`Client::call`] on the side channel: the reply comes there, and a waiting thread
+    /// reads it (see the module docs).
+    #[cfg(target_os = "linux")]
+    fn call_side(&self, side: &Side, op: PrimOp) -> PrimReply {
+        let (call_id, reply) = match self.start_call(offspring_wire::SIDE_REPLY, op) {
+            Ok(started) => started,
+            Err(refused) => return refused,
+        };
         let mut value = lock(&reply.value);
         loop {
             if let Some(value) = value.take() {
