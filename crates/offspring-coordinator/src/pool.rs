@@ -150,6 +150,54 @@ pub trait JobSink: Send + Sync + 'static {
             self.deliver(index, result);
         }
     }
+
+    /// Several calls returned, each its input index and its encoded value (borrowed from
+    /// the buffer a read of the worker's ring filled), all run by worker `pid`: as
+    /// [`deliver_many`](Self::deliver_many) of each, which a sink may do by decoding each
+    /// value where it lies, with no vector per call.
+    fn deliver_values(&self, values: &[(usize, &[u8])], pid: u32) {
+        self.deliver_many(
+            values
+                .iter()
+                .map(|&(index, value)| {
+                    let result = CallResult {
+                        outcome: Ok(value.to_vec()),
+                        pid: Some(pid),
+                    };
+                    (index, result)
+                })
+                .collect(),
+        );
+    }
+}
+
+/// The encoded values of consecutive calls of a batch, in one buffer: what a read of a
+/// worker's ring reports in the common case, without a vector per call.
+#[derive(Debug, Default)]
+struct Values {
+    bytes: Vec<u8>,
+    /// Where each value ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn push(&mut self, value: &[u8]) {
+        self.bytes.extend_from_slice(value);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Value `i`, or nothing past the end.
+    fn get(&self, i: usize) -> &[u8] {
+        let start = i.checked_sub(1).map_or(0, |before| self.ends[before]);
+        self.ends
+            .get(i)
+            .and_then(|&end| self.bytes.get(start..end))
+            .unwrap_or_default()
+    }
 }
 
 /// The in-flight leases of a job's calls, by input index. Each ends when its call is
@@ -226,6 +274,13 @@ impl JobSink for LeasedSink {
             self.leases.end(*index, worker_died(result));
         }
         self.inner.deliver_many(results);
+    }
+
+    fn deliver_values(&self, values: &[(usize, &[u8])], pid: u32) {
+        for &(index, _) in values {
+            self.leases.end(index, false);
+        }
+        self.inner.deliver_values(values, pid);
     }
 }
 
@@ -380,6 +435,13 @@ enum ActorEvent {
         worker: u64,
         task_id: u64,
         items: Vec<(usize, Result<Vec<u8>, Failure>)>,
+    },
+    /// Calls `first..` of a worker's batch returned these values, in order.
+    Values {
+        worker: u64,
+        task_id: u64,
+        first: usize,
+        values: Values,
     },
     Finished {
         worker: u64,
@@ -581,7 +643,9 @@ impl Drop for Pending {
     /// A call done with its large arguments leaves their buffer for the next large value
     /// that comes back through an arena.
     fn drop(&mut self) {
-        crate::worker::keep_spare(std::mem::take(&mut self.args));
+        if self.args.capacity() >= offspring_wire::arena::MIN_SHARED {
+            crate::worker::keep_spare(std::mem::take(&mut self.args));
+        }
     }
 }
 
@@ -630,6 +694,9 @@ struct Batch {
 
 /// Results of calls of one job, for its sink.
 type Delivery = (JobId, Arc<dyn JobSink>, Vec<(usize, CallResult)>);
+
+/// Values of calls of one job, each with its input index, for its sink.
+type ValueDelivery<'a> = (JobId, Arc<dyn JobSink>, Vec<(usize, &'a [u8])>);
 
 /// A run of a batch's calls that belong to one job.
 struct Part {
@@ -733,7 +800,11 @@ struct CallReports {
     worker: u64,
     task_id: u64,
     events: mpsc::UnboundedSender<ActorEvent>,
+    /// Reports held back until the next flush, in order: a run of values from call
+    /// `first`, or (never both at once) other reports.
     items: Vec<(usize, Result<Vec<u8>, Failure>)>,
+    first: usize,
+    values: Values,
 }
 
 impl CallReports {
@@ -743,6 +814,35 @@ impl CallReports {
             task_id,
             events,
             items: Vec::new(),
+            first: 0,
+            values: Values::default(),
+        }
+    }
+
+    fn flush_values(&mut self) {
+        if self.values.len() > 0 {
+            // The next read is likely as long as this one.
+            let next = Values {
+                bytes: Vec::with_capacity(self.values.bytes.len()),
+                ends: Vec::with_capacity(self.values.len()),
+            };
+            let _ = self.events.send(ActorEvent::Values {
+                worker: self.worker,
+                task_id: self.task_id,
+                first: self.first,
+                values: std::mem::replace(&mut self.values, next),
+            });
+        }
+    }
+
+    fn flush_items(&mut self) {
+        if !self.items.is_empty() {
+            let next = Vec::with_capacity(self.items.len());
+            let _ = self.events.send(ActorEvent::Items {
+                worker: self.worker,
+                task_id: self.task_id,
+                items: std::mem::replace(&mut self.items, next),
+            });
         }
     }
 }
@@ -756,19 +856,25 @@ impl BatchSink for CallReports {
     }
 
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, _pid: u32) {
+        self.flush_values();
         self.items.push((index, outcome));
     }
 
-    fn flush(&mut self) {
-        if !self.items.is_empty() {
-            // The next read is likely as long as this one.
-            let next = Vec::with_capacity(self.items.len());
-            let _ = self.events.send(ActorEvent::Items {
-                worker: self.worker,
-                task_id: self.task_id,
-                items: std::mem::replace(&mut self.items, next),
-            });
+    fn value(&mut self, index: usize, value: &[u8], _pid: u32) {
+        self.flush_items();
+        if self.values.len() > 0 && self.first + self.values.len() != index {
+            self.flush_values();
         }
+        if self.values.len() == 0 {
+            self.first = index;
+        }
+        self.values.push(value);
+    }
+
+    fn flush(&mut self) {
+        // At most one of the two holds anything.
+        self.flush_items();
+        self.flush_values();
     }
 
     fn finished(mut self: Box<Self>, _pid: u32) {
@@ -947,6 +1053,12 @@ impl Actor {
                 task_id,
                 items,
             } => self.items(worker, task_id, items),
+            ActorEvent::Values {
+                worker,
+                task_id,
+                first,
+                values,
+            } => self.values(worker, task_id, first, &values),
             ActorEvent::Finished { worker, task_id } => self.finished(worker, task_id),
             ActorEvent::Died {
                 worker,
@@ -1361,6 +1473,47 @@ impl Actor {
             bump(&self.shared.counters.done, (count - failed) as i64);
             bump(&self.shared.counters.failed, failed as i64);
             sink.deliver_many(results);
+            self.settle(job, count);
+        }
+        self.live_worker(worker, false);
+    }
+
+    /// Calls `first..` of `worker`'s batch `task_id` returned `values`: each run of them that
+    /// belongs to one job goes to its sink in one [`JobSink::deliver_values`].
+    fn values(&mut self, worker: u64, task_id: u64, first: usize, values: &Values) {
+        let live = self.has_live();
+        let Some((batch, pid)) = self.batch_mut(worker, task_id) else {
+            return;
+        };
+        batch.since = Instant::now();
+        let name = live.then(|| Arc::clone(&batch.name));
+        let end = first.saturating_add(values.len()).min(batch.items.len());
+        if first >= end {
+            return;
+        }
+        batch.reported = end;
+        // Runs of calls of one job: (job, sink, its values).
+        let mut groups: Vec<ValueDelivery<'_>> = Vec::new();
+        let mut at = first;
+        while at < end {
+            let after = batch.parts.partition_point(|part| part.start <= at);
+            let part = &batch.parts[after.saturating_sub(1)];
+            let run_end = batch
+                .parts
+                .get(after)
+                .map_or(end, |next| next.start.min(end));
+            let run = (at..run_end)
+                .map(|i| (batch.items[i].index, values.get(i - first)))
+                .collect();
+            groups.push((part.job, Arc::clone(&part.sink), run));
+            at = run_end;
+        }
+        for (job, sink, run) in groups {
+            let count = run.len();
+            self.live_calls(worker, name.as_ref(), job, count, 0);
+            bump(&self.shared.counters.running, -(count as i64));
+            bump(&self.shared.counters.done, count as i64);
+            sink.deliver_values(&run, pid);
             self.settle(job, count);
         }
         self.live_worker(worker, false);

@@ -184,6 +184,12 @@ pub trait BatchSink: Send + 'static {
     }
     /// Call `index` of the batch ended (calls report in order).
     fn item(&mut self, index: usize, outcome: Result<Vec<u8>, Failure>, pid: u32);
+    /// Call `index` of the batch returned `value` (its encoding, borrowed from where it was
+    /// read): as [`item`](Self::item) with `Ok`, which a sink that keeps runs of values in
+    /// one buffer does without a vector per call.
+    fn value(&mut self, index: usize, value: &[u8], pid: u32) {
+        self.item(index, Ok(value.to_vec()), pid);
+    }
     /// The reports read so far were all given to [`item`](Self::item): a sink that holds
     /// items back, to hand them on together, hands them on now. Called after each read of
     /// the worker's ring or frames, and before [`finished`](Self::finished) and
@@ -1139,20 +1145,12 @@ impl Actor {
             },
             outcome => outcome,
         };
-        let Some(flight) = self.in_flight.get_mut(&task_id) else {
-            self.misbehave(format!(
-                "it reported on batch {task_id}, which it was not given"
-            ));
-            return;
-        };
-        if index as usize != flight.reported || flight.reported >= flight.calls {
-            let reason = format!(
-                "it reported call {index} of batch {task_id} when call {} of {} was next",
-                flight.reported, flight.calls
-            );
-            self.misbehave(reason);
+        if !self.is_next_report(task_id, index) {
             return;
         }
+        let Some(flight) = self.in_flight.get_mut(&task_id) else {
+            return;
+        };
         if !self.timelines.is_empty() {
             let described = describe_outcome(&outcome);
             let slice = CallSlice {
@@ -1186,6 +1184,39 @@ impl Actor {
             flight.since = Some(Instant::now());
         }
         flight.sink.item(index as usize, outcome, self.shared.pid);
+    }
+
+    /// Whether call `index` of batch `task_id` is the one due to report; if not, the worker
+    /// broke the protocol.
+    fn is_next_report(&mut self, task_id: u64, index: u32) -> bool {
+        let reason = match self.in_flight.get(&task_id) {
+            None => format!("it reported on batch {task_id}, which it was not given"),
+            Some(flight)
+                if index as usize != flight.reported || flight.reported >= flight.calls =>
+            {
+                format!(
+                    "it reported call {index} of batch {task_id} when call {} of {} was next",
+                    flight.reported, flight.calls
+                )
+            }
+            Some(_) => return true,
+        };
+        self.misbehave(reason);
+        false
+    }
+
+    /// A value read from the ring, borrowed from the reader's copy: as [`item_in`]
+    /// (Self::item_in) of an `Outcome::Value`, for a worker no timeline watches.
+    fn value_in(&mut self, task_id: u64, index: u32, value: &[u8]) {
+        if self.misbehaved.is_some() {
+            return;
+        }
+        if self.is_next_report(task_id, index)
+            && let Some(flight) = self.in_flight.get_mut(&task_id)
+        {
+            flight.reported = index as usize + 1;
+            flight.sink.value(index as usize, value, self.shared.pid);
+        }
     }
 
     /// Copies value `count` out of the worker's to-parent arena, checked against its
@@ -1230,6 +1261,12 @@ impl Actor {
         };
         let read = reader.read(arena::parts(segment.words()).ring, |entry| {
             if self.misbehaved.is_some() {
+                return;
+            }
+            if self.timelines.is_empty()
+                && let Some(value) = offspring_wire::ring::value_of(entry.payload)
+            {
+                self.value_in(entry.task_id, entry.index, value);
                 return;
             }
             match offspring_wire::ring::decode_outcome(entry.payload) {

@@ -42,8 +42,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// The words of a segment's ring (its header and the ring itself): 80 KiB.
-pub const RING_WORDS: usize = (64 * 1024 + 16 * 1024) / 8;
+/// The words of a segment's ring (its header and the ring itself): 272 KiB, touched only as
+/// outcomes fill it (and given back after 5 s idle). A smaller ring fills before the parent
+/// drains it during a `map` of small items, and its worker waits.
+pub const RING_WORDS: usize = (256 * 1024 + 16 * 1024) / 8;
 
 /// The size of each arena: a frame's cap, and a page of control words.
 pub const ARENA_BYTES: usize = crate::MAX_FRAME as usize + 64 * 1024;
@@ -103,6 +105,7 @@ pub struct Parts<'a> {
 pub const SEGMENT_WORDS: usize = RING_WORDS + 2 * (ARENA_BYTES / 8);
 
 /// Splits a segment into its ring and arenas. A segment no longer than the ring is all ring.
+#[inline]
 pub fn parts(segment: &[AtomicU64]) -> Parts<'_> {
     if segment.len() < SEGMENT_WORDS {
         return Parts {

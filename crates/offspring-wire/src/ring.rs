@@ -119,6 +119,16 @@ pub fn encode_outcome(outcome: &crate::Outcome, buf: &mut Vec<u8>) -> Result<(),
 /// As [`decode`](crate::decode): [`WireError::Malformed`](crate::WireError::Malformed) for
 /// anything that is not exactly one encoded outcome.
 pub fn decode_outcome(payload: &[u8]) -> Result<crate::Outcome, crate::WireError> {
+    if let Some(value) = value_of(payload) {
+        return Ok(crate::Outcome::Value(value.to_vec()));
+    }
+    crate::decode(payload)
+}
+
+/// The value's bytes when a ring entry's payload is an `Outcome::Value` in the form
+/// [`encode_outcome`] writes, borrowed from the payload; `None` for anything else, which
+/// [`decode_outcome`] decodes (or refuses) in full.
+pub fn value_of(payload: &[u8]) -> Option<&[u8]> {
     // The length: a varint of at most 9 bytes (63 bits), in its shortest form (no zero
     // last byte after the first); longer or other forms are left to postcard.
     if let Some((&0, rest)) = payload.split_first()
@@ -127,9 +137,9 @@ pub fn decode_outcome(payload: &[u8]) -> Result<crate::Outcome, crate::WireError
         && (n == 1 || rest[n - 1] != 0)
         && len == (rest.len() - n) as u64
     {
-        return Ok(crate::Outcome::Value(rest[n..].to_vec()));
+        return Some(&rest[n..]);
     }
-    crate::decode(payload)
+    None
 }
 
 /// The payload of the largest entry a ring of `capacity` bytes takes: a quarter of it, so
@@ -401,6 +411,10 @@ pub struct RingWriter {
     layout: Layout,
     head: u64,
     seq: u64,
+    /// The tail as last loaded: the parent's tail only grows, so this is a bound on the free
+    /// space that needs no load of the word the parent writes (its cache line moves between
+    /// the processes on every load that follows a store of the parent's).
+    seen_tail: u64,
 }
 
 impl RingWriter {
@@ -419,6 +433,7 @@ impl RingWriter {
             layout,
             head,
             seq: 1,
+            seen_tail: segment[W_TAIL].load(Ordering::Acquire).min(head),
         })
     }
 
@@ -464,6 +479,28 @@ impl RingWriter {
             .min(self.layout.capacity as u64)
     }
 
+    /// Whether more than `bytes` are written and not yet read by the parent: as
+    /// [`used`](Self::used)` > bytes`, loading the tail only when the one last seen says so.
+    pub fn used_over(&mut self, segment: &[AtomicU64], bytes: u64) -> bool {
+        if self.head - self.seen_tail <= bytes {
+            return false;
+        }
+        self.load_tail(segment, 0);
+        self.head - self.seen_tail > bytes
+    }
+
+    /// Loads the parent's tail, and whether it leaves room for `needed` more bytes. A tail
+    /// ahead of the head (a scribble) is not taken: at worst the worker waits, and the parent
+    /// rewrites the tail.
+    fn load_tail(&mut self, segment: &[AtomicU64], needed: u64) -> bool {
+        let tail = segment[W_TAIL].load(Ordering::Acquire);
+        if tail > self.head {
+            return false;
+        }
+        self.seen_tail = tail;
+        self.head - tail + needed <= self.layout.capacity as u64
+    }
+
     /// Publishes one call's outcome.
     pub fn push(
         &mut self,
@@ -486,9 +523,7 @@ impl RingWriter {
         };
         // A tail the parent never wrote (a scribble) must not let the worker overwrite
         // unread entries: at worst it waits, and the parent rewrites the tail.
-        let tail = segment[W_TAIL].load(Ordering::Acquire);
-        let used = self.head.saturating_sub(tail);
-        if tail > self.head || used + needed > capacity {
+        if self.head - self.seen_tail + needed > capacity && !self.load_tail(segment, needed) {
             return Push::Full;
         }
         let ring = &segment[HEADER_WORDS..];
@@ -626,6 +661,29 @@ mod tests {
             assert_eq!(&entry.payload, payload);
         }
         assert_eq!(writer.used(&seg), 0);
+    }
+
+    #[test]
+    fn the_tail_the_writer_saw_bounds_its_space_until_it_loads_the_next() {
+        let seg = segment(HEADER_WORDS + 128);
+        let mut reader = RingReader::init(&seg).expect("a ring");
+        let mut writer = RingWriter::attach(&seg).expect("attached");
+        let capacity = writer.capacity() as u64;
+        let mut pushed = 0u32;
+        while writer.push(&seg, 1, pushed, 0, &[9; 16]) == Push::Published {
+            pushed += 1;
+        }
+        assert!(pushed > 1 && writer.used_over(&seg, capacity / 2));
+        // A tail ahead of the head (a scribble) gives no room, and the real one gives it back.
+        seg[W_TAIL].store(writer.head() + 8, Ordering::Release);
+        assert_eq!(writer.push(&seg, 1, pushed, 0, &[9; 16]), Push::Full);
+        reader.publish_tail(&seg);
+        assert_eq!(writer.push(&seg, 1, pushed, 0, &[9; 16]), Push::Full);
+        let read = read_all(&mut reader, &seg).expect("valid");
+        assert_eq!(read.len(), pushed as usize);
+        assert!(!writer.used_over(&seg, 0));
+        assert_eq!(writer.push(&seg, 1, pushed, 0, &[9; 16]), Push::Published);
+        assert_eq!(read_all(&mut reader, &seg).expect("valid").len(), 1);
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct Client {
     one_way: std::sync::atomic::AtomicBool,
     /// Permits the parent lent this process, by semaphore (see [`Client::keep_lent`]).
     lent: Mutex<HashMap<u64, Lent>>,
+    /// Whether `lent` holds a permit or a handle for [`Client::return_lent`] to give back
+    /// (set and cleared with `lent` locked), so that a call ending without takes no lock.
+    lent_kept: std::sync::atomic::AtomicBool,
     /// This worker's side channel: its operations and their replies, and the direct pipes'
     /// ends the parent passes down (see [`Client::attach`]).
     #[cfg(target_os = "linux")]
@@ -124,6 +127,7 @@ pub(crate) fn install(outbox: Arc<Outbox>, side: SideChannel) {
         closed_for_test: std::env::var_os(ENV_TEST_CLOSED_CLIENT).is_some(),
         one_way: std::sync::atomic::AtomicBool::new(false),
         lent: Mutex::new(HashMap::new()),
+        lent_kept: std::sync::atomic::AtomicBool::new(false),
     });
 }
 
@@ -403,6 +407,7 @@ impl Client {
         }
         entry.idle += 1;
         entry.keep.get_or_insert(keep);
+        self.lent_kept.store(true, Ordering::Release);
         true
     }
 
@@ -434,8 +439,12 @@ impl Client {
     /// released is free for others once the call's outcome is delivered (an idle lent
     /// permit is kept no longer than the call that released it). Recalls still owed stay.
     pub(crate) fn return_lent(&self) {
+        if !self.lent_kept.load(Ordering::Acquire) {
+            return;
+        }
         let (idle, kept) = {
             let mut lent = lock(&self.lent);
+            self.lent_kept.store(false, Ordering::Release);
             if lent.is_empty() {
                 return;
             }

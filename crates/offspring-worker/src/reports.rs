@@ -84,6 +84,7 @@ const RING_AGAIN: Duration = Duration::from_millis(1);
 pub(crate) static SPARE: arena::Spare = arena::Spare::new();
 
 /// The ring's words of a segment.
+#[inline]
 fn ring_of(segment: &Segment) -> &[AtomicU64] {
     arena::parts(segment.words()).ring
 }
@@ -151,9 +152,12 @@ impl Ring {
             match push {
                 Push::Published => {
                     let half = self.writer.capacity() as u64 / 2;
-                    if self.writer.used(ring_of(&self.segment)) > half {
+                    if self.writer.used_over(ring_of(&self.segment), half) {
                         self.ring_when_read(out, false);
-                    } else if more && !self.doorbell.unannounced.swap(true, Ordering::AcqRel) {
+                    } else if more
+                        && !self.doorbell.unannounced.load(Ordering::Acquire)
+                        && !self.doorbell.unannounced.swap(true, Ordering::AcqRel)
+                    {
                         self.doorbell.wake.notify_one();
                     }
                     break;

@@ -197,12 +197,25 @@ pub(crate) fn decode_value<R: DeserializeOwned + Any>(
     index: Option<usize>,
     bytes: Vec<u8>,
 ) -> Result<R> {
-    decode_owned(bytes).map_err(|message| Error::Serialization {
+    decode_owned(bytes).map_err(|message| undecodable_value(task, index, message))
+}
+
+/// As [`decode_value`], from bytes borrowed where they were read.
+pub(crate) fn decode_value_in<R: DeserializeOwned + Any>(
+    task: &str,
+    index: Option<usize>,
+    bytes: &[u8],
+) -> Result<R> {
+    decode(bytes).map_err(|message| undecodable_value(task, index, message))
+}
+
+fn undecodable_value(task: &str, index: Option<usize>, message: String) -> Error {
+    Error::Serialization {
         task: task.to_owned(),
         direction: Direction::DecodeResult,
         message,
         index,
-    })
+    }
 }
 
 /// Encodes an item for a queue or a pipe.

@@ -475,23 +475,45 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for MapSink<R> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (index, result) in delivered {
-            match convert(self.task, Some(index), result) {
-                Ok(value) => {
-                    if let Some(slot) = state.values.get_mut(index) {
-                        *slot = Some(value);
-                    }
+            state.store(index, convert(self.task, Some(index), result));
+        }
+        self.delivered(state, count);
+    }
+
+    fn deliver_values(&self, values: &[(usize, &[u8])], _pid: u32) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for &(index, value) in values {
+            let value = crate::codec::decode_value_in(self.task, Some(index), value);
+            state.store(index, value);
+        }
+        self.delivered(state, values.len());
+    }
+}
+
+impl<R> MapState<R> {
+    /// Call `index` ended with `value`.
+    fn store(&mut self, index: usize, value: Result<R>) {
+        match value {
+            Ok(value) => {
+                if let Some(slot) = self.values.get_mut(index) {
+                    *slot = Some(value);
                 }
-                Err(e) => {
-                    if state
-                        .failed
-                        .as_ref()
-                        .is_none_or(|(first, _)| index < *first)
-                    {
-                        state.failed = Some((index, e));
-                    }
+            }
+            Err(e) => {
+                if self.failed.as_ref().is_none_or(|(first, _)| index < *first) {
+                    self.failed = Some((index, e));
                 }
             }
         }
+    }
+}
+
+impl<R: Send + 'static> MapSink<R> {
+    /// `count` more calls were stored in `state`: the last one resolves the map.
+    fn delivered(&self, mut state: std::sync::MutexGuard<'_, MapState<R>>, count: usize) {
         if self.remaining.fetch_sub(count, Ordering::AcqRel) == count {
             let failed = state.failed.take();
             let values = std::mem::take(&mut state.values);
