@@ -378,7 +378,9 @@ impl Client {
     /// is never delivered ahead of what its call did (the permit it released, the event it
     /// set). Frames on the connection need none: they arrive in order.
     pub(crate) fn sync_one_way(&self) {
-        if self.one_way.swap(false, Ordering::AcqRel) {
+        // A load first: most calls sent nothing one-way, and a swap would take the flag's
+        // cache line each time.
+        if self.one_way.load(Ordering::Acquire) && self.one_way.swap(false, Ordering::AcqRel) {
             let _ = self.call(PrimOp::Sync);
         }
     }

@@ -191,6 +191,54 @@ pub(crate) fn encode_call<A: Serialize + Any>(
     }
 }
 
+/// The encoded arguments of many calls, each with its index, and the in-flight leases of
+/// those that took any.
+pub(crate) type EncodedCalls = (Vec<(usize, Vec<u8>)>, Vec<(usize, Vec<u64>)>);
+
+/// As [`encode_call`] of each of `calls` (the `i`th with index `i`), in one pass: all of
+/// them, or the first failure, with the leases of the calls before it ended.
+pub(crate) fn encode_calls<A: Serialize + Any>(
+    task: &str,
+    calls: impl Iterator<Item = A>,
+) -> Result<EncodedCalls> {
+    let mut encoded = Vec::with_capacity(calls.size_hint().0);
+    let mut leases: Vec<(usize, Vec<u64>)> = Vec::new();
+    let result = if is_byte_vec::<A>() {
+        calls.enumerate().try_for_each(|(i, args)| {
+            let bytes = encode_owned(args).map_err(|message| Error::Serialization {
+                task: task.to_owned(),
+                direction: Direction::EncodeArgs,
+                message,
+                index: Some(i),
+            })?;
+            encoded.push((i, bytes));
+            Ok(())
+        })
+    } else {
+        crate::leases::collect_each(|| {
+            calls.enumerate().try_for_each(|(i, args)| {
+                let bytes = encode_args(task, Some(i), &args);
+                let tokens = crate::leases::take();
+                if !tokens.is_empty() {
+                    leases.push((i, tokens));
+                }
+                encoded.push((i, bytes?));
+                Ok(())
+            })
+        })
+    };
+    match result {
+        Ok(()) => Ok((encoded, leases)),
+        Err(e) => {
+            // The calls encoded before the failing one never reach the pool.
+            for (_, tokens) in &leases {
+                crate::leases::end(tokens);
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Decodes the value of a call of `task` (a byte vector in place).
 pub(crate) fn decode_value<R: DeserializeOwned + Any>(
     task: &str,

@@ -733,27 +733,9 @@ impl Pool {
                 return AsyncResult::from_cell(cell);
             }
         };
-        let mut leases = Vec::new();
-        let iter = iter.into_iter();
-        let mut encoded = Vec::with_capacity(iter.size_hint().0);
-        let items = iter
-            .enumerate()
-            .try_for_each(|(i, args)| {
-                let (bytes, tokens) = crate::codec::encode_call(name, Some(i), args)?;
-                if !tokens.is_empty() {
-                    leases.push((i, tokens));
-                }
-                encoded.push((i, bytes));
-                Ok(())
-            })
-            .map(|()| encoded);
-        let items = match items {
-            Ok(items) => items,
+        let (items, leases) = match crate::codec::encode_calls(name, iter.into_iter()) {
+            Ok(encoded) => encoded,
             Err(e) => {
-                // The calls encoded before the failing one never reach the pool.
-                for (_, tokens) in &leases {
-                    crate::leases::end(tokens);
-                }
                 cell.resolve(Err(e));
                 return AsyncResult::from_cell(cell);
             }
