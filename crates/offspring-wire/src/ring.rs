@@ -27,6 +27,14 @@
 //! microseconds, a checksum over all of these and the payload, then the payload (a postcard
 //! [`Outcome`](crate::Outcome)) padded to a whole word.
 //!
+//! An entry for the call after the previous entry's, in the same batch and untimed (a run
+//! time of 0), is *compact*: two words, [`COMPACT`] with the payload's length in its low
+//! bits, then the checksum, then the payload. Its sequence number, task id and index are the
+//! ones that follow the previous entry's, as the parent counts them, and its checksum is the
+//! one the full entry would carry, computed from them: so a compact entry that is not the
+//! next call's, or one scribbled into being, fails its checksum. A `map` of small items
+//! publishes half the words a call this way.
+//!
 //! # Exact blame
 //!
 //! A worker runs a call in a *lane*; with one call at a time, lane 0. The order of its
@@ -73,6 +81,13 @@ pub const WORKER_READY: u64 = 0x7265_6164_7921_0001;
 
 /// A word that says "the entry is at the ring's start".
 pub const WRAP: u64 = u64::MAX;
+
+/// The high byte of a compact entry's first word (see the module docs); its low 32 bits are
+/// the payload's length.
+pub const COMPACT: u64 = 0xc0 << 56;
+
+/// A compact entry's header words.
+const COMPACT_HEADER: usize = 2;
 
 /// Lanes: calls a worker may run at once, each with its started record.
 pub const LANES: usize = 16;
@@ -260,6 +275,8 @@ pub struct RingReader {
     layout: Layout,
     tail: u64,
     next_seq: u64,
+    /// The task id and index of the last entry read, which a compact entry follows.
+    last: Option<(u64, u32)>,
     /// Where entries are copied out of the segment, kept between reads.
     scratch: Vec<u8>,
 }
@@ -277,6 +294,7 @@ impl RingReader {
             layout,
             tail: 0,
             next_seq: 1,
+            last: None,
             scratch: Vec::new(),
         })
     }
@@ -324,24 +342,44 @@ impl RingReader {
                 continue;
             }
             let room = ring.len() - pos;
-            if room < ENTRY_HEADER {
+            let compact = first & (0xff << 56) == COMPACT;
+            let header_words = if compact {
+                COMPACT_HEADER
+            } else {
+                ENTRY_HEADER
+            };
+            if room < header_words {
                 return Err(bad("an entry that does not fit before the ring's end"));
             }
-            let header: [u64; ENTRY_HEADER] =
-                std::array::from_fn(|i| ring[pos + i].load(Ordering::Relaxed));
-            let [seq, task_id, index_len, elapsed_us, sum] = header;
-            if seq != self.next_seq {
-                return Err(bad("not the next sequence number"));
-            }
+            let (seq, task_id, index_len, elapsed_us, sum) = if compact {
+                let Some((task_id, index)) = self.last else {
+                    return Err(bad("a compact entry with no entry before it"));
+                };
+                if first & 0x00ff_ffff_0000_0000 != 0 {
+                    return Err(bad("a compact entry's length word is malformed"));
+                }
+                let len = first & 0xffff_ffff;
+                let index_len = u64::from(index.wrapping_add(1)) | (len << 32);
+                let sum = ring[pos + 1].load(Ordering::Relaxed);
+                (self.next_seq, task_id, index_len, 0, sum)
+            } else {
+                let header: [u64; ENTRY_HEADER] =
+                    std::array::from_fn(|i| ring[pos + i].load(Ordering::Relaxed));
+                let [seq, task_id, index_len, elapsed_us, sum] = header;
+                if seq != self.next_seq {
+                    return Err(bad("not the next sequence number"));
+                }
+                (seq, task_id, index_len, elapsed_us, sum)
+            };
             let len = (index_len >> 32) as usize;
-            let total = ENTRY_HEADER + words_for(len);
+            let total = header_words + words_for(len);
             if total > room || len > max_payload(self.layout.capacity) {
                 return Err(bad("a length past the ring's end"));
             }
             if self.tail + (total as u64) * 8 > head {
                 return Err(bad("a length past the head"));
             }
-            pos += ENTRY_HEADER;
+            pos += header_words;
             // One pass copies the payload out and checks it.
             let mut expected = Checksum::of_header(seq, task_id, index_len, elapsed_us);
             let payload = &mut self.scratch;
@@ -357,6 +395,7 @@ impl RingReader {
             payload.truncate(len);
             self.tail += (total as u64) * 8;
             self.next_seq += 1;
+            self.last = Some((task_id, index_len as u32));
             read += 1;
             each(Entry {
                 task_id,
@@ -415,6 +454,8 @@ pub struct RingWriter {
     /// space that needs no load of the word the parent writes (its cache line moves between
     /// the processes on every load that follows a store of the parent's).
     seen_tail: u64,
+    /// The task id and index of the last entry published, which a compact entry follows.
+    last: Option<(u64, u32)>,
 }
 
 impl RingWriter {
@@ -434,6 +475,7 @@ impl RingWriter {
             head,
             seq: 1,
             seen_tail: segment[W_TAIL].load(Ordering::Acquire).min(head),
+            last: None,
         })
     }
 
@@ -514,7 +556,15 @@ impl RingWriter {
         if payload.len() > max_payload(self.layout.capacity) {
             return Push::TooLarge;
         }
-        let total = (ENTRY_HEADER + words_for(payload.len())) as u64 * 8;
+        let compact = elapsed_us == 0
+            && u32::try_from(payload.len()).is_ok()
+            && self.last == Some((task_id, index.wrapping_sub(1)));
+        let header_words = if compact {
+            COMPACT_HEADER
+        } else {
+            ENTRY_HEADER
+        };
+        let total = (header_words + words_for(payload.len())) as u64 * 8;
         let to_end = capacity - self.head % capacity;
         let needed = if total > to_end {
             to_end + total
@@ -536,19 +586,25 @@ impl RingWriter {
         // The payload first, summed as it is written; then the header with the sum. Nothing
         // is read before the head is published, so the order within an entry is free.
         let mut sum = Checksum::of_header(self.seq, task_id, index_len, elapsed_us);
-        for (slot, word) in ring[pos + ENTRY_HEADER..]
+        for (slot, word) in ring[pos + header_words..]
             .iter()
             .zip(payload_words(payload))
         {
             sum.add(word);
             slot.store(word, Ordering::Relaxed);
         }
-        for word in [self.seq, task_id, index_len, elapsed_us, sum.0] {
-            ring[pos].store(word, Ordering::Relaxed);
-            pos += 1;
+        if compact {
+            ring[pos].store(COMPACT | payload.len() as u64, Ordering::Relaxed);
+            ring[pos + 1].store(sum.0, Ordering::Relaxed);
+        } else {
+            for word in [self.seq, task_id, index_len, elapsed_us, sum.0] {
+                ring[pos].store(word, Ordering::Relaxed);
+                pos += 1;
+            }
         }
         self.head += total;
         self.seq += 1;
+        self.last = Some((task_id, index));
         segment[W_HEAD].store(self.head, Ordering::Release);
         Push::Published
     }
@@ -664,6 +720,67 @@ mod tests {
     }
 
     #[test]
+    fn compact_and_full_entries_mix_across_wraps_and_batches() {
+        let seg = segment(HEADER_WORDS + 128);
+        let mut reader = RingReader::init(&seg).expect("a ring");
+        let mut writer = RingWriter::attach(&seg).expect("attached");
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        let mut words = 0;
+        for i in 0..3_000u32 {
+            // Batches of 50 calls; every seventh call timed (a full entry).
+            let (task_id, index) = (u64::from(i / 50), i % 50);
+            let elapsed = u64::from(i % 7 == 0) * 3;
+            let payload: Vec<u8> = (0..(i % 20) as u8).collect();
+            let head = writer.head();
+            loop {
+                match writer.push(&seg, task_id, index, elapsed, &payload) {
+                    Push::Published => break,
+                    Push::Full => got.extend(read_all(&mut reader, &seg).expect("valid")),
+                    Push::TooLarge => panic!("{} bytes refused", payload.len()),
+                }
+            }
+            words += (writer.head() - head) / 8;
+            expected.push((task_id, index, payload));
+        }
+        got.extend(read_all(&mut reader, &seg).expect("valid"));
+        assert_eq!(got.len(), expected.len());
+        for (entry, (task_id, index, payload)) in got.iter().zip(&expected) {
+            assert_eq!((entry.task_id, entry.index), (*task_id, *index));
+            assert_eq!(&entry.payload, payload);
+        }
+        // Mostly compact: well under the five header words a full entry takes.
+        let payload_words: u64 = expected.iter().map(|e| e.2.len().div_ceil(8) as u64).sum();
+        assert!(words - payload_words < 3 * 3_000, "{words} words written");
+    }
+
+    #[test]
+    fn a_compact_entry_that_does_not_follow_fails_its_checksum() {
+        let seg = segment(HEADER_WORDS + 128);
+        let mut reader = RingReader::init(&seg).expect("a ring");
+        let mut writer = RingWriter::attach(&seg).expect("attached");
+        assert_eq!(writer.push(&seg, 4, 0, 0, &[1; 9]), Push::Published);
+        assert_eq!(read_all(&mut reader, &seg).expect("valid").len(), 1);
+        // The writer thinks the last entry was call 6 of batch 4: its compact entry for call
+        // 7 says nothing of which call it is, and the reader expects call 1.
+        writer.last = Some((4, 6));
+        assert_eq!(writer.push(&seg, 4, 7, 0, &[1; 9]), Push::Published);
+        assert!(matches!(
+            read_all(&mut reader, &seg),
+            Err(RingError::Entry {
+                what: "a checksum that does not match",
+                ..
+            })
+        ));
+        // Nor is a compact entry the first of a ring.
+        let seg = segment(HEADER_WORDS + 128);
+        let mut reader = RingReader::init(&seg).expect("a ring");
+        seg[HEADER_WORDS].store(COMPACT, Ordering::Relaxed);
+        seg[W_HEAD].store(16, Ordering::Release);
+        assert!(read_all(&mut reader, &seg).is_err());
+    }
+
+    #[test]
     fn the_tail_the_writer_saw_bounds_its_space_until_it_loads_the_next() {
         let seg = segment(HEADER_WORDS + 128);
         let mut reader = RingReader::init(&seg).expect("a ring");
@@ -740,10 +857,11 @@ mod tests {
             }
             for _ in 0..1 + next() % 4 {
                 let word = (next() as usize) % seg.len();
-                let value = match next() % 4 {
+                let value = match next() % 5 {
                     0 => 0,
                     1 => u64::MAX,
                     2 => next() % 4096,
+                    3 => COMPACT | (next() % 64),
                     _ => next(),
                 };
                 seg[word].store(value, Ordering::Relaxed);
