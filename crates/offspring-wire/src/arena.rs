@@ -42,9 +42,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// The words of a segment's ring (its header and the ring itself): 272 KiB, touched only as
-/// outcomes fill it (and given back after 5 s idle). A smaller ring fills before the parent
-/// drains it during a `map` of small items, and its worker waits.
+/// The words of a segment's ring: 272 KiB (a whole number of 16 KiB pages), its header and a
+/// ring of 256 KiB (see [`Layout`](crate::ring::Layout)), touched only as outcomes fill it
+/// and given back after 5 s idle. A smaller ring fills before the parent drains it during a
+/// `map` of small items, and its worker waits.
 pub const RING_WORDS: usize = (256 * 1024 + 16 * 1024) / 8;
 
 /// The size of each arena: a frame's cap, and a page of control words.

@@ -8,8 +8,8 @@
 //!
 //! # Layout
 //!
-//! The first [`HEADER_WORDS`] words are the header; the rest, [`Layout::capacity`] bytes, is
-//! the ring.
+//! The first [`HEADER_WORDS`] words are the header; the next [`Layout::capacity`] bytes, the
+//! largest power of two that fits, are the ring.
 //!
 //! | word | written by | meaning |
 //! |---|---|---|
@@ -171,11 +171,19 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of a segment of `words` words, if it is large enough for a ring.
+    /// Where byte count `at` (a head or a tail) lies in the ring (a division would cost tens
+    /// of cycles, on every entry each side handles).
+    fn offset(&self, at: u64) -> u64 {
+        at & (self.capacity as u64 - 1)
+    }
+
+    /// The layout of a segment of `words` words, if it is large enough for a ring: the
+    /// largest power of two of bytes after the header (words past it are unused), so that a
+    /// position in the ring is a mask, not a division.
     pub fn of(words: usize) -> Option<Self> {
         let ring_words = words.checked_sub(HEADER_WORDS)?;
-        (ring_words >= 64).then_some(Self {
-            capacity: ring_words * 8,
+        (ring_words >= 64).then(|| Self {
+            capacity: 1 << (ring_words * 8).ilog2(),
         })
     }
 }
@@ -253,11 +261,19 @@ fn words_for(bytes: usize) -> usize {
 
 /// The payload's bytes as little-endian words, the last one padded with zeros.
 fn payload_words(payload: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    payload.chunks(8).map(|chunk| {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        u64::from_le_bytes(word)
-    })
+    // Whole words as loads; the short last one assembled in a register (a copy into a
+    // zeroed array, then a load of it, stalls on the bytes just stored: it was a third of
+    // a small entry's cost).
+    let (words, rest) = payload.as_chunks::<8>();
+    let last = (!rest.is_empty()).then(|| {
+        rest.iter()
+            .rev()
+            .fold(0u64, |word, &b| word << 8 | u64::from(b))
+    });
+    words
+        .iter()
+        .map(|word| u64::from_le_bytes(*word))
+        .chain(last)
 }
 
 /// Whether the worker attached to a ring the parent set up in `segment` (header word 4):
@@ -325,16 +341,16 @@ impl RingReader {
                 capacity: self.layout.capacity,
             });
         }
-        let ring = &segment[HEADER_WORDS..];
+        let ring = &segment[HEADER_WORDS..HEADER_WORDS + self.layout.capacity / 8];
         let mut read = 0;
         while self.tail < head {
             let at = self.tail;
             let bad = |what| RingError::Entry { at, what };
-            let mut pos = (self.tail % capacity) as usize / 8;
+            let mut pos = self.layout.offset(self.tail) as usize / 8;
             let first = ring[pos].load(Ordering::Relaxed);
             if first == WRAP {
                 // The rest of the ring up to its end is padding.
-                let skip = capacity - self.tail % capacity;
+                let skip = capacity - self.layout.offset(self.tail);
                 if self.tail + skip > head {
                     return Err(bad("a wrap past the head"));
                 }
@@ -565,7 +581,7 @@ impl RingWriter {
             ENTRY_HEADER
         };
         let total = (header_words + words_for(payload.len())) as u64 * 8;
-        let to_end = capacity - self.head % capacity;
+        let to_end = capacity - self.layout.offset(self.head);
         let needed = if total > to_end {
             to_end + total
         } else {
@@ -576,12 +592,12 @@ impl RingWriter {
         if self.head - self.seen_tail + needed > capacity && !self.load_tail(segment, needed) {
             return Push::Full;
         }
-        let ring = &segment[HEADER_WORDS..];
+        let ring = &segment[HEADER_WORDS..HEADER_WORDS + self.layout.capacity / 8];
         if total > to_end {
-            ring[(self.head % capacity) as usize / 8].store(WRAP, Ordering::Relaxed);
+            ring[self.layout.offset(self.head) as usize / 8].store(WRAP, Ordering::Relaxed);
             self.head += to_end;
         }
-        let mut pos = (self.head % capacity) as usize / 8;
+        let mut pos = self.layout.offset(self.head) as usize / 8;
         let index_len = u64::from(index) | ((payload.len() as u64) << 32);
         // The payload first, summed as it is written; then the header with the sum. Nothing
         // is read before the head is published, so the order within an entry is free.
@@ -817,6 +833,15 @@ mod tests {
         let seg = segment(HEADER_WORDS + 128);
         assert!(RingWriter::attach(&seg).is_none());
         assert!(RingReader::init(&segment(HEADER_WORDS)).is_none());
+        // A ring is a power of two of bytes; the words past it are not the ring's.
+        assert_eq!(
+            Layout::of(HEADER_WORDS + 100).map(|l| l.capacity),
+            Some(512)
+        );
+        assert_eq!(
+            Layout::of(HEADER_WORDS + 128).map(|l| l.capacity),
+            Some(1024)
+        );
     }
 
     #[test]
