@@ -1211,11 +1211,15 @@ impl Actor {
         if self.misbehaved.is_some() {
             return;
         }
-        if self.is_next_report(task_id, index)
-            && let Some(flight) = self.in_flight.get_mut(&task_id)
-        {
-            flight.reported = index as usize + 1;
-            flight.sink.value(index as usize, value, self.shared.pid);
+        match self.in_flight.get_mut(&task_id) {
+            Some(flight) if index as usize == flight.reported && flight.reported < flight.calls => {
+                flight.reported += 1;
+                flight.sink.value(index as usize, value, self.shared.pid);
+            }
+            // Not the call due: this says why, and kills the worker.
+            _ => {
+                self.is_next_report(task_id, index);
+            }
         }
     }
 

@@ -65,7 +65,9 @@ pub use prims::{BARRIER_ACTION, Kind, PrimOp, PrimReply};
 /// 9: direct pipes: `PrimOp::Attach`.
 /// 10: primitive operations on a worker's side channel, replies there for [`SIDE_REPLY`]
 ///    call ids.
-pub const PROTOCOL_VERSION: u32 = 10;
+/// 11: compact ring entries, and a ring of a power of two of bytes (layout version 2 in
+///    `ring::MAGIC`).
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// How often each side of a TCP connection sends a heartbeat.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -73,8 +73,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const HEADER_WORDS: usize = 512;
 
 /// Header word 0 once the parent set the segment up: `offsprng` in ASCII, then a layout
-/// version in the low byte.
-pub const MAGIC: u64 = 0x6f66_6673_7072_6e01;
+/// version in the low byte (2: compact entries, a capacity of a power of two).
+pub const MAGIC: u64 = 0x6f66_6673_7072_6e02;
 
 /// Header word 4 once the worker writes its outcomes into the ring.
 pub const WORKER_READY: u64 = 0x7265_6164_7921_0001;
