@@ -190,7 +190,8 @@ pub trait BatchSink: Send + 'static {
     fn value(&mut self, index: usize, value: &[u8], pid: u32) {
         self.item(index, Ok(value.to_vec()), pid);
     }
-    /// The reports read so far were all given to [`item`](Self::item): a sink that holds
+    /// The reports read so far were all given to [`item`](Self::item) or
+    /// [`value`](Self::value): a sink that holds
     /// items back, to hand them on together, hands them on now. Called after each read of
     /// the worker's ring or frames, and before [`finished`](Self::finished) and
     /// [`died`](Self::died).

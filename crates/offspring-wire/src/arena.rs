@@ -42,9 +42,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// The words of a segment's ring: 272 KiB (a whole number of 16 KiB pages), its header and a
-/// ring of 256 KiB (see [`Layout`](crate::ring::Layout)), touched only as outcomes fill it
-/// and given back after 5 s idle. A smaller ring fills before the parent drains it during a
+/// The words of a segment's ring: 272 KiB (a whole number of 16 KiB pages, so the arenas
+/// after it start on one), its 4 KiB header, a ring of 256 KiB (see
+/// [`Layout`](crate::ring::Layout)) and 12 KiB unused; the ring is touched only as outcomes
+/// fill it and given back after 5 s idle. A smaller ring fills before the parent drains it during a
 /// `map` of small items, and its worker waits.
 pub const RING_WORDS: usize = (256 * 1024 + 16 * 1024) / 8;
 

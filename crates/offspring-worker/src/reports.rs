@@ -155,6 +155,10 @@ impl Ring {
                     if self.writer.used_over(ring_of(&self.segment), half) {
                         self.ring_when_read(out, false);
                     } else if more
+                        // A load first, so a flag already set costs no write. (The i/o
+                        // thread's swap then pairs with an earlier publish's swap, not this
+                        // one's: a doorbell may announce a head one entry short, and the
+                        // entry is read with the next frame, doorbell or death. Never lost.)
                         && !self.doorbell.unannounced.load(Ordering::Acquire)
                         && !self.doorbell.unannounced.swap(true, Ordering::AcqRel)
                     {

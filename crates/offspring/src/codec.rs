@@ -215,16 +215,15 @@ pub(crate) fn encode_calls<A: Serialize + Any>(
             Ok(())
         })
     } else {
-        crate::leases::collect_each(|| {
-            calls.enumerate().try_for_each(|(i, args)| {
-                let bytes = encode_args(task, Some(i), &args);
-                let tokens = crate::leases::take();
-                if !tokens.is_empty() {
-                    leases.push((i, tokens));
-                }
-                encoded.push((i, bytes?));
-                Ok(())
-            })
+        // The scope is around each call's encoding alone: the input's iterator runs outside
+        // it, so a handle it serializes (into a queue, say) is not taken for a call.
+        calls.enumerate().try_for_each(|(i, args)| {
+            let (bytes, tokens) = crate::leases::collect(|| encode_args(task, Some(i), &args));
+            if !tokens.is_empty() {
+                leases.push((i, tokens));
+            }
+            encoded.push((i, bytes?));
+            Ok(())
         })
     };
     match result {

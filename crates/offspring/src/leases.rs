@@ -25,31 +25,6 @@ pub(crate) fn collect<R>(encode: impl FnOnce() -> R) -> (R, Vec<u64>) {
     (result, tokens)
 }
 
-/// Runs `encode_all`, which encodes the arguments of many calls one after the other, each
-/// followed by [`take`]: as [`collect`] around each call, with one scope for them all.
-pub(crate) fn collect_each<R>(encode_all: impl FnOnce() -> R) -> R {
-    /// Puts the outer scope back, also when the input's iterator panics.
-    struct Restore(Option<Vec<u64>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take();
-            COLLECTING.with(|c| *c.borrow_mut() = previous);
-        }
-    }
-    let _restore = Restore(COLLECTING.with(|c| c.borrow_mut().replace(Vec::new())));
-    encode_all()
-}
-
-/// Inside [`collect_each`]: the tokens taken since the last call of this.
-pub(crate) fn take() -> Vec<u64> {
-    COLLECTING.with(|c| {
-        c.borrow_mut()
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    })
-}
-
 /// Whether a call's arguments are being encoded on this thread (so the leases that handles
 /// take end with the call).
 pub(crate) fn collecting() -> bool {
