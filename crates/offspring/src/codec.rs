@@ -218,11 +218,19 @@ pub(crate) fn encode_calls<A: Serialize + Any>(
         // The scope is around each call's encoding alone: the input's iterator runs outside
         // it, so a handle it serializes (into a queue, say) is not taken for a call.
         calls.enumerate().try_for_each(|(i, args)| {
-            let (bytes, tokens) = crate::leases::collect(|| encode_args(task, Some(i), &args));
+            // What comes out of the scope is kept small (the error is built after it): this
+            // runs per call, and moving a large `Result` cost more than the encoding.
+            let (bytes, tokens) = crate::leases::collect(|| encode(&args));
             if !tokens.is_empty() {
                 leases.push((i, tokens));
             }
-            encoded.push((i, bytes?));
+            let bytes = bytes.map_err(|message| Error::Serialization {
+                task: task.to_owned(),
+                direction: Direction::EncodeArgs,
+                message,
+                index: Some(i),
+            })?;
+            encoded.push((i, bytes));
             Ok(())
         })
     };

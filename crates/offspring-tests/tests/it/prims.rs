@@ -1164,3 +1164,32 @@ fn a_thread_waiting_in_the_worker_that_keeps_the_permit_gets_it() -> offspring::
     assert_eq!(sem.available(), 1);
     Ok(())
 }
+
+#[offspring::task]
+fn plus_one(n: u32) -> u32 {
+    n + 1
+}
+
+/// A handle that a `map`'s input iterator puts into a queue belongs to the queue's taker,
+/// not to the call whose input the iterator was producing: its lease must not end with that
+/// call (the primitive would be gone by the time it is taken).
+#[test]
+fn a_handle_a_map_input_puts_in_a_queue_outlives_the_map() -> offspring::Result<()> {
+    let pool = Pool::new(1)?;
+    let queue = Queue::<Event>::new()?;
+    let inputs = (0..4u32).inspect(|&n| {
+        let event = Event::new().expect("an event");
+        if n == 2 {
+            event.set();
+        }
+        queue.put(&event).expect("put");
+    });
+    assert_eq!(pool.map(plus_one, inputs)?, vec![1, 2, 3, 4]);
+    for n in 0..4 {
+        let event = queue.get_timeout(Duration::from_secs(10))?;
+        assert_eq!(event.is_set(), n == 2, "event {n}");
+        event.set();
+        assert!(event.is_set());
+    }
+    Ok(())
+}
