@@ -155,12 +155,7 @@ pub(crate) fn encode_args<A: Serialize + Any>(
     index: Option<usize>,
     args: &A,
 ) -> Result<Vec<u8>> {
-    encode(args).map_err(|message| Error::Serialization {
-        task: task.to_owned(),
-        direction: Direction::EncodeArgs,
-        message,
-        index,
-    })
+    encode(args).map_err(|message| unencodable(task, index, message))
 }
 
 /// Encodes one call's arguments, with the in-flight leases of the handles among them (to end
@@ -174,19 +169,15 @@ pub(crate) fn encode_call<A: Serialize + Any>(
     if is_byte_vec::<A>() {
         return encode_owned(args)
             .map(|bytes| (bytes, Vec::new()))
-            .map_err(|message| Error::Serialization {
-                task: task.to_owned(),
-                direction: Direction::EncodeArgs,
-                message,
-                index,
-            });
+            .map_err(|message| unencodable(task, index, message));
     }
-    let (bytes, tokens) = crate::leases::collect(|| encode_args(task, index, &args));
+    // Only the bytes or the message come out of the scope (see `encode_calls`).
+    let (bytes, tokens) = crate::leases::collect(|| encode(&args));
     match bytes {
         Ok(bytes) => Ok((bytes, tokens)),
-        Err(e) => {
+        Err(message) => {
             crate::leases::end(&tokens);
-            Err(e)
+            Err(unencodable(task, index, message))
         }
     }
 }
@@ -205,12 +196,8 @@ pub(crate) fn encode_calls<A: Serialize + Any>(
     let mut leases: Vec<(usize, Vec<u64>)> = Vec::new();
     let result = if is_byte_vec::<A>() {
         calls.enumerate().try_for_each(|(i, args)| {
-            let bytes = encode_owned(args).map_err(|message| Error::Serialization {
-                task: task.to_owned(),
-                direction: Direction::EncodeArgs,
-                message,
-                index: Some(i),
-            })?;
+            let bytes =
+                encode_owned(args).map_err(|message| unencodable(task, Some(i), message))?;
             encoded.push((i, bytes));
             Ok(())
         })
@@ -224,12 +211,7 @@ pub(crate) fn encode_calls<A: Serialize + Any>(
             if !tokens.is_empty() {
                 leases.push((i, tokens));
             }
-            let bytes = bytes.map_err(|message| Error::Serialization {
-                task: task.to_owned(),
-                direction: Direction::EncodeArgs,
-                message,
-                index: Some(i),
-            })?;
+            let bytes = bytes.map_err(|message| unencodable(task, Some(i), message))?;
             encoded.push((i, bytes));
             Ok(())
         })
@@ -264,6 +246,17 @@ pub(crate) fn decode_value_in<R: DeserializeOwned + Any>(
     decode(bytes).map_err(|message| undecodable_value(task, index, message))
 }
 
+/// Why the arguments of a call of `task` did not encode.
+fn unencodable(task: &str, index: Option<usize>, message: String) -> Error {
+    Error::Serialization {
+        task: task.to_owned(),
+        direction: Direction::EncodeArgs,
+        message,
+        index,
+    }
+}
+
+/// Why the value of a call of `task` did not decode.
 fn undecodable_value(task: &str, index: Option<usize>, message: String) -> Error {
     Error::Serialization {
         task: task.to_owned(),
